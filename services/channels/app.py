@@ -1,0 +1,15 @@
+"""Channels: sends approved contacts (SMS, e-mail) and records calls and visits as agent tasks."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.channels.api.routes import router
+from services.channels.consumers.handlers import build_handlers, dispatch_loop
+from services.channels.settings import Settings
+from shared.service import build_app
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    return build_app(settings or Settings(), title="Gentle collections: channels", routers=[router],
+                     handlers=build_handlers, loops=[dispatch_loop])

@@ -1,0 +1,152 @@
+"""Dispatch of approved contacts, so that a crash never sends the same contact twice.
+
+1. The consumer inserts the attempt as 'sending' (keyed by contact_id) in its transaction.
+2. The dispatcher claims 'sending' rows and marks them 'dispatching' (committed) before any
+   provider call, then records the provider's answer and the ContactOutcome in a second one.
+3. A row found 'dispatching' after the lease means we crashed mid-call. SMS is re-sent with the
+   same idempotency key (the provider dedupes); e-mail has no such key, so it becomes 'unknown'
+   and is reported, never re-sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.channels.db.models import ContactAttempt
+from services.channels.domain.providers import MailProvider, OutgoingEmail, OutgoingSms, SendResult, SmsProvider
+from services.channels.domain.templates import TemplateContext, render
+from shared import metrics
+from shared.contracts import topics
+from shared.contracts.events import ContactOutcomeV1
+from shared.messaging import add_to_outbox, build_event
+from shared.service import Runtime
+
+log = logging.getLogger(__name__)
+SOURCE = "urn:gentle-collections:channels"
+
+
+def outcome_event(a: Any, outcome: str, *, provider_ref: str | None = None,
+                  detail: str | None = None) -> tuple[topics.Topic, Any, str]:
+    payload = ContactOutcomeV1(
+        tenant=a.tenant, contact_id=a.contact_id, account_id=a.account_id, customer_id=a.customer_id,
+        channel=a.channel, outcome=outcome, provider_ref=provider_ref, detail=detail, occurred_at=datetime.now(UTC))
+    return (topics.CONTACT_OUTCOME, build_event(topics.CONTACT_OUTCOME, payload, tenant=a.tenant,
+                                                customer_id=a.customer_id, source=SOURCE, subject=a.contact_id),
+            a.customer_id)
+
+
+class Dispatcher:
+    def __init__(self, runtime: Runtime, sms: SmsProvider, mail: MailProvider) -> None:
+        self.runtime = runtime
+        self.sms, self.mail = sms, mail
+        self.settings: Any = runtime.settings
+        self._wakeup = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        while not self.runtime.stopping.is_set():
+            try:
+                await self.recover_stale()
+                while await self.dispatch_once() > 0:
+                    pass
+            except Exception:
+                log.exception("dispatch pass failed")
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), 0.5)
+
+    async def _claim(self, session: AsyncSession) -> list[ContactAttempt]:
+        rows = list((await session.execute(
+            select(ContactAttempt)
+            .where(ContactAttempt.status == "sending",  # type: ignore[arg-type]
+                   ContactAttempt.next_try_at <= datetime.now(UTC))  # type: ignore[arg-type]
+            .order_by(ContactAttempt.created_at).limit(self.settings.dispatch_batch)  # type: ignore[arg-type]
+            .with_for_update(skip_locked=True))).scalars().all())
+        if rows:
+            await session.execute(
+                update(ContactAttempt).where(ContactAttempt.contact_id.in_([r.contact_id for r in rows]))  # type: ignore[attr-defined]
+                .values(status="dispatching", dispatched_at=datetime.now(UTC), tries=ContactAttempt.tries + 1))
+        return rows
+
+    async def dispatch_once(self) -> int:
+        """Claim, send and record one batch. Returns how many attempts it handled."""
+        async with self.runtime.sessions() as session, session.begin():
+            claimed = await self._claim(session)
+        if not claimed:
+            return 0
+        cipher = self.runtime.cipher
+        sms: list[OutgoingSms] = []
+        mail: list[OutgoingEmail] = []
+        for a in claimed:
+            to = cipher.open(a.destination_sealed or "", context=a.tenant)
+            text = render(a.template_id, TemplateContext(a.account_id, a.days_past_due, a.overdue_minor, a.currency,
+                                                         a.due_date, a.locale))
+            if a.channel == "sms":
+                sms.append(OutgoingSms(a.contact_id, to, text.body))
+            else:
+                mail.append(OutgoingEmail(a.contact_id, to, text.subject, text.body))
+        sms_results, mail_results = await asyncio.gather(
+            self.sms.send(sms) if sms else _none(), self.mail.send(mail) if mail else _none())
+        await self._record(claimed, [*sms_results, *mail_results])
+        return len(claimed)
+
+    async def _record(self, claimed: list[ContactAttempt], results: list[SendResult]) -> None:
+        by_id = {a.contact_id: a for a in claimed}
+        updates: list[dict[str, Any]] = []
+        outgoing = []
+        now = datetime.now(UTC)
+        for r in results:
+            a = by_id[r.contact_id]
+            if r.ok:
+                updates.append({"contact_id": a.contact_id, "status": "sent", "provider_ref": r.provider_ref,
+                                "detail": None})
+                outgoing.append(outcome_event(a, "sent", provider_ref=r.provider_ref))
+                metrics.CONTACTS_SENT.labels(a.channel, "sent").inc()
+            elif r.retryable and a.tries < self.settings.max_send_tries:
+                updates.append({"contact_id": a.contact_id, "status": "sending", "detail": r.error,
+                                "next_try_at": now + timedelta(seconds=2 ** a.tries)})
+            else:
+                updates.append({"contact_id": a.contact_id, "status": "failed", "detail": r.error})
+                outgoing.append(outcome_event(a, "failed", detail=r.error))
+                metrics.CONTACTS_SENT.labels(a.channel, "failed").inc()
+        async with self.runtime.sessions() as session, session.begin():
+            for row in updates:
+                await session.execute(update(ContactAttempt)
+                                      .where(ContactAttempt.contact_id == row["contact_id"])  # type: ignore[arg-type]
+                                      .values(**{k: v for k, v in row.items() if k != "contact_id"}))
+            await add_to_outbox(session, outgoing)
+        self.runtime.relay.wake()
+
+    async def recover_stale(self) -> int:
+        """Attempts stuck in 'dispatching' past the lease: the process died during a provider call."""
+        cutoff = datetime.now(UTC) - timedelta(seconds=self.settings.dispatch_lease_s)
+        async with self.runtime.sessions() as session, session.begin():
+            stale = (await session.execute(
+                select(ContactAttempt)
+                .where(ContactAttempt.status == "dispatching",  # type: ignore[arg-type]
+                       ContactAttempt.dispatched_at < cutoff)  # type: ignore[arg-type, operator]
+                .with_for_update(skip_locked=True))).scalars().all()
+            outgoing = []
+            for a in stale:
+                if a.channel == "sms":
+                    a.status = "sending"  # same contact_id = same idempotency key at the provider
+                else:
+                    a.status, a.detail = "unknown", "interrupted during SMTP delivery; not re-sent"
+                    outgoing.append(outcome_event(a, "unknown", detail=a.detail))
+            await add_to_outbox(session, outgoing)
+        if stale:
+            log.warning("recovered interrupted dispatches", extra={"count": len(stale)})
+        return len(stale)
+
+
+async def _none() -> list[SendResult]:
+    return []

@@ -1,0 +1,39 @@
+"""Channels' contact attempts. A row exists ('sending') before any provider is called."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import BigInteger, Column, DateTime, Index, func
+from sqlmodel import Field, SQLModel
+
+
+class ContactAttempt(SQLModel, table=True):
+    __tablename__ = "contact_attempts"
+    __table_args__ = (Index("ix_contact_attempts_status", "status", "next_try_at"),
+                      Index("ix_contact_attempts_account", "tenant", "account_id"))
+
+    contact_id: str = Field(primary_key=True, max_length=64)
+    tenant: str
+    account_id: str
+    customer_id: str
+    channel: str
+    template_id: str
+    locale: str
+    days_past_due: int
+    overdue_minor: int = Field(sa_type=BigInteger)
+    currency: str
+    due_date: date
+    destination_sealed: str | None = None
+    # sending -> dispatching -> sent -> delivered | failed; unknown; task_created (calls, visits)
+    status: str
+    tries: int = 0
+    provider_ref: str | None = None
+    detail: str | None = None
+    next_try_at: datetime = Field(sa_column=Column(DateTime(timezone=True), server_default=func.now(),
+                                                   nullable=False))
+    dispatched_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), server_default=func.now(),
+                                                  nullable=False))
+    updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), server_default=func.now(),
+                                                  onupdate=func.now(), nullable=False))

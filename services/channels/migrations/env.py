@@ -1,0 +1,3 @@
+from shared.alembic_env import run_migrations
+
+run_migrations("channels")

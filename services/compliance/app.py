@@ -1,0 +1,15 @@
+"""Compliance: every contact is checked against the rule pack and the decision is logged."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.compliance.api.routes import router
+from services.compliance.consumers.handlers import build_handlers
+from services.compliance.settings import Settings
+from shared.service import build_app
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    return build_app(settings or Settings(), title="Gentle collections: compliance", routers=[router],
+                     handlers=build_handlers)

@@ -1,0 +1,12 @@
+from typing import ClassVar
+
+from pydantic_settings import SettingsConfigDict
+
+from shared.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="COMPLIANCE_", extra="ignore", populate_by_name=True)
+    service_name: ClassVar[str] = "compliance"
+
+    port: int = 8003

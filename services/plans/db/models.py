@@ -1,0 +1,48 @@
+"""Plans' tables: agreements and their instalment schedules."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import BigInteger, Column, DateTime, Index, UniqueConstraint, func
+from sqlmodel import Field, SQLModel
+
+
+class Plan(SQLModel, table=True):
+    __tablename__ = "plans"
+    __table_args__ = (Index("ix_plans_account", "tenant", "account_id"),
+                      UniqueConstraint("tenant", "idempotency_key", name="uq_plans_idempotency"))
+
+    plan_id: str = Field(primary_key=True, max_length=64)
+    tenant: str
+    account_id: str
+    customer_id: str
+    currency: str
+    total_minor: int = Field(sa_type=BigInteger)
+    paid_minor: int = Field(default=0, sa_type=BigInteger)
+    status: str  # agreed | cancelled | completed
+    reason: str = ""
+    idempotency_key: str | None = None
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), server_default=func.now(),
+                                                  nullable=False))
+    updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), server_default=func.now(),
+                                                  onupdate=func.now(), nullable=False))
+
+
+class PlanInstalment(SQLModel, table=True):
+    __tablename__ = "plan_instalments"
+
+    plan_id: str = Field(primary_key=True, max_length=64)
+    seq: int = Field(primary_key=True)
+    due_date: date
+    amount_minor: int = Field(sa_type=BigInteger)
+    paid_minor: int = Field(default=0, sa_type=BigInteger)
+
+
+class AppliedPayment(SQLModel, table=True):
+    __tablename__ = "applied_payments"
+
+    tenant: str = Field(primary_key=True, max_length=64)
+    payment_id: str = Field(primary_key=True, max_length=128)
+    plan_id: str
+    amount_minor: int = Field(sa_type=BigInteger)

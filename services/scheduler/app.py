@@ -1,0 +1,15 @@
+"""Scheduler: turns segmented accounts into treatments and due steps into contact requests."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.scheduler.api.routes import router
+from services.scheduler.consumers.handlers import build_handlers, timer_loop
+from services.scheduler.settings import Settings
+from shared.service import build_app
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    return build_app(settings or Settings(), title="Gentle collections: scheduler", routers=[router],
+                     handlers=build_handlers, loops=[timer_loop])

@@ -1,0 +1,218 @@
+"""Scheduler's consumers and its timer loop.
+
+Steps are durable timers: a step due now is requested in the same transaction that creates it;
+a deferred one waits in PostgreSQL until the timer loop claims it (FOR UPDATE SKIP LOCKED, so
+replicas never claim the same step).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, case, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.scheduler.db.models import Treatment, TreatmentStep
+from services.scheduler.domain.timeline import contact_id_for, plan_step
+from shared.contracts import CloudEvent, topics
+from shared.contracts.events import (
+    AccountSegmentedV1,
+    ContactOutcomeV1,
+    ContactRejectedV1,
+    ContactRequestV1,
+    PaymentReceivedV1,
+    PlanEventV1,
+)
+from shared.kafka.consumer import Delivery, Handler
+from shared.messaging import add_to_outbox, build_event
+from shared.service import Runtime
+
+SOURCE = "urn:gentle-collections:scheduler"
+OPEN_STEPS = ("pending", "requested")
+log = logging.getLogger(__name__)
+
+
+def _request_event(step: Any, cause: CloudEvent | None) -> tuple[topics.Topic, CloudEvent, str]:
+    request = ContactRequestV1(
+        tenant=step.tenant, contact_id=step.contact_id, attempt=step.attempt, account_id=step.account_id,
+        customer_id=step.customer_id, channel=step.channel, treatment_step=step.step, segment=step.segment,
+        days_past_due=step.days_past_due, destination=step.destination_sealed, time_zone=step.time_zone,
+        locale=step.locale, template_id=step.template_id, currency=step.currency,
+        overdue_minor=step.overdue_minor, due_date=step.due_date, requested_at=datetime.now(UTC),
+    )
+    event = build_event(topics.CONTACT_REQUESTED, request, tenant=step.tenant, customer_id=step.customer_id,
+                        source=SOURCE, cause=cause, subject=step.contact_id)
+    return topics.CONTACT_REQUESTED, event, step.customer_id
+
+
+async def on_account_segmented(session: AsyncSession, deliveries: list[Delivery]) -> None:
+    """Keep the treatment current and open the step the timeline calls for."""
+    latest: dict[tuple[str, str], tuple[AccountSegmentedV1, CloudEvent]] = {}
+    for d in deliveries:
+        latest[(d.payload.tenant, d.payload.account_id)] = (d.payload, d.event)
+    rows = [{
+        "tenant": p.tenant, "account_id": p.account_id, "customer_id": p.customer_id, "segment": p.segment.value,
+        "days_past_due": p.days_past_due, "due_date": p.due_date, "currency": p.currency,
+        "overdue_minor": p.overdue_minor, "status": "active", "status_reason": p.reason,
+        "phone_sealed": p.contact.phone, "email_sealed": p.contact.email, "address_sealed": p.contact.address,
+        "time_zone": p.contact.time_zone, "locale": p.contact.locale,
+    } for p, _ in latest.values()]
+    stmt = insert(Treatment).values(rows)
+    ex = stmt.excluded
+    # A plan pauses a treatment; new overdue data does not unpause it. A paid-off account that is
+    # overdue again becomes active.
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["tenant", "account_id"],
+        set_={c: ex[c] for c in rows[0] if c not in ("tenant", "account_id", "status", "status_reason")}
+        | {"status": case((Treatment.status == "paused", "paused"), else_="active"),  # type: ignore[arg-type]
+           "status_reason": case((Treatment.status == "paused", Treatment.status_reason),  # type: ignore[arg-type]
+                                 else_=ex.status_reason),
+           "updated_at": func.now()},
+    ).returning(Treatment.tenant, Treatment.account_id, Treatment.status)
+    status = {(r.tenant, r.account_id): r.status for r in await session.execute(stmt)}
+
+    now = datetime.now(UTC)
+    steps: list[dict[str, Any]] = []
+    causes: dict[str, CloudEvent] = {}
+    for (tenant, account_id), (p, event) in latest.items():
+        plan = plan_step(segment=p.segment, days_past_due=p.days_past_due, has_phone=p.contact.phone is not None,
+                         has_email=p.contact.email is not None, has_address=p.contact.address is not None)
+        if plan is None or status[(tenant, account_id)] != "active":
+            continue
+        destination = {"sms": p.contact.phone, "call": p.contact.phone, "email": p.contact.email,
+                       "field": p.contact.address}[plan.channel.value]
+        contact_id = contact_id_for(tenant=tenant, account_id=account_id, step=plan.step, due_date=p.due_date)
+        causes[contact_id] = event
+        steps.append({
+            "contact_id": contact_id, "tenant": tenant, "account_id": account_id, "customer_id": p.customer_id,
+            "step": plan.step, "channel": plan.channel.value, "template_id": plan.template_id,
+            "segment": p.segment.value, "days_past_due": p.days_past_due, "due_date": p.due_date,
+            "currency": p.currency, "overdue_minor": p.overdue_minor, "destination_sealed": destination,
+            "time_zone": p.contact.time_zone, "locale": p.contact.locale, "status": "requested", "attempt": 1,
+            "last_reason": "", "due_at": now,
+        })
+    if not steps:
+        return
+    created = (await session.execute(
+        insert(TreatmentStep).values(steps).on_conflict_do_nothing().returning(TreatmentStep)
+    )).scalars().all()
+    await add_to_outbox(session, [_request_event(s, causes[s.contact_id]) for s in created])
+
+
+async def on_contact_rejected(session: AsyncSession, deliveries: list[Delivery]) -> None:
+    """Deferred: back to pending until retry_at (the timer picks it up). Blocked: closed."""
+    for d in deliveries:
+        p: ContactRejectedV1 = d.payload
+        await session.execute(
+            update(TreatmentStep)
+            .where(TreatmentStep.contact_id == p.contact_id, TreatmentStep.attempt == p.attempt,  # type: ignore[arg-type]
+                   TreatmentStep.status == "requested")  # type: ignore[arg-type]
+            .values(status="pending" if p.retry_at else "blocked", due_at=p.retry_at or func.now(),
+                    attempt=TreatmentStep.attempt + (1 if p.retry_at else 0),
+                    last_reason=f"{p.rule_id}: {p.reason}")
+        )
+
+
+async def on_contact_outcome(session: AsyncSession, deliveries: list[Delivery]) -> None:
+    for d in deliveries:
+        p: ContactOutcomeV1 = d.payload
+        status = "failed" if p.outcome in ("failed", "unknown") else "done"
+        await session.execute(
+            update(TreatmentStep)
+            .where(TreatmentStep.contact_id == p.contact_id,  # type: ignore[arg-type]
+                   TreatmentStep.status.in_(("requested", "done")))  # type: ignore[attr-defined]
+            .values(status=status, last_reason=f"outcome: {p.outcome}")
+        )
+
+
+async def _set_treatment(session: AsyncSession, tenant: str, account_id: str, status: str, reason: str) -> None:
+    await session.execute(
+        update(Treatment).where(Treatment.tenant == tenant, Treatment.account_id == account_id)  # type: ignore[arg-type]
+        .values(status=status, status_reason=reason))
+    if status != "active":
+        await session.execute(
+            update(TreatmentStep)
+            .where(TreatmentStep.tenant == tenant, TreatmentStep.account_id == account_id,  # type: ignore[arg-type]
+                   TreatmentStep.status == "pending")  # type: ignore[arg-type]
+            .values(status="cancelled", last_reason=reason))
+
+
+async def on_plan_event(session: AsyncSession, deliveries: list[Delivery]) -> None:
+    """An agreed plan pauses the treatment; a cancelled or broken one resumes it."""
+    for d in deliveries:
+        p: PlanEventV1 = d.payload
+        if p.kind == "agreed":
+            await _set_treatment(session, p.tenant, p.account_id, "paused", f"plan {p.plan_id} agreed")
+        elif p.kind in ("cancelled", "broken"):
+            await session.execute(
+                update(Treatment)
+                .where(Treatment.tenant == p.tenant, Treatment.account_id == p.account_id,  # type: ignore[arg-type]
+                       Treatment.status == "paused")  # type: ignore[arg-type]
+                .values(status="active", status_reason=f"plan {p.plan_id} {p.kind}"))
+        else:
+            await _set_treatment(session, p.tenant, p.account_id, "stopped", f"plan {p.plan_id} completed")
+
+
+async def on_payment_received(session: AsyncSession, deliveries: list[Delivery]) -> None:
+    """A payment that clears the overdue amount stops the treatment."""
+    for d in deliveries:
+        p: PaymentReceivedV1 = d.payload
+        row = (await session.execute(
+            update(Treatment)
+            .where(Treatment.tenant == p.tenant, Treatment.account_id == p.account_id,  # type: ignore[arg-type]
+                   Treatment.currency == p.currency)  # type: ignore[arg-type]
+            .values(overdue_minor=func.greatest(Treatment.overdue_minor - p.amount_minor, 0))
+            .returning(Treatment.overdue_minor)
+        )).first()
+        if row is not None and row.overdue_minor == 0:
+            await _set_treatment(session, p.tenant, p.account_id, "stopped", f"paid in full by {p.payment_id}")
+
+
+async def request_due_steps(runtime: Runtime, *, limit: int = 500) -> int:
+    """Claim due pending steps of active treatments and emit their contact requests."""
+    async with runtime.sessions() as session, session.begin():
+        due: Sequence[TreatmentStep] = (await session.execute(
+            select(TreatmentStep)
+            .join(Treatment, and_(Treatment.tenant == TreatmentStep.tenant,  # type: ignore[arg-type]
+                                  Treatment.account_id == TreatmentStep.account_id))  # type: ignore[arg-type]
+            .where(TreatmentStep.status == "pending", TreatmentStep.due_at <= func.now(),  # type: ignore[arg-type]
+                   Treatment.status == "active")  # type: ignore[arg-type]
+            .order_by(TreatmentStep.due_at)  # type: ignore[arg-type]
+            .limit(limit)
+            .with_for_update(of=TreatmentStep, skip_locked=True)  # type: ignore[arg-type]
+        )).scalars().all()
+        if not due:
+            return 0
+        await session.execute(
+            update(TreatmentStep).where(TreatmentStep.contact_id.in_([s.contact_id for s in due]))  # type: ignore[attr-defined]
+            .values(status="requested"))
+        await add_to_outbox(session, [_request_event(s, None) for s in due])
+    runtime.relay.wake()
+    return len(due)
+
+
+async def timer_loop(runtime: Runtime) -> None:
+    """Durable timers: poll for due steps; a crash loses nothing, the rows are still due."""
+    interval = getattr(runtime.settings, "timer_interval_s", 1.0)
+    while not runtime.stopping.is_set():
+        try:
+            while await request_due_steps(runtime) > 0:
+                pass
+        except Exception:
+            log.exception("timer pass failed")
+        await asyncio.sleep(interval)
+
+
+def build_handlers(runtime: Runtime) -> dict[str, Handler]:
+    return {
+        topics.ACCOUNT_SEGMENTED.name: on_account_segmented,
+        topics.CONTACT_REJECTED.name: on_contact_rejected,
+        topics.CONTACT_OUTCOME.name: on_contact_outcome,
+        topics.PLAN_EVENT.name: on_plan_event,
+        topics.PAYMENT_RECEIVED.name: on_payment_received,
+    }

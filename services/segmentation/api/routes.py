@@ -1,0 +1,193 @@
+"""Partner REST: push overdue events and payments in batches, read account status."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy import select
+
+from services.segmentation.db.models import Account
+from shared.contracts import CloudEvent, topics
+from shared.contracts.events import AccountOverdueV1, CoLender, Currency, Ident, PaymentReceivedV1, TimeZone
+from shared.crypto import PiiCipher
+from shared.http import ProblemError, TenantDep
+from shared.messaging import add_to_outbox, build_event
+from shared.service import runtime_of
+
+router = APIRouter(prefix="/v1", tags=["partners"])
+SOURCE = "urn:gentle-collections:segmentation:partner-api"
+MAX_BATCH = 1000
+
+
+class ContactIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    phone: str | None = Field(default=None, pattern=r"^\+[1-9]\d{6,14}$", description="E.164")
+    email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)
+    address: str | None = Field(default=None, max_length=500)
+    time_zone: TimeZone = "Asia/Shanghai"
+    locale: Literal["zh-CN", "en"] = "zh-CN"
+
+
+class OverdueIn(BaseModel):
+    """An overdue account as a partner sends it: contact data in plaintext over TLS; we seal it."""
+
+    event_id: str | None = Field(default=None, max_length=200, description="Your id; resending it is a no-op")
+    tenant: str | None = None
+    account_id: Ident
+    customer_id: Ident
+    product: str = Field(min_length=1, max_length=64)
+    currency: Currency
+    outstanding_minor: int = Field(ge=0)
+    overdue_minor: int = Field(gt=0)
+    days_past_due: int = Field(ge=0, le=36500)
+    due_date: date
+    credit_rating: Literal["A", "B", "C", "D", "E"] | None = None
+    credit_score: int | None = Field(default=None, ge=300, le=950)
+    contact: ContactIn
+    co_lenders: list[CoLender] = Field(default_factory=list)
+
+
+class PaymentIn(BaseModel):
+    event_id: str | None = Field(default=None, max_length=200)
+    tenant: str | None = None
+    account_id: Ident
+    customer_id: Ident
+    payment_id: Ident
+    amount_minor: int = Field(gt=0)
+    currency: Currency
+    paid_at: datetime
+
+
+class BatchIn(BaseModel):
+    events: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class ItemResult(BaseModel):
+    index: int
+    status: Literal["accepted", "rejected"]
+    event_id: str | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+class BatchResult(BaseModel):
+    accepted: int
+    rejected: int
+    results: list[ItemResult]
+
+
+def _errors(exc: ValidationError) -> list[dict[str, Any]]:
+    return [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+
+
+def _seal_overdue(item: OverdueIn, tenant: str, cipher: PiiCipher) -> AccountOverdueV1:
+    c = item.contact
+    contact = {"name": cipher.seal(c.name, context=tenant), "phone": cipher.seal_optional(c.phone, context=tenant),
+               "email": cipher.seal_optional(c.email, context=tenant),
+               "address": cipher.seal_optional(c.address, context=tenant),
+               "time_zone": c.time_zone, "locale": c.locale}
+    data = item.model_dump(exclude={"event_id", "tenant", "contact"}) | {"tenant": tenant, "contact": contact}
+    return AccountOverdueV1.model_validate(data)
+
+
+async def _ingest(request: Request, tenant: str, batch: BatchIn, kind: Literal["overdue", "payment"]) -> BatchResult:
+    runtime = runtime_of(request.app)
+    topic = topics.ACCOUNT_OVERDUE if kind == "overdue" else topics.PAYMENT_RECEIVED
+    results: list[ItemResult] = []
+    outgoing: list[tuple[topics.Topic, CloudEvent, str]] = []
+    for index, raw in enumerate(batch.events):
+        try:
+            if kind == "overdue":
+                item: OverdueIn | PaymentIn = OverdueIn.model_validate(raw)
+            else:
+                item = PaymentIn.model_validate(raw)
+            if item.tenant not in (None, tenant):
+                results.append(ItemResult(index=index, status="rejected", errors=[
+                    {"loc": ["tenant"], "msg": "you may only submit events for your own tenant"}]))
+                continue
+            payload = (_seal_overdue(item, tenant, runtime.cipher) if isinstance(item, OverdueIn)
+                       else PaymentReceivedV1.model_validate(item.model_dump(exclude={"event_id"}) | {"tenant": tenant}))
+        except ValidationError as exc:
+            results.append(ItemResult(index=index, status="rejected", errors=_errors(exc)))
+            continue
+        event = build_event(topic, payload, tenant=tenant, customer_id=item.customer_id, source=SOURCE,
+                            subject=item.account_id)
+        if item.event_id:
+            # A partner-chosen id makes a resent batch harmless: consumers dedupe on it.
+            event = event.model_copy(update={"id": f"{tenant}:{item.event_id}"})
+        outgoing.append((topic, event, item.customer_id))
+        results.append(ItemResult(index=index, status="accepted", event_id=event.id))
+    if outgoing:
+        async with runtime.sessions() as session, session.begin():
+            await add_to_outbox(session, outgoing)
+        runtime.relay.wake()
+    accepted = sum(r.status == "accepted" for r in results)
+    return BatchResult(accepted=accepted, rejected=len(results) - accepted, results=results)
+
+
+@router.post("/overdue-events", response_model=BatchResult)
+async def submit_overdue_events(request: Request, tenant: TenantDep, batch: BatchIn) -> BatchResult:
+    """Push up to 1,000 overdue accounts; each item is accepted or rejected on its own."""
+    return await _ingest(request, tenant, batch, "overdue")
+
+
+@router.post("/payments", response_model=BatchResult)
+async def submit_payments(request: Request, tenant: TenantDep, batch: BatchIn) -> BatchResult:
+    """Push up to 1,000 payments; each item is accepted or rejected on its own."""
+    return await _ingest(request, tenant, batch, "payment")
+
+
+class AccountPublic(BaseModel):
+    tenant: str
+    account_id: str
+    customer_id: str
+    product: str
+    currency: str
+    outstanding_minor: int
+    overdue_minor: int
+    days_past_due: int
+    due_date: date
+    segment: str
+    dpd_bucket: str
+    status: str
+    phone_masked: str | None
+    email_masked: str | None
+    time_zone: str
+    co_lenders: list[dict[str, Any]]
+    access: Literal["servicer", "co-lender"]
+
+
+def _mask(value: str | None, keep: int = 4) -> str | None:
+    if value is None:
+        return None
+    if "@" in value:
+        user, _, domain = value.partition("@")
+        return f"{user[:1]}***@{domain}"
+    return "*" * max(len(value) - keep, 0) + value[-keep:]
+
+
+@router.get("/accounts/{account_id}", response_model=AccountPublic)
+async def get_account(request: Request, tenant: TenantDep, account_id: str) -> AccountPublic:
+    """An account's collection status, for its servicer or one of its co-lenders."""
+    runtime = runtime_of(request.app)
+    async with runtime.sessions() as session:
+        candidates = (await session.execute(
+            select(Account).where(Account.account_id == account_id)  # type: ignore[arg-type]
+        )).scalars().all()
+    # Servicer first; a co-lender may read an account it funds but never act on it.
+    rows = [a for a in candidates if a.tenant == tenant] or [
+        a for a in candidates if any(c.get("tenant") == tenant for c in a.co_lenders)]
+    if not rows:
+        raise ProblemError(404, "Not found", f"No account {account_id!r} for your tenant.")
+    a = rows[0]
+    cipher = runtime.cipher
+    return AccountPublic(
+        tenant=a.tenant, account_id=a.account_id, customer_id=a.customer_id, product=a.product,
+        currency=a.currency, outstanding_minor=a.outstanding_minor, overdue_minor=a.overdue_minor,
+        days_past_due=a.days_past_due, due_date=a.due_date, segment=a.segment, dpd_bucket=a.dpd_bucket,
+        status=a.status, phone_masked=_mask(cipher.open_optional(a.phone_sealed, context=a.tenant)),
+        email_masked=_mask(cipher.open_optional(a.email_sealed, context=a.tenant)), time_zone=a.time_zone,
+        co_lenders=a.co_lenders, access="servicer" if a.tenant == tenant else "co-lender",
+    )

@@ -1,0 +1,63 @@
+"""Segmentation's tables. Contact points are stored sealed (shared.crypto), never in plaintext."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, func
+from sqlmodel import Field, SQLModel
+
+
+class Account(SQLModel, table=True):
+    __tablename__ = "accounts"
+
+    tenant: str = Field(primary_key=True, max_length=64)
+    account_id: str = Field(primary_key=True, max_length=128)
+    customer_id: str = Field(max_length=128, index=True)
+    product: str
+    currency: str = Field(max_length=3)
+    outstanding_minor: int = Field(sa_type=BigInteger)
+    overdue_minor: int = Field(sa_type=BigInteger)
+    days_past_due: int
+    due_date: date
+    credit_rating: str | None = None
+    credit_score: int | None = None
+    segment: str
+    dpd_bucket: str
+    status: str = "overdue"  # overdue | cured
+    name_sealed: str
+    phone_sealed: str | None = None
+    email_sealed: str | None = None
+    address_sealed: str | None = None
+    time_zone: str
+    locale: str
+    co_lenders: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), server_default=func.now(),
+                                                  onupdate=func.now(), nullable=False))
+
+
+class SegmentChange(SQLModel, table=True):
+    __tablename__ = "segment_history"
+    __table_args__ = (Index("ix_segment_history_account", "tenant", "account_id"),)
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True))
+    tenant: str
+    account_id: str
+    segment: str
+    dpd_bucket: str
+    reason: str
+    event_id: str
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), server_default=func.now(),
+                                                  nullable=False))
+
+
+class Payment(SQLModel, table=True):
+    __tablename__ = "payments"
+
+    tenant: str = Field(primary_key=True, max_length=64)
+    payment_id: str = Field(primary_key=True, max_length=128)
+    account_id: str
+    amount_minor: int = Field(sa_type=BigInteger)
+    currency: str
+    paid_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))

@@ -1,0 +1,202 @@
+"""Versioned event payloads, one model per topic. Money is integer minor units + ISO 4217."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from shared.crypto import is_sealed
+
+
+def _require_sealed(value: str) -> str:
+    if not is_sealed(value):
+        raise ValueError("PII must be sealed (pii:v1:<key id>:<data>), never plaintext on the bus")
+    return value
+
+
+def _require_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown IANA time zone {value!r}") from exc
+    return value
+
+
+Sealed = Annotated[str, AfterValidator(_require_sealed)]
+TimeZone = Annotated[str, AfterValidator(_require_zone)]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+Ident = Annotated[str, Field(min_length=1, max_length=128)]
+TenantId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Channel(StrEnum):
+    SMS = "sms"
+    EMAIL = "email"
+    CALL = "call"
+    FIELD = "field"
+
+
+class Segment(StrEnum):
+    PRIME = "prime"
+    STANDARD = "standard"
+    HIGH_RISK = "high_risk"
+
+
+class CustomerContact(Payload):
+    """Contact points; every PII field is sealed with shared.crypto, bound to the tenant."""
+
+    name: Sealed
+    phone: Sealed | None = None
+    email: Sealed | None = None
+    address: Sealed | None = None
+    time_zone: TimeZone = "Asia/Shanghai"
+    locale: Literal["zh-CN", "en"] = "zh-CN"
+
+
+class CoLender(Payload):
+    tenant: TenantId
+    share: Decimal = Field(gt=0, le=1)
+
+
+class AccountOverdueV1(Payload):
+    """core.account-overdue.v1: an account is past due, or its DPD changed."""
+
+    tenant: TenantId
+    account_id: Ident
+    customer_id: Ident
+    product: str = Field(min_length=1, max_length=64)
+    currency: Currency
+    outstanding_minor: int = Field(ge=0)
+    overdue_minor: int = Field(gt=0)
+    days_past_due: int = Field(ge=0, le=36500)
+    due_date: date
+    credit_rating: Literal["A", "B", "C", "D", "E"] | None = None
+    credit_score: int | None = Field(default=None, ge=300, le=950)
+    contact: CustomerContact
+    co_lenders: list[CoLender] = Field(default_factory=list, max_length=20)
+
+    @model_validator(mode="after")
+    def _check(self) -> AccountOverdueV1:
+        if self.credit_rating is None and self.credit_score is None:
+            raise ValueError("give credit_rating (A-E) or credit_score (300-950), or both")
+        if self.overdue_minor > self.outstanding_minor:
+            raise ValueError("overdue_minor cannot exceed outstanding_minor")
+        if sum((c.share for c in self.co_lenders), Decimal(0)) > 1:
+            raise ValueError("co-lender shares add up to more than 1")
+        return self
+
+
+class PaymentReceivedV1(Payload):
+    """core.payment-received.v1: money arrived on an account."""
+
+    tenant: TenantId
+    account_id: Ident
+    customer_id: Ident
+    payment_id: Ident
+    amount_minor: int = Field(gt=0)
+    currency: Currency
+    paid_at: datetime
+
+
+class AccountSegmentedV1(Payload):
+    """segmentation.account-segmented.v1: an overdue account was (re)classified."""
+
+    tenant: TenantId
+    account_id: Ident
+    customer_id: Ident
+    segment: Segment
+    dpd_bucket: str
+    days_past_due: int
+    due_date: date
+    currency: Currency
+    overdue_minor: int
+    outstanding_minor: int
+    reason: str
+    contact: CustomerContact
+
+
+class ContactRequestV1(Payload):
+    """scheduler.contact-requested.v1: the scheduler wants this contact made now."""
+
+    tenant: TenantId
+    contact_id: Ident
+    attempt: int = Field(ge=1)
+    account_id: Ident
+    customer_id: Ident
+    channel: Channel
+    treatment_step: str
+    segment: Segment
+    days_past_due: int
+    destination: Sealed | None
+    time_zone: TimeZone
+    locale: Literal["zh-CN", "en"]
+    template_id: str
+    currency: Currency
+    overdue_minor: int
+    due_date: date
+    requested_at: datetime
+
+
+class ContactApprovedV1(Payload):
+    """compliance.contact-approved.v1: the contact may be made now."""
+
+    decision_id: Ident
+    request: ContactRequestV1
+
+
+class ContactRejectedV1(Payload):
+    """compliance.contact-rejected.v1: blocked, or deferred to ``retry_at``."""
+
+    tenant: TenantId
+    decision_id: Ident
+    contact_id: Ident
+    attempt: int
+    account_id: Ident
+    customer_id: Ident
+    channel: Channel
+    rule_id: str
+    reason: str
+    retry_at: datetime | None
+
+
+class ContactOutcomeV1(Payload):
+    """channels.contact-outcome.v1: what happened to an approved contact."""
+
+    tenant: TenantId
+    contact_id: Ident
+    account_id: Ident
+    customer_id: Ident
+    channel: Channel
+    outcome: Literal["sent", "delivered", "failed", "task_created", "unknown"]
+    provider_ref: str | None = None
+    detail: str | None = None
+    occurred_at: datetime
+
+
+class Instalment(Payload):
+    seq: int = Field(ge=1)
+    due_date: date
+    amount_minor: int = Field(gt=0)
+
+
+class PlanEventV1(Payload):
+    """plans.plan-event.v1: a repayment plan was agreed, cancelled, completed or broken."""
+
+    tenant: TenantId
+    plan_id: Ident
+    account_id: Ident
+    customer_id: Ident
+    kind: Literal["agreed", "cancelled", "completed", "broken"]
+    currency: Currency
+    total_minor: int = Field(ge=0)
+    instalments: list[Instalment]
+    occurred_at: datetime

@@ -1,0 +1,56 @@
+"""The topic map: topic name -> event type and payload model. Names carry the version."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+
+from shared.contracts import events as ev
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    name: str
+    event_type: str
+    payload: type[BaseModel]
+    description: str
+
+
+def _t(name: str, event_type: str, payload: type[BaseModel], description: str) -> Topic:
+    return Topic(name, f"com.gentlecollections.{event_type}", payload, description)
+
+
+ACCOUNT_OVERDUE = _t("core.account-overdue.v1", "core.AccountOverdue.v1", ev.AccountOverdueV1,
+                     "Core banking (or a partner via REST): an account is overdue / its DPD changed")
+PAYMENT_RECEIVED = _t("core.payment-received.v1", "core.PaymentReceived.v1", ev.PaymentReceivedV1,
+                      "Core banking (or a partner via REST): a payment arrived")
+ACCOUNT_SEGMENTED = _t("segmentation.account-segmented.v1", "segmentation.AccountSegmented.v1",
+                       ev.AccountSegmentedV1, "An overdue account was classified into a segment and DPD bucket")
+CONTACT_REQUESTED = _t("scheduler.contact-requested.v1", "scheduler.ContactRequested.v1",
+                       ev.ContactRequestV1, "A treatment step is due: the scheduler asks for a contact")
+CONTACT_APPROVED = _t("compliance.contact-approved.v1", "compliance.ContactApproved.v1",
+                      ev.ContactApprovedV1, "Compliance approved the contact for now")
+CONTACT_REJECTED = _t("compliance.contact-rejected.v1", "compliance.ContactRejected.v1",
+                      ev.ContactRejectedV1, "Compliance blocked the contact or deferred it to retry_at")
+CONTACT_OUTCOME = _t("channels.contact-outcome.v1", "channels.ContactOutcome.v1", ev.ContactOutcomeV1,
+                     "A channel made (or failed) the contact")
+PLAN_EVENT = _t("plans.plan-event.v1", "plans.PlanEvent.v1", ev.PlanEventV1,
+                "A repayment plan was agreed, cancelled, completed or broken")
+
+ALL_TOPICS: tuple[Topic, ...] = (
+    ACCOUNT_OVERDUE, PAYMENT_RECEIVED, ACCOUNT_SEGMENTED, CONTACT_REQUESTED,
+    CONTACT_APPROVED, CONTACT_REJECTED, CONTACT_OUTCOME, PLAN_EVENT,
+)
+BY_NAME = {t.name: t for t in ALL_TOPICS}
+CONSUMER_GROUPS = ("segmentation", "scheduler", "compliance", "channels", "plans")
+
+
+def dlq_topic(group: str) -> str:
+    """Dead-letter topic of a consumer group."""
+    return f"{group}.dlq"
+
+
+def message_key(tenant: str, customer_id: str) -> bytes:
+    """Every topic is keyed by tenant:customer_id so one consumer sees a customer's events in order."""
+    return f"{tenant}:{customer_id}".encode()

@@ -1,0 +1,33 @@
+"""Async database plumbing: one engine per service, pointed at the service's own schema."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.settings import ServiceSettings
+
+
+def asyncpg_url(url: str) -> str:
+    """Accept postgres://, postgresql:// or postgresql+asyncpg:// URLs."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix):]
+    raise ValueError("DATABASE_URL must be a postgresql:// URL")
+
+
+def create_engine(settings: ServiceSettings) -> AsyncEngine:
+    """An engine whose connections use the service's schema as search_path."""
+    return create_async_engine(
+        asyncpg_url(settings.database_url),
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_pool_size,
+        pool_pre_ping=True,
+        connect_args={"server_settings": {"search_path": settings.schema_name, "application_name":
+                                          settings.service_name}},
+    )
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions never expire on commit: handlers read what they wrote after the transaction."""
+    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)

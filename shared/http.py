@@ -1,0 +1,107 @@
+"""HTTP plumbing: RFC 9457 problem details, API-key tenancy, request metrics and ids."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared import metrics
+from shared.logging import request_id_var, tenant_var
+
+PROBLEM = "application/problem+json"
+
+
+class ProblemError(Exception):
+    """A domain or request error a partner can act on; rendered as problem details."""
+
+    def __init__(self, status: int, title: str, detail: str, *, type_: str = "about:blank",
+                 **extensions: Any) -> None:
+        super().__init__(detail)
+        self.status, self.title, self.detail, self.type, self.extensions = status, title, detail, type_, extensions
+
+
+def problem(status: int, title: str, detail: str, type_: str = "about:blank", **ext: Any) -> JSONResponse:
+    body = {"type": type_, "title": title, "status": status, "detail": detail, **ext}
+    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Map every error to problem details in one place."""
+
+    @app.exception_handler(ProblemError)
+    async def _problem(_: Request, exc: ProblemError) -> JSONResponse:
+        return problem(exc.status, exc.title, exc.detail, exc.type, **exc.extensions)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        return problem(422, "Invalid request", "The request body or parameters failed validation.",
+                       errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problem(exc.status_code, str(exc.detail), str(exc.detail))
+
+
+def tenant_from_api_key(request: Request) -> str:
+    """Resolve the caller's tenant from ``Authorization: Bearer <key>`` or ``X-API-Key``."""
+    auth = request.headers.get("authorization", "")
+    key = auth[7:].strip() if auth.lower().startswith("bearer ") else request.headers.get("x-api-key", "")
+    tenant = request.app.state.settings.api_keys.get(key) if key else None
+    if tenant is None:
+        raise ProblemError(401, "Unauthorized", "Send a valid API key as 'Authorization: Bearer <key>'.")
+    tenant_var.set(tenant)
+    return str(tenant)
+
+
+TenantDep = Annotated[str, Depends(tenant_from_api_key)]
+
+
+class MetricsMiddleware:
+    """Counts and times requests by route template (never the raw path), sets a request id."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        request_id = headers.get(b"x-request-id", b"").decode() or uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        status = 500
+        started = time.perf_counter()
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = _route_template(scope)
+            metrics.HTTP_REQUESTS.labels(scope["method"], route, str(status)).inc()
+            metrics.HTTP_LATENCY.labels(scope["method"], route).observe(time.perf_counter() - started)
+            request_id_var.reset(token)
+            tenant_var.set(None)
+
+
+def _route_template(scope: Scope) -> str:
+    app = scope.get("app")
+    for route in getattr(getattr(app, "router", None), "routes", []):
+        match, _ = route.matches(scope)
+        if match == Match.FULL:
+            return str(getattr(route, "path", "<unknown>"))
+    return "<unmatched>"

@@ -1,0 +1,1 @@
+"""Kafka plumbing: producer factory, consumer runner with inbox/DLQ, outbox relay."""

@@ -1,0 +1,103 @@
+"""Outbox relay: publishes committed outbox rows, deleting them only after the broker acked.
+
+Rows are claimed with ``FOR UPDATE SKIP LOCKED``; the row lock held by the open transaction is
+the lease, so several replicas never publish the same row concurrently, and a crash releases it.
+A crash after the ack and before the delete republishes the batch: consumers dedupe by event id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared import metrics
+from shared.messaging import OutboxEntry
+
+log = logging.getLogger(__name__)
+
+
+class OutboxRelay:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], producer: AIOKafkaProducer, *,
+                 batch_size: int = 1000, poll_interval_s: float = 0.2, gauge_interval_s: float = 5.0) -> None:
+        self._sessions = sessions
+        self._producer = producer
+        self._batch_size = batch_size
+        self._poll_interval_s = poll_interval_s
+        self._gauge_interval_s = gauge_interval_s
+        self._wakeup = asyncio.Event()
+        self._stopping = False
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def wake(self) -> None:
+        """Called after a handler commits: publish now instead of at the next poll."""
+        self._wakeup.set()
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._run(), name="outbox-relay"),
+                       asyncio.create_task(self._gauges(), name="outbox-gauges")]
+
+    async def stop(self) -> None:
+        """Publish what is committed, then stop."""
+        self._stopping = True
+        self._wakeup.set()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                if task.get_name() == "outbox-gauges":
+                    task.cancel()
+                await task
+        with contextlib.suppress(Exception):
+            while await self.publish_once():
+                pass
+
+    async def publish_once(self) -> int:
+        """Publish up to one batch; returns how many rows were published."""
+        async with self._sessions() as session, session.begin():
+            rows = (await session.execute(
+                select(OutboxEntry.id, OutboxEntry.topic, OutboxEntry.key, OutboxEntry.value)
+                .order_by(OutboxEntry.id)  # type: ignore[arg-type]
+                .limit(self._batch_size)
+                .with_for_update(skip_locked=True)
+            )).all()
+            if not rows:
+                return 0
+            futures = [await self._producer.send(r.topic, value=r.value, key=r.key) for r in rows]
+            await asyncio.gather(*futures)
+            await session.execute(delete(OutboxEntry).where(OutboxEntry.id.in_([r.id for r in rows])))  # type: ignore[union-attr]
+        for r in rows:
+            metrics.OUTBOX_PUBLISHED.labels(r.topic).inc()
+        return len(rows)
+
+    async def _run(self) -> None:
+        backoff = 0.5
+        while not self._stopping:
+            try:
+                published = await self.publish_once()
+                backoff = 0.5
+            except Exception:
+                log.exception("outbox relay failed; retrying", extra={"backoff_s": backoff})
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            if published < self._batch_size:
+                self._wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), self._poll_interval_s)
+
+    async def _gauges(self) -> None:
+        while True:
+            try:
+                async with self._sessions() as session:
+                    count, oldest = (await session.execute(
+                        select(func.count(), func.min(OutboxEntry.created_at)))).one()
+                metrics.OUTBOX_BACKLOG.set(count)
+                metrics.OUTBOX_OLDEST_AGE.set(
+                    (datetime.now(UTC) - oldest).total_seconds() if oldest is not None else 0)
+            except Exception:
+                log.warning("could not read outbox gauges", exc_info=True)
+            await asyncio.sleep(self._gauge_interval_s)
