@@ -10,7 +10,6 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import metrics
@@ -80,28 +79,33 @@ class MetricsMiddleware:
         token = request_id_var.set(request_id)
         status = 500
         started = time.perf_counter()
+        recorded = False
+
+        def record() -> None:
+            nonlocal recorded
+            if not recorded:
+                recorded = True
+                route = _route_template(scope)
+                metrics.HTTP_REQUESTS.labels(scope["method"], route, str(status)).inc()
+                metrics.HTTP_LATENCY.labels(scope["method"], route).observe(time.perf_counter() - started)
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                record()  # before the client can see the response and ask /metrics
             await send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            route = _route_template(scope)
-            metrics.HTTP_REQUESTS.labels(scope["method"], route, str(status)).inc()
-            metrics.HTTP_LATENCY.labels(scope["method"], route).observe(time.perf_counter() - started)
+            record()
             request_id_var.reset(token)
             tenant_var.set(None)
 
-
 def _route_template(scope: Scope) -> str:
-    app = scope.get("app")
-    for route in getattr(getattr(app, "router", None), "routes", []):
-        match, _ = route.matches(scope)
-        if match == Match.FULL:
-            return str(getattr(route, "path", "<unknown>"))
-    return "<unmatched>"
+    """The matched route's template (set by the router), so labels never carry ids."""
+    route = scope.get("route")
+    return str(getattr(route, "path", None) or "<unmatched>")

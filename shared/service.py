@@ -56,6 +56,7 @@ class Runtime:
                 sessions=self.sessions, producer=self.producer, on_commit=self._after_commit,
                 fetch_max_wait_ms=s.kafka_fetch_max_wait_ms, max_batch=s.kafka_max_batch,
                 max_transient_retries=s.max_transient_retries, dlq_max_consecutive=s.dlq_max_consecutive,
+                session_timeout_ms=s.kafka_session_timeout_ms, rebalance_timeout_ms=s.kafka_rebalance_timeout_ms,
             )
             await self.consumer.start()
         self._background = [asyncio.create_task(loop(self), name=loop.__name__) for loop in loops]

@@ -38,6 +38,9 @@ class ServiceSettings(BaseSettings):
     # Latency on the local broker follows the fetch wait (docs/benchmarks.md).
     kafka_fetch_max_wait_ms: int = Field(20, validation_alias="KAFKA_FETCH_MAX_WAIT_MS")
     kafka_max_batch: int = Field(500, validation_alias="KAFKA_MAX_BATCH")
+    # The local broker holds a group join for the rebalance timeout: keep it short (docs/operations.md).
+    kafka_session_timeout_ms: int = Field(10_000, validation_alias="KAFKA_SESSION_TIMEOUT_MS")
+    kafka_rebalance_timeout_ms: int = Field(3_000, validation_alias="KAFKA_REBALANCE_TIMEOUT_MS")
     pii_keys: dict[str, str] = Field(default_factory=lambda: dict(DEV_PII_KEYS), validation_alias="PII_KEYS")
     pii_active_key: str = Field("dev1", validation_alias="PII_ACTIVE_KEY")
     api_keys: dict[str, str] = Field(default_factory=lambda: dict(DEV_API_KEYS), validation_alias="API_KEYS")

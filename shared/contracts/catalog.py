@@ -1,0 +1,783 @@
+"""The event catalogue for integrators, rendered from the contracts: ``docs/events.md``.
+
+``python -m shared.contracts.catalog`` writes the file; ``--check`` exits 1 when the committed file
+differs from what the contracts say (``make docs`` regenerates it). Field tables come from the payload
+models' JSON schemas, so the catalogue cannot drift from the code; the examples below are validated
+against the envelope and the topic's payload model on every render.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import typing
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from pydantic import AfterValidator, BaseModel
+
+from shared.contracts import events as ev
+from shared.contracts.envelope import CloudEvent
+from shared.contracts.topics import ALL_TOPICS, BY_NAME, CONSUMER_GROUPS, Topic, dlq_topic, message_key
+from shared.crypto import PREFIX, is_sealed
+from shared.settings import ServiceSettings
+
+DOC_PATH = Path(__file__).resolve().parents[2] / "docs" / "events.md"
+HINT = "docs/events.md is out of date with shared/contracts: run `make docs` and commit the result"
+
+# Who consumes what (consumer group = service name). tests/contracts/test_catalog.py checks this
+# against the services' handler maps.
+CONSUMERS: dict[str, tuple[str, ...]] = {
+    "core.account-overdue.v1": ("segmentation",),
+    "core.payment-received.v1": ("segmentation", "scheduler", "plans"),
+    "segmentation.account-segmented.v1": ("scheduler",),
+    "scheduler.contact-requested.v1": ("compliance",),
+    "compliance.contact-approved.v1": ("channels",),
+    "compliance.contact-rejected.v1": ("scheduler",),
+    "channels.contact-outcome.v1": ("scheduler",),
+    "plans.plan-event.v1": ("scheduler",),
+}
+
+PRODUCERS: dict[str, str] = {
+    "core.account-overdue.v1":
+        "core banking (Kafka); partners via REST `POST /v1/overdue-events` (segmentation)",
+    "core.payment-received.v1":
+        "core banking (Kafka); partners via REST `POST /v1/payments` (segmentation)",
+    "segmentation.account-segmented.v1": "segmentation",
+    "scheduler.contact-requested.v1": "scheduler",
+    "compliance.contact-approved.v1": "compliance",
+    "compliance.contact-rejected.v1": "compliance",
+    "channels.contact-outcome.v1": "channels",
+    "plans.plan-event.v1": "plans",
+}
+
+# The envelope ``subject``: a path into ``data``.
+SUBJECTS: dict[str, tuple[str, ...]] = {
+    "core.account-overdue.v1": ("account_id",),
+    "core.payment-received.v1": ("account_id",),
+    "segmentation.account-segmented.v1": ("account_id",),
+    "scheduler.contact-requested.v1": ("contact_id",),
+    "compliance.contact-approved.v1": ("request", "contact_id"),
+    "compliance.contact-rejected.v1": ("contact_id",),
+    "channels.contact-outcome.v1": ("contact_id",),
+    "plans.plan-event.v1": ("plan_id",),
+}
+
+# Headers the consumer runner puts on a dead letter (shared/kafka/consumer.py, ConsumerRunner._dead_letter).
+DLQ_HEADERS: dict[str, str] = {
+    "dlq.group": "consumer group that gave up on the message",
+    "dlq.origin.topic": "topic the message was read from",
+    "dlq.origin.partition": "its partition (decimal string)",
+    "dlq.origin.offset": "its offset (decimal string)",
+    "dlq.error": "why: validation errors or the handler's exception (UTF-8, at most 4,000 bytes)",
+    "dlq.time": "when it was dead-lettered, Unix epoch milliseconds (decimal string)",
+}
+
+ENVELOPE_DOCS: dict[str, str] = {
+    "specversion": "Always `1.0`.",
+    "id": "Unique per fact. Consumers dedupe on it: resend the same fact with the same `id`.",
+    "source": "URI-reference of the producer, e.g. `urn:<tenant>:core-banking`.",
+    "type": "Event type; must be the one listed for the topic, else the event is dead-lettered.",
+    "subject": "What the event is about (each topic names the field).",
+    "time": "When the fact happened: RFC 3339 in UTC (`Z`). An offset is converted to UTC; "
+            "a time without offset is rejected.",
+    "datacontenttype": "Always `application/json`.",
+    "dataschema": "`urn:gentle-collections:<topic>`.",
+    "tenant": "*Extension.* Tenant id (bank or co-lending partner); must equal `data.tenant`.",
+    "traceparent": "*Extension.* W3C Trace Context; our services pass it on to the events they cause.",
+    "correlationid": "*Extension.* Id of the first event of a chain; copied onward by our services.",
+    "causationid": "*Extension.* `id` of the event that caused this one.",
+    "data": "The payload, validated against the topic's payload model.",
+}
+
+# Field descriptions: "Model.field" first, then "field". tests/contracts/test_catalog.py requires one for
+# every field, so a new field needs a line here (or a ``Field(description=...)`` in events.py).
+FIELD_DOCS: dict[str, str] = {
+    "tenant": "Tenant id (the bank or co-lending partner); equals the envelope `tenant`.",
+    "account_id": "Account (loan) id in the tenant's core system.",
+    "customer_id": "Customer id in the tenant's core system; with `tenant`, the Kafka key.",
+    "currency": "ISO 4217 code of every `*_minor` amount in the event.",
+    "days_past_due": "Days past due (DPD) when the event was produced.",
+    "due_date": "The missed due date that started this delinquency cycle.",
+    "overdue_minor": "Amount past due, in minor units of `currency`.",
+    "outstanding_minor": "Total outstanding balance, in minor units of `currency`.",
+    "contact": "How to reach the customer; PII fields sealed.",
+    "contact_id": "Id of one contact (account, treatment step, delinquency cycle): the same across "
+                  "retries and replays.",
+    "channel": "Contact channel.",
+    "segment": "Segment the account is in.",
+    "decision_id": "Id of the compliance decision (audit trail).",
+    "occurred_at": "When it happened (UTC).",
+    "locale": "Language of messages to the customer.",
+    "time_zone": "The customer's IANA time zone; contact hours are checked in it.",
+    "CustomerContact.name": "Full name, sealed.",
+    "CustomerContact.phone": "Mobile number in E.164 (`+8613800138000`) before sealing.",
+    "CustomerContact.email": "E-mail address, sealed.",
+    "CustomerContact.address": "Postal address (for field visits), sealed.",
+    "CoLender.tenant": "The co-lending partner's tenant id.",
+    "CoLender.share": "Its share of the loan, in (0, 1]. A JSON string (`\"0.3\"`) keeps it exact.",
+    "AccountOverdueV1.product": "Product code, e.g. `consumer-loan`.",
+    "AccountOverdueV1.credit_rating": "Credit rating, A (best) to E.",
+    "AccountOverdueV1.credit_score": "Credit score, 300-950.",
+    "AccountOverdueV1.co_lenders": "Co-lending partners and their shares; empty when the tenant lends alone.",
+    "PaymentReceivedV1.payment_id": "Payment id in the core system, unique per tenant.",
+    "PaymentReceivedV1.amount_minor": "Amount paid, in minor units of `currency`.",
+    "PaymentReceivedV1.paid_at": "When the payment was booked (UTC).",
+    "AccountSegmentedV1.dpd_bucket": "DPD bucket: `0`, `1-15`, `16-30`, `31-60`, `61-90` or `90+`.",
+    "AccountSegmentedV1.reason":
+        "Why this segment: policy version, rating and DPD (for people, not parsing).",
+    "ContactRequestV1.attempt": "1 for the first request; one more each time compliance defers the contact.",
+    "ContactRequestV1.treatment_step": "Treatment step: `reminder`, `call` or `field-visit`.",
+    "ContactRequestV1.destination": "Sealed phone (sms, call), e-mail (email) or address (field); "
+                                    "`null` when there is none.",
+    "ContactRequestV1.template_id": "Message template, e.g. `reminder.sms`.",
+    "ContactRequestV1.requested_at": "When the scheduler asked (UTC).",
+    "ContactApprovedV1.request": "The approved request, unchanged.",
+    "ContactRejectedV1.attempt": "The attempt that was rejected.",
+    "ContactRejectedV1.rule_id": "The rule that decided, e.g. `CN-HOURS` (contact hours) or `HOUSE-DUP`.",
+    "ContactRejectedV1.reason": "Human-readable reason.",
+    "ContactRejectedV1.retry_at":
+        "Deferred: when the scheduler may ask again (UTC). `null`: blocked for good.",
+    "ContactOutcomeV1.outcome": "`sent` / `delivered` by a provider, `failed`, `task_created` (a call or "
+                                "visit task for an agent) or `unknown`.",
+    "ContactOutcomeV1.provider_ref": "The provider's message id, when there is one.",
+    "ContactOutcomeV1.detail": "Error or note, e.g. why sending failed.",
+    "Instalment.seq": "Position in the schedule, from 1.",
+    "Instalment.due_date": "When this instalment is due.",
+    "Instalment.amount_minor": "Instalment amount, in minor units of the plan's `currency`.",
+    "PlanEventV1.plan_id": "Repayment plan id.",
+    "PlanEventV1.kind": "What happened to the plan.",
+    "PlanEventV1.total_minor": "Total the plan repays, in minor units of `currency`.",
+    "PlanEventV1.instalments": "The schedule.",
+}
+
+# Cross-field rules the JSON schema cannot express (the models' validators).
+MODEL_RULES: dict[str, tuple[str, ...]] = {
+    "AccountOverdueV1": (
+        "At least one of `credit_rating` and `credit_score`; when both are given, the worse one counts.",
+        "`overdue_minor` must not exceed `outstanding_minor`.",
+        "The `co_lenders` shares add up to at most 1.",
+    ),
+    "ContactApprovedV1": (
+        "No top-level `tenant`: the tenant is `request.tenant`, the same as the envelope's.",
+    ),
+}
+
+# Python-side validators that the JSON schema does not show.
+_VALIDATOR_NOTES = {
+    ev._require_sealed: "sealed PII (`pii:v1:…`)",
+    ev._require_zone: "IANA time zone",
+}
+
+# --- examples -------------------------------------------------------------------------------------------
+
+TENANT = "tenant-a"
+CUSTOMER = "C-100042"
+ACCOUNT = "LN-2025-000731"
+# contact_id_for(tenant-a, LN-2025-000731, reminder, 2025-03-10) in services/scheduler/domain/timeline.py
+CONTACT_ID = "255a3563-727a-5b52-a8e8-d08688078ce4"
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+# Sealed with PiiCipher: the development key "dev1" (shared/settings.py), context "tenant-a", fixed nonces.
+SEALED_NAME = "pii:v1:dev1:gqNTf_Dbzn7sNdae7oIUtDEST9TQvldCNZyOynPWY-p2xQIdZw=="
+SEALED_PHONE = "pii:v1:dev1:RVadpX9Le_Ry16hkzjeGte0NA47eNK2K6GTANgc3d9Gniy4WT8HUNi-4"
+SEALED_EMAIL = "pii:v1:dev1:giREF_lWrHxZnxkVvDaXGlVqDtYnUf1VipDtj7SQxknRfEn7E0cgtlStJXms3zhJ9NJ3enE="
+SEALED_ADDRESS = ("pii:v1:dev1:2Ayb-RDxRHOO-YNygMTRfDH-_A_otqkifkYfemS32zKyzHfHfi8CQT2zPEzxlsien4oJgU-"
+                  "dQHt3p1JeAdgpHvvaLMNnWg==")
+# What the sealed examples hold (the tests open them with the development key).
+SEALED_PLAINTEXT = {
+    SEALED_NAME: "王小明",
+    SEALED_PHONE: "+8613800138000",
+    SEALED_EMAIL: "wang.xiaoming@example.com",
+    SEALED_ADDRESS: "浙江省杭州市西湖区文三路100号",
+}
+
+_OVERDUE_ID = "9b2f6c1e-4a7d-4f0b-8e3a-2d5c7b9e1f04"
+_SEGMENTED_ID = "3c8e1d47-0f6a-4b92-9d15-6e7a2b4c8f31"
+_REQUESTED_ID = "e1a4b7c2-5d8f-4e3a-b6c9-0f2d4a6b8c1e"
+_TIMER_REQUEST_ID = "7d9f2b64-1c3e-4a85-b7d0-9e2f4a6c8b13"  # attempt 2, issued by the scheduler's timer
+_REJECTED_ID = "b5c7d9e1-2f4a-4b6c-8d0e-1a3c5e7f9b2d"
+_APPROVED_ID = "4f6a8c0e-2b4d-4f68-9a1c-3e5b7d9f1a2c"
+_OUTCOME_ID = "c2e4a6b8-0d1f-4a3c-8e5b-7d9f1b3d5e6a"
+_PAYMENT_ID = "8a0c2e4f-6b8d-4f1a-9c3e-5b7d9f1a3c5e"
+_PLAN_EVENT_ID = "6e8a0c2f-4b6d-4e8f-a1c3-5d7f9b1d3f5a"
+
+_CONTACT = {
+    "name": SEALED_NAME, "phone": SEALED_PHONE, "email": SEALED_EMAIL, "address": SEALED_ADDRESS,
+    "time_zone": "Asia/Shanghai", "locale": "zh-CN",
+}
+_REQUEST_1 = {
+    "tenant": TENANT, "contact_id": CONTACT_ID, "attempt": 1, "account_id": ACCOUNT,
+    "customer_id": CUSTOMER, "channel": "sms", "treatment_step": "reminder", "segment": "standard",
+    "days_past_due": 9, "destination": SEALED_PHONE, "time_zone": "Asia/Shanghai", "locale": "zh-CN",
+    "template_id": "reminder.sms", "currency": "CNY", "overdue_minor": 125000, "due_date": "2025-03-10",
+    "requested_at": "2025-03-19T15:00:02Z",
+}
+_REQUEST_2 = _REQUEST_1 | {"attempt": 2, "requested_at": "2025-03-20T00:00:01Z"}
+
+
+def _envelope(event_id: str, topic: Topic, source: str, subject: str, time: str, data: dict[str, Any], *,
+              traceparent: str | None = None, correlationid: str | None = None,
+              causationid: str | None = None) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "specversion": "1.0", "id": event_id, "source": source, "type": topic.event_type,
+        "subject": subject, "time": time, "datacontenttype": "application/json",
+        "dataschema": dataschema(topic), "tenant": TENANT,
+    }
+    for name, value in (("traceparent", traceparent), ("correlationid", correlationid),
+                        ("causationid", causationid)):
+        if value is not None:
+            event[name] = value
+    return event | {"data": data}
+
+
+def dataschema(topic: Topic) -> str:
+    """The ``dataschema`` our producers set (shared/messaging.py build_event)."""
+    return f"urn:gentle-collections:{topic.name}"
+
+
+def _examples() -> dict[str, dict[str, Any]]:
+    t = BY_NAME
+    seg = "urn:gentle-collections:segmentation"
+    examples = [
+        _envelope(_OVERDUE_ID, t["core.account-overdue.v1"], "urn:tenant-a:core-banking", ACCOUNT,
+                  "2025-03-19T15:00:00Z", {
+                      "tenant": TENANT, "account_id": ACCOUNT, "customer_id": CUSTOMER,
+                      "product": "consumer-loan", "currency": "CNY", "outstanding_minor": 483000,
+                      "overdue_minor": 125000, "days_past_due": 9, "due_date": "2025-03-10",
+                      "credit_rating": "C", "credit_score": 668, "contact": _CONTACT,
+                      "co_lenders": [{"tenant": "tenant-b", "share": "0.3"}],
+                  }, traceparent=TRACEPARENT, correlationid=_OVERDUE_ID),
+        _envelope(_PAYMENT_ID, t["core.payment-received.v1"], "urn:tenant-a:core-banking", ACCOUNT,
+                  "2025-03-21T06:12:45Z", {
+                      "tenant": TENANT, "account_id": ACCOUNT, "customer_id": CUSTOMER,
+                      "payment_id": "PAY-20250321-88412", "amount_minor": 41667, "currency": "CNY",
+                      "paid_at": "2025-03-21T06:12:40Z",
+                  }, correlationid=_PAYMENT_ID),
+        _envelope(_SEGMENTED_ID, t["segmentation.account-segmented.v1"], seg, ACCOUNT,
+                  "2025-03-19T15:00:01Z", {
+            "tenant": TENANT, "account_id": ACCOUNT, "customer_id": CUSTOMER, "segment": "standard",
+            "dpd_bucket": "1-15", "days_past_due": 9, "due_date": "2025-03-10", "currency": "CNY",
+            "overdue_minor": 125000, "outstanding_minor": 483000,
+            "reason": "seg-v1: rating C, DPD 9: neither prime nor high-risk", "contact": _CONTACT,
+        }, traceparent=TRACEPARENT, correlationid=_OVERDUE_ID, causationid=_OVERDUE_ID),
+        _envelope(_REQUESTED_ID, t["scheduler.contact-requested.v1"], "urn:gentle-collections:scheduler",
+                  CONTACT_ID, "2025-03-19T15:00:02Z", _REQUEST_1,
+                  traceparent=TRACEPARENT, correlationid=_OVERDUE_ID, causationid=_SEGMENTED_ID),
+        _envelope(_APPROVED_ID, t["compliance.contact-approved.v1"], "urn:gentle-collections:compliance",
+                  CONTACT_ID, "2025-03-20T00:00:02Z", {
+                      "decision_id": "0a2c4e6f-8b1d-4f3a-9c5e-7b9d1f3a5c7e", "request": _REQUEST_2,
+                  }, correlationid=_TIMER_REQUEST_ID, causationid=_TIMER_REQUEST_ID),
+        _envelope(_REJECTED_ID, t["compliance.contact-rejected.v1"], "urn:gentle-collections:compliance",
+                  CONTACT_ID, "2025-03-19T15:00:03Z", {
+                      "tenant": TENANT, "decision_id": "f1e3d5c7-9b2a-4c6e-8f0d-2b4d6f8a1c3e",
+                      "contact_id": CONTACT_ID, "attempt": 1, "account_id": ACCOUNT, "customer_id": CUSTOMER,
+                      "channel": "sms", "rule_id": "CN-HOURS",
+                      "reason": "local time 23:00 Asia/Shanghai is outside 08:00-22:00",
+                      "retry_at": "2025-03-20T00:00:00Z",
+                  }, traceparent=TRACEPARENT, correlationid=_OVERDUE_ID, causationid=_REQUESTED_ID),
+        _envelope(_OUTCOME_ID, t["channels.contact-outcome.v1"], "urn:gentle-collections:channels",
+                  CONTACT_ID, "2025-03-20T00:00:04Z", {
+                      "tenant": TENANT, "contact_id": CONTACT_ID, "account_id": ACCOUNT,
+                      "customer_id": CUSTOMER,
+                      "channel": "sms", "outcome": "sent", "provider_ref": "sms-5f3a9c1e", "detail": None,
+                      "occurred_at": "2025-03-20T00:00:04Z",
+                  }, correlationid=_OUTCOME_ID),
+        _envelope(_PLAN_EVENT_ID, t["plans.plan-event.v1"], "urn:gentle-collections:plans", "PLN-000318",
+                  "2025-03-20T02:31:09Z", {
+                      "tenant": TENANT, "plan_id": "PLN-000318", "account_id": ACCOUNT,
+                      "customer_id": CUSTOMER,
+                      "kind": "agreed", "currency": "CNY", "total_minor": 125000,
+                      "instalments": [
+                          {"seq": 1, "due_date": "2025-03-21", "amount_minor": 41667},
+                          {"seq": 2, "due_date": "2025-04-21", "amount_minor": 41667},
+                          {"seq": 3, "due_date": "2025-05-21", "amount_minor": 41666},
+                      ],
+                      "occurred_at": "2025-03-20T02:31:09Z",
+                  }, correlationid=_PLAN_EVENT_ID),
+    ]
+    return {topic.name: next(e for e in examples if e["type"] == topic.event_type) for topic in ALL_TOPICS}
+
+
+# One complete CloudEvent per topic, as a producer would put it on the bus.
+EXAMPLES: dict[str, dict[str, Any]] = _examples()
+
+
+def customer_of(data: dict[str, Any]) -> str:
+    """The customer id of a payload (ContactApprovedV1 carries it in its request)."""
+    return str(data["customer_id"] if "customer_id" in data else data["request"]["customer_id"])
+
+
+def _dig(data: dict[str, Any], path: tuple[str, ...]) -> Any:
+    for part in path:
+        data = data[part]
+    return data
+
+
+def validate_example(topic: Topic, example: dict[str, Any]) -> BaseModel:
+    """Check an example the way a consumer would, and that it is in canonical (wire) form."""
+    event = CloudEvent.model_validate(example)
+    if event.model_dump(mode="json", exclude_none=True) != example:
+        raise ValueError(f"{topic.name}: example envelope is not in canonical form")
+    if event.type != topic.event_type:
+        raise ValueError(f"{topic.name}: example type {event.type!r} != {topic.event_type!r}")
+    if event.dataschema != dataschema(topic):
+        raise ValueError(f"{topic.name}: example dataschema {event.dataschema!r}")
+    payload = topic.payload.model_validate(event.data)
+    if payload.model_dump(mode="json") != event.data:
+        raise ValueError(f"{topic.name}: example data is not in canonical form (missing defaults?)")
+    tenant = getattr(payload, "tenant", None) or event.data.get("request", {}).get("tenant")
+    if tenant != event.tenant:
+        raise ValueError(f"{topic.name}: payload tenant {tenant!r} != envelope tenant {event.tenant!r}")
+    if event.subject != _dig(event.data, SUBJECTS[topic.name]):
+        raise ValueError(f"{topic.name}: subject is not data.{'.'.join(SUBJECTS[topic.name])}")
+    for value in _strings(event.data):
+        if value.startswith(PREFIX) and not is_sealed(value):
+            raise ValueError(f"{topic.name}: malformed sealed value {value!r}")
+    return payload
+
+
+def _strings(value: Any) -> Iterable[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+
+
+# --- schema rendering -----------------------------------------------------------------------------------
+
+MODELS: dict[str, type[BaseModel]] = {
+    name: obj for name, obj in vars(ev).items()
+    if isinstance(obj, type) and issubclass(obj, BaseModel) and obj.__module__ == ev.__name__
+}
+PAYLOAD_TOPIC: dict[str, Topic] = {t.payload.__name__: t for t in ALL_TOPICS}
+
+
+def _anchor(kind: str, name: str) -> str:
+    return f"{kind}-" + re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def _link(model: str) -> str:
+    topic = PAYLOAD_TOPIC.get(model)
+    target = _anchor("topic", topic.name) if topic else _anchor("type", model)
+    return f"[`{model}`](#{target})"
+
+
+def _num(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return f"{value:,}" if isinstance(value, int) and abs(value) >= 10_000 else str(value)
+
+
+def _code(value: Any) -> str:
+    return f"`{json.dumps(value, ensure_ascii=False)}`" if not isinstance(value, str) else f"`{value}`"
+
+
+def _constraints(schema: dict[str, Any]) -> list[str]:
+    out: list[str] = []
+    if "enum" in schema:
+        out.append("one of " + ", ".join(_code(v) for v in schema["enum"]))
+    if "const" in schema:
+        out.append(f"always {_code(schema['const'])}")
+    lo, hi = schema.get("minLength"), schema.get("maxLength")
+    if lo is not None and hi is not None:
+        out.append(f"length {lo}–{hi}")
+    elif lo is not None:
+        out.append(f"length ≥ {lo}")
+    elif hi is not None:
+        out.append(f"length ≤ {hi}")
+    if "pattern" in schema:
+        out.append(f"pattern `{schema['pattern']}`")
+    bounds = (("minimum", "≥"), ("exclusiveMinimum", ">"), ("maximum", "≤"), ("exclusiveMaximum", "<"))
+    for key, sign in bounds:
+        if key in schema:
+            out.append(f"{sign} {_num(schema[key])}")
+    if "minItems" in schema:
+        out.append(f"at least {schema['minItems']} items")
+    if "maxItems" in schema:
+        out.append(f"at most {schema['maxItems']} items")
+    return out
+
+
+def _describe(schema: dict[str, Any], defs: dict[str, Any]) -> tuple[str, list[str], bool]:
+    """(type, constraints, nullable) of one property schema."""
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        target = defs[name]
+        if "enum" in target:
+            return f"string ({name})", _constraints(target), False
+        return f"object {_link(name)}", [], False
+    if "anyOf" in schema:
+        options = [o for o in schema["anyOf"] if o.get("type") != "null"]
+        nullable = len(options) < len(schema["anyOf"])
+        types = {o.get("type") for o in options}
+        if types == {"number", "string"}:  # Decimal: a JSON number, or a string to keep it exact
+            number = next(o for o in options if o.get("type") == "number")
+            return "decimal (number or string)", _constraints(number), nullable
+        described = [_describe(o, defs) for o in options]
+        return (" or ".join(d[0] for d in described), [c for d in described for c in d[1]],
+                nullable or any(d[2] for d in described))
+    kind = schema.get("type", "any")
+    if kind == "array":
+        item_type, item_constraints, _ = _describe(schema.get("items", {}), defs)
+        constraints = _constraints(schema) + [f"items: {c}" for c in item_constraints]
+        return f"array of {item_type}", constraints, False
+    if kind == "string" and schema.get("format") in ("date", "date-time"):
+        kind = schema["format"]
+    return kind, _constraints(schema), False
+
+
+def _validator_notes(annotation: Any) -> list[str]:
+    notes: list[str] = []
+    for meta in getattr(annotation, "__metadata__", ()):
+        if isinstance(meta, AfterValidator) and meta.func in _VALIDATOR_NOTES:
+            notes.append(_VALIDATOR_NOTES[meta.func])
+    for arg in typing.get_args(annotation):
+        notes.extend(_validator_notes(arg))
+    return notes
+
+
+def field_description(model: type[BaseModel], name: str, schema: dict[str, Any]) -> str:
+    return schema.get("description") or FIELD_DOCS.get(f"{model.__name__}.{name}") or FIELD_DOCS.get(name, "")
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _field_rows(model: type[BaseModel], schema: dict[str, Any], defs: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    required = set(schema.get("required", ()))
+    for name, prop in schema["properties"].items():
+        field = model.model_fields[name]
+        kind, constraints, nullable = _describe(prop, defs)
+        # pydantic moves a field's own Annotated metadata to field.metadata; unions keep theirs.
+        notes = [_VALIDATOR_NOTES[m.func] for m in field.metadata
+                 if isinstance(m, AfterValidator) and m.func in _VALIDATOR_NOTES]
+        notes += _validator_notes(field.annotation)
+        if name in required:
+            req = "yes, may be `null`" if nullable else "yes"
+        else:
+            default = field.get_default(call_default_factory=True)
+            req = f"no (default {_code(default)})"
+        rows.append([f"`{name}`", kind, req, "; ".join(dict.fromkeys(notes + constraints)),
+                     field_description(model, name, prop)])
+    return rows
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _payload_table(model: type[BaseModel]) -> str:
+    schema = model.model_json_schema()
+    return _table(["Field", "Type", "Required", "Constraints", "Description"],
+                  _field_rows(model, schema, schema.get("$defs", {})))
+
+
+def shared_types() -> list[str]:
+    """Object models nested in payloads that are not themselves a topic's payload, in first-use order."""
+    found: list[str] = []
+    for topic in ALL_TOPICS:
+        for name, target in topic.payload.model_json_schema().get("$defs", {}).items():
+            if target.get("type") == "object" and name not in PAYLOAD_TOPIC and name not in found:
+                found.append(name)
+    return found
+
+
+# --- the document ---------------------------------------------------------------------------------------
+
+def _consumers(topic: Topic) -> str:
+    return ", ".join(f"`{g}`" for g in CONSUMERS[topic.name])
+
+
+def _check_maps() -> None:
+    names = {t.name for t in ALL_TOPICS}
+    for label, mapping in (("CONSUMERS", CONSUMERS), ("PRODUCERS", PRODUCERS), ("SUBJECTS", SUBJECTS),
+                           ("EXAMPLES", EXAMPLES)):
+        if set(mapping) != names:
+            raise ValueError(f"catalog.{label} does not cover exactly the topics in ALL_TOPICS")
+    for topic, groups in CONSUMERS.items():
+        unknown = set(groups) - set(CONSUMER_GROUPS)
+        if unknown:
+            raise ValueError(f"{topic}: unknown consumer groups {sorted(unknown)}")
+
+
+_INTRO = """\
+# Event catalogue
+
+<!-- Generated by `python -m shared.contracts.catalog` from shared/contracts/.
+     Do not edit by hand: run `make docs`. -->
+
+Gentle collections is five services (segmentation, scheduler, compliance, channels, plans) that talk
+through Kafka. Core banking publishes **overdue accounts** and **payments** onto Kafka
+(`core.account-overdue.v1`, `core.payment-received.v1`); partners that cannot reach Kafka push the same
+facts over REST to the segmentation service (`POST /v1/overdue-events`, `POST /v1/payments`, up to 1,000
+per call, plaintext contact data over TLS that the service seals), which publishes exactly these events.
+Every other topic is internal; it is listed so integrators can follow (or audit) what happens next.
+
+This file is generated from `shared/contracts/` (`topics.py`, `events.py`, `envelope.py`) by
+`python -m shared.contracts.catalog`; the tests fail when it is out of date.
+
+## Contents
+
+- [Envelope](#envelope)
+- [Keys and ordering](#keys-and-ordering)
+- [Data conventions](#data-conventions)
+- [Delivery and deduplication](#delivery-and-deduplication)
+- [Personal data is sealed](#personal-data-is-sealed)
+- [Topics](#topics)
+- [Shared types](#shared-types)
+- [Dead-letter topics](#dead-letter-topics)
+- [Versioning](#versioning)
+
+## Envelope
+
+Every message is a [CloudEvents 1.0](https://github.com/cloudevents/spec/blob/v1.0.2/cloudevents/spec.md)
+event in **structured JSON mode**: the Kafka record value is one UTF-8 JSON object holding the
+attributes below and the payload in `data`. Kafka headers are not needed and are ignored. `tenant`,
+`traceparent`, `correlationid` and `causationid` are our extension attributes; any other extension
+attribute is accepted and ignored.
+"""
+
+
+def _envelope_section() -> str:
+    schema = CloudEvent.model_json_schema()
+    rows = []
+    for name, row in zip(schema["properties"], _field_rows(CloudEvent, schema, schema.get("$defs", {})),
+                         strict=True):
+        row[4] = ENVELOPE_DOCS.get(name, row[4])
+        rows.append(row)
+    return _table(["Attribute", "Type", "Required", "Constraints", "Description"], rows)
+
+
+def _conventions() -> str:
+    key = message_key("tenant-a", "C-100042").decode()
+    return f"""\
+## Keys and ordering
+
+Every topic is keyed by **`tenant:customer_id`** (UTF-8), e.g. `{key}`. Kafka keeps the order of a
+key's records within its partition, so one consumer sees all of a customer's events in order, across
+all of the customer's accounts: a payment cannot overtake the overdue notice it settles, and the
+scheduler and compliance can apply per-customer limits (contact frequency caps count contacts across
+all accounts of a customer) without coordinating between replicas. Producers must use the same key:
+a wrong key does not lose the event, but it loses the ordering.
+
+## Data conventions
+
+- **Money** is an integer count of **minor units** (`*_minor`, e.g. fen, cents) with an
+  **ISO 4217** code in `currency`: `125000` with `CNY` is ¥1,250.00. Never floats.
+- **Times** are RFC 3339 in **UTC** (`2025-03-19T15:00:00Z`); dates are `YYYY-MM-DD`.
+- The customer's local time lives in one place: the **IANA time zone** in the contact
+  (`contact.time_zone`, e.g. `Asia/Shanghai`; default `Asia/Shanghai`). Contact-hour rules are
+  evaluated in it.
+- Ids are strings chosen by their owner (`account_id`, `customer_id`, `payment_id`: the core system).
+
+## Delivery and deduplication
+
+Delivery is **at least once**. Producers retry and consumers may see an event more than once; each
+consumer group records the `id` of every event it handled (in the same database transaction as its
+effects) and skips ids it has seen. So:
+
+- **Reuse the `id` when you resend the same fact** (a retry after a timeout, a replayed batch). A new
+  `id` means a new fact and is processed again.
+- Give a different fact a different `id`, even if the payload is the same (an account overdue again
+  next month is a new event).
+- Over REST, put your own id in `event_id`; the event `id` becomes `<tenant>:<event_id>`, so resending a
+  batch is harmless.
+"""
+
+
+def _pii_section() -> str:
+    return f"""\
+## Personal data is sealed
+
+Names, phone numbers, e-mail addresses and postal addresses (the `name`, `phone`, `email` and `address`
+of [`CustomerContact`](#{_anchor("type", "CustomerContact")}), and a contact request's `destination`)
+are never on the bus in plaintext. Each is **sealed**:
+
+```
+{PREFIX}<key id>:<base64url(nonce || AES-256-GCM ciphertext+tag)>
+```
+
+- AES-256-GCM with a random 12-byte nonce and the 16-byte tag appended to the ciphertext;
+  base64url **with** `=` padding;
+- the **tenant id** (UTF-8) is the associated data, so a value sealed for one tenant does not open for
+  another;
+- `<key id>` names the key, so keys can rotate: seal with the active key, keep old keys to open.
+  Agree the key and its id with us out of band.
+
+A payload with a plaintext value in a sealed field fails validation and is **dead-lettered**; nothing
+acts on it. A value that merely looks sealed but does not open with a key we hold cannot be used for
+any contact. Core banking can seal with `PiiCipher` from `shared/crypto.py` (any AES-GCM library works):
+
+```python
+import os
+
+from shared.crypto import PiiCipher
+
+# 32-byte AES key, base64-encoded; "k1" is the key id agreed with gentle collections.
+cipher = PiiCipher({{"k1": os.environ["PII_KEY_K1"]}}, active_key="k1")
+phone = cipher.seal("+8613800138000", context="tenant-a")  # context = the tenant id (associated data)
+# phone == "pii:v1:k1:…" (a new random nonce every time); put it in data.contact.phone
+```
+
+The sealed values in the examples below were made with the public development key `dev1`
+(`shared/settings.py`) for tenant `tenant-a`.
+"""
+
+
+def _topics_table() -> str:
+    rows = [[f"[`{t.name}`](#{_anchor('topic', t.name)})", f"`{t.event_type}`", PRODUCERS[t.name],
+             _consumers(t), t.description] for t in ALL_TOPICS]
+    table = _table(["Topic", "Event type", "Producer", "Consumers", "Description"], rows)
+    return f"## Topics\n\n{table}\n"
+
+
+def _topic_section(topic: Topic) -> str:
+    model = topic.payload
+    example = EXAMPLES[topic.name]
+    key = message_key(example["tenant"], customer_of(example["data"])).decode()
+    unknown = "rejected" if model.model_config.get("extra") == "forbid" else "ignored"
+    facts = [
+        ["Event `type`", f"`{topic.event_type}`"],
+        ["`dataschema`", f"`{dataschema(topic)}`"],
+        ["`subject`", f"`data.{'.'.join(SUBJECTS[topic.name])}`"],
+        ["Key", "`tenant:customer_id`"],
+        ["Producer", PRODUCERS[topic.name]],
+        ["Consumer groups", _consumers(topic)],
+        ["Payload model", f"`{model.__name__}` (`shared/contracts/events.py`); unknown fields are {unknown}"],
+    ]
+    parts = [
+        f'<a id="{_anchor("topic", topic.name)}"></a>',
+        f"### `{topic.name}`",
+        "",
+        topic.description + ".",
+        "",
+        _table(["Property", "Value"], facts),
+        "",
+        "**Payload (`data`)**",
+        "",
+        _payload_table(model),
+    ]
+    rules = MODEL_RULES.get(model.__name__)
+    if rules:
+        parts += ["", "Rules:", ""] + [f"- {r}" for r in rules]
+    parts += ["", f"**Example** (Kafka key `{key}`)", "", "```json",
+              json.dumps(example, indent=2, ensure_ascii=False), "```", ""]
+    return "\n".join(parts)
+
+
+def _shared_types_section() -> str:
+    parts = ["## Shared types", "",
+             "Object types used inside payloads, described once. A contact request nested in "
+             f"`compliance.contact-approved.v1` is the payload of {_link('ContactRequestV1')}.", ""]
+    for name in shared_types():
+        model = MODELS[name]
+        parts += [f'<a id="{_anchor("type", name)}"></a>', f"### `{name}`", ""]
+        doc = model.model_json_schema().get("description")
+        if doc:
+            parts += [doc, ""]
+        parts += [_payload_table(model), ""]
+    return "\n".join(parts)
+
+
+def _dlq_section() -> str:
+    defaults = ServiceSettings.model_fields
+    limit = defaults["dlq_max_consecutive"].default
+    retries = defaults["max_transient_retries"].default
+    dlqs = ", ".join(f"`{dlq_topic(g)}`" for g in CONSUMER_GROUPS)
+    headers = _table(["Header", "Value"], [[f"`{h}`", d] for h, d in DLQ_HEADERS.items()])
+    return f"""\
+## Dead-letter topics
+
+Each consumer group has a dead-letter topic `<group>.dlq`: {dlqs}.
+
+A message goes there when it cannot be parsed (not JSON, envelope invalid, wrong `type` for the topic,
+payload invalid, payload tenant differs from the envelope tenant) or when its handler fails for a
+reason that is not transient even when the message is handled on its own. The dead letter keeps the
+original key and value byte for byte and carries these headers:
+
+{headers}
+
+The dead-letter write is acknowledged before the offset is committed, so nothing is lost. Transient
+errors (database or broker unreachable) are never dead-lettered: they are retried with exponential
+backoff ({retries} retries by default) and then the consumer halts.
+
+**Halt rule:** more than {limit} dead letters in a row (setting `dlq_max_consecutive`, env
+`<SERVICE>_DLQ_MAX_CONSECUTIVE`) stop the consumer instead of dead-lettering the whole topic after a bad
+deploy or a broken producer. A halted consumer commits nothing further, `/readyz` reports
+`halted: <reason>` and the `consumer_halted{{group=…}}` gauge is 1; it resumes from the last committed
+offset when the service is restarted. Fix the producer, then replay what you need from the DLQ with the
+same event `id`s (consumers dedupe).
+"""
+
+
+def _versioning_section() -> str:
+    forbid = sorted(t.payload.__name__ for t in ALL_TOPICS if t.payload.model_config.get("extra") == "forbid")
+    all_forbid = len(forbid) == len(ALL_TOPICS)
+    state = ("every payload model forbids unknown fields\n  (`extra=\"forbid\"`)" if all_forbid
+             else "these payload models forbid unknown fields\n  (`extra=\"forbid\"`): " + ", ".join(forbid))
+    return f"""\
+## Versioning
+
+The version is part of the topic name (`….v1`), of the event `type` and of the payload model
+(`…V1`).
+
+- A **breaking change** (a field removed, renamed, retyped, newly required or more tightly
+  constrained, or a meaning changed) is a **new topic** `….v2` with a new payload model
+  (`…V2`) and event type. Producers publish both versions until every consumer has moved; then v1 is
+  retired.
+- An **additive, optional** field may be added to a v1 model only if every consumer ignores
+  unknown fields. But {state}, so an event carrying a field its consumer does not know is
+  dead-lettered: today **any change to a payload is a new version**.
+- The envelope accepts unknown extension attributes, so adding one is not a breaking change.
+"""
+
+
+def render_catalog() -> str:
+    """The whole of docs/events.md; deterministic (no dates), validated examples."""
+    _check_maps()
+    for topic in ALL_TOPICS:
+        validate_example(topic, EXAMPLES[topic.name])
+    sections = [
+        _INTRO,
+        _envelope_section() + "\n",
+        _conventions(),
+        _pii_section(),
+        _topics_table(),
+        *(_topic_section(t) for t in ALL_TOPICS),
+        _shared_types_section(),
+        _dlq_section(),
+        _versioning_section(),
+    ]
+    return "\n".join(sections).rstrip("\n") + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m shared.contracts.catalog",
+                                     description="Render the event catalogue to docs/events.md.")
+    parser.add_argument("--check", action="store_true", help="exit 1 if docs/events.md is out of date")
+    args = parser.parse_args(argv)
+    text = render_catalog()
+    if args.check:
+        current = DOC_PATH.read_text(encoding="utf-8") if DOC_PATH.exists() else None
+        if current != text:
+            print(HINT, file=sys.stderr)
+            return 1
+        return 0
+    DOC_PATH.parent.mkdir(parents=True, exist_ok=True)
+    DOC_PATH.write_text(text, encoding="utf-8", newline="\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Session fixtures: one real PostgreSQL and one real Kafka-API broker per test session, on free
+ports, started only when a test asks for them (unit tests never do). Set TEST_DATABASE_URL and
+TEST_KAFKA_BOOTSTRAP_SERVERS to run against existing servers instead."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from shared import migrate
+from shared.devstack.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
+from shared.devstack.stack import LocalStack, Ports
+from shared.topics import ensure_topics
+
+
+@dataclass(frozen=True)
+class Infra:
+    database_url: str
+    kafka: str
+
+
+@pytest.fixture(scope="session")
+def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
+    database_url = os.environ.get("TEST_DATABASE_URL")
+    kafka = os.environ.get("TEST_KAFKA_BOOTSTRAP_SERVERS")
+    postgres = broker = None
+    base = tmp_path_factory.mktemp("infra")
+    try:
+        if database_url is None:
+            postgres = EmbeddedPostgres(base / "pg", free_port())
+            postgres.start()
+            database_url = postgres.url
+        if kafka is None:
+            broker = EmbeddedBroker(free_port())
+            broker.start(base / "broker.log")
+            kafka = broker.bootstrap
+        asyncio.run(ensure_topics(kafka, partitions=3))
+        migrate.upgrade(database_url)
+        yield Infra(database_url, kafka)
+    finally:
+        if broker is not None:
+            broker.stop()
+        if postgres is not None:
+            postgres.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """The five services, the SMS sandbox and the SMTP sink as real processes."""
+    data_dir: Path = tmp_path_factory.mktemp("stack")
+    ports = Ports.free()
+    local = LocalStack(data_dir, ports, database_url=infra.database_url, kafka=infra.kafka,
+                       env={"APP_ENV": "test", "LOG_LEVEL": "INFO", "SCHEDULER_TIMER_INTERVAL_S": "0.5",
+                            "CHANNELS_DISPATCH_LEASE_S": "5"})
+    try:
+        local.start_apps()
+        local.wait_ready(timeout_s=120)
+        yield local
+    finally:
+        local.stop_apps()

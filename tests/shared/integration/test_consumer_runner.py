@@ -1,0 +1,228 @@
+"""The consumer runner against the real broker and PostgreSQL: inbox dedupe, DLQ, halting, retries,
+and the outbox relay."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import OperationalError
+
+from services.segmentation.settings import Settings
+from shared.contracts import dlq_topic, message_key, topics
+from shared.contracts.events import PaymentReceivedV1
+from shared.db import create_engine, session_factory
+from shared.kafka.consumer import ConsumerRunner, Delivery
+from shared.kafka.relay import OutboxRelay
+from shared.messaging import InboxEntry, OutboxEntry, add_to_outbox, build_event
+
+pytestmark = pytest.mark.integration
+TOPIC = topics.PAYMENT_RECEIVED
+
+
+def payment_event(tenant: str, n: int) -> tuple[bytes, bytes, str]:
+    payload = PaymentReceivedV1(tenant=tenant, account_id=f"A{n}", customer_id=f"C{n}", payment_id=f"P{n}",
+                                amount_minor=100 + n, currency="CNY", paid_at=datetime.now(UTC))
+    event = build_event(TOPIC, payload, tenant=tenant, customer_id=f"C{n}", source="urn:test")
+    return message_key(tenant, f"C{n}"), event.to_bytes(), event.id
+
+
+@pytest.fixture
+async def env(infra) -> AsyncIterator[dict]:  # type: ignore[no-untyped-def]
+    settings = Settings(database_url=infra.database_url, kafka_bootstrap_servers=infra.kafka)
+    engine = create_engine(settings)
+    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka)
+    await producer.start()
+    try:
+        yield {"settings": settings, "engine": engine, "sessions": session_factory(engine), "producer": producer,
+               "tenant": f"t-{uuid.uuid4().hex[:10]}", "group": f"it-{uuid.uuid4().hex[:10]}"}
+    finally:
+        await producer.stop()
+        await engine.dispose()
+
+
+def make_runner(env: dict, handler, **kw) -> ConsumerRunner:  # type: ignore[no-untyped-def]
+    return ConsumerRunner(group=env["group"], bootstrap_servers=env["settings"].kafka_bootstrap_servers,
+                          handlers={TOPIC.name: handler}, sessions=env["sessions"], producer=env["producer"],
+                          backoff_base_s=0.05, **kw)
+
+
+async def wait_until(predicate, timeout_s: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.1)
+
+
+async def test_redelivered_event_is_handled_once(env: dict) -> None:
+    seen: list[str] = []
+
+    async def handler(session, deliveries: list[Delivery]) -> None:  # type: ignore[no-untyped-def]
+        seen.extend(d.event.id for d in deliveries if d.event.tenant == env["tenant"])
+
+    key, value, event_id = payment_event(env["tenant"], 1)
+    for _ in range(3):  # the same event, published three times
+        await env["producer"].send_and_wait(TOPIC.name, value, key=key)
+    key2, value2, event_id2 = payment_event(env["tenant"], 2)
+    await env["producer"].send_and_wait(TOPIC.name, value2, key=key2)
+    runner = make_runner(env, handler)
+    await runner.start()
+    try:
+        await wait_until(lambda: event_id2 in seen)
+        await asyncio.sleep(0.5)
+    finally:
+        await runner.stop()
+    assert sorted(seen) == sorted([event_id, event_id2])
+    async with env["sessions"]() as session:
+        count = (await session.execute(select(func.count()).select_from(InboxEntry).where(
+            InboxEntry.consumer_group == env["group"]))).scalar_one()  # type: ignore[arg-type]
+    assert count == 2
+
+
+async def test_failed_transaction_rolls_back_inbox_so_event_is_retried(env: dict) -> None:
+    calls: list[str] = []
+
+    async def flaky(session, deliveries: list[Delivery]) -> None:  # type: ignore[no-untyped-def]
+        mine = [d for d in deliveries if d.event.tenant == env["tenant"]]
+        calls.extend(d.event.id for d in mine)
+        if mine and len(calls) <= 2:
+            # a transient database failure inside the transaction
+            raise OperationalError("SELECT 1", {}, ConnectionResetError("simulated"))
+
+    key, value, event_id = payment_event(env["tenant"], 3)
+    await env["producer"].send_and_wait(TOPIC.name, value, key=key)
+    runner = make_runner(env, flaky)
+    await runner.start()
+    try:
+        await wait_until(lambda: len(calls) >= 3)
+        await asyncio.sleep(0.3)
+    finally:
+        await runner.stop()
+    assert calls == [event_id] * 3
+    assert runner.halted_reason is None
+
+
+async def _dlq_records(env: dict, expected: int, timeout_s: float = 20.0) -> list:  # type: ignore[type-arg]
+    consumer = AIOKafkaConsumer(dlq_topic(env["group"]), bootstrap_servers=env["settings"].kafka_bootstrap_servers,
+                                group_id=f"{env['group']}-reader", auto_offset_reset="earliest")
+    await consumer.start()
+    records: list = []  # type: ignore[type-arg]
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while len(records) < expected and asyncio.get_running_loop().time() < deadline:
+            for batch in (await consumer.getmany(timeout_ms=500)).values():
+                records.extend(batch)
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def test_poison_message_goes_to_dlq_with_origin_and_error(env: dict, infra) -> None:  # type: ignore[no-untyped-def]
+    from shared.topics import ensure_topics
+
+    handled: list[str] = []
+
+    async def handler(session, deliveries: list[Delivery]) -> None:  # type: ignore[no-untyped-def]
+        for d in deliveries:
+            if d.event.tenant == env["tenant"]:
+                if d.payload.payment_id == "P5":
+                    raise ValueError("cannot apply payment P5")
+                handled.append(d.payload.payment_id)
+
+    # the DLQ for this ad-hoc group
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka)
+    await admin.start()
+    await admin.create_topics([NewTopic(dlq_topic(env["group"]), 1, 1)])
+    await admin.close()
+    await ensure_topics(infra.kafka)
+
+    bad_json = b"{not json"
+    await env["producer"].send_and_wait(TOPIC.name, bad_json, key=message_key(env["tenant"], "C4"))
+    for n in (5, 6):
+        key, value, _ = payment_event(env["tenant"], n)
+        await env["producer"].send_and_wait(TOPIC.name, value, key=key)
+    runner = make_runner(env, handler)
+    await runner.start()
+    try:
+        await wait_until(lambda: "P6" in handled)
+    finally:
+        await runner.stop()
+    records = await _dlq_records(env, 2)
+    mine = [r for r in records if dict(r.headers).get("dlq.origin.topic") == TOPIC.name.encode()]
+    assert len(mine) == 2
+    errors = sorted(dict(r.headers)["dlq.error"].decode() for r in mine)
+    assert any("cannot apply payment P5" in e for e in errors)
+    assert any("Invalid JSON" in e or "json" in e.lower() for e in errors)
+    assert all(dict(r.headers)["dlq.group"] == env["group"].encode() for r in mine)
+    assert any(r.value == bad_json for r in mine)
+    assert handled == ["P6"]
+
+
+async def test_too_many_consecutive_poison_messages_halt_the_consumer(env: dict, infra) -> None:  # type: ignore[no-untyped-def]
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka)
+    await admin.start()
+    await admin.create_topics([NewTopic(dlq_topic(env["group"]), 1, 1)])
+    await admin.close()
+    tenant = env["tenant"]
+    for n in range(4):
+        await env["producer"].send_and_wait(TOPIC.name, b"garbage-" + tenant.encode() + bytes([48 + n]),
+                                            key=message_key(tenant, "X"))
+
+    async def handler(session, deliveries: list[Delivery]) -> None:  # type: ignore[no-untyped-def]
+        return None
+
+    # Only this test's garbage is poison for a fresh group reading from the start? No: earlier tests'
+    # valid events are on the topic too, so count from the first garbage message: limit 2 < 4 in a row.
+    runner = make_runner(env, handler, dlq_max_consecutive=2)
+    await runner.start()
+    try:
+        await wait_until(lambda: not runner.running)
+    finally:
+        await runner.stop()
+    assert runner.halted_reason is not None
+    assert "consecutive poison messages" in runner.halted_reason
+
+
+async def test_outbox_relay_publishes_then_deletes(env: dict) -> None:
+    tenant = env["tenant"]
+    async with env["sessions"]() as session, session.begin():
+        ids = []
+        items = []
+        for n in range(5):
+            payload = PaymentReceivedV1(tenant=tenant, account_id="A", customer_id="C", payment_id=f"R{n}",
+                                        amount_minor=1, currency="CNY", paid_at=datetime.now(UTC))
+            event = build_event(TOPIC, payload, tenant=tenant, customer_id="C", source="urn:test")
+            ids.append(event.id)
+            items.append((TOPIC, event, "C"))
+        assert await add_to_outbox(session, items) == 5
+    consumer = AIOKafkaConsumer(TOPIC.name, bootstrap_servers=env["settings"].kafka_bootstrap_servers,
+                                group_id=f"{env['group']}-relay", auto_offset_reset="earliest")
+    await consumer.start()
+    relay = OutboxRelay(env["sessions"], env["producer"], poll_interval_s=0.05)
+    relay.start()
+    found: list[str] = []
+    try:
+        deadline = asyncio.get_running_loop().time() + 30
+        while set(ids) - set(found) and asyncio.get_running_loop().time() < deadline:
+            for batch in (await consumer.getmany(timeout_ms=500)).values():
+                for r in batch:
+                    if r.key == message_key(tenant, "C"):
+                        found.append(__import__("json").loads(r.value)["id"])
+    finally:
+        await relay.stop()
+        await consumer.stop()
+    assert set(found) >= set(ids)
+    async with env["sessions"]() as session:
+        left = (await session.execute(text("SELECT count(*) FROM outbox WHERE value LIKE :t"),
+                                      {"t": f"%{tenant}%".encode()})).scalar_one()
+    assert left == 0
+    assert OutboxEntry.__tablename__ == "outbox"
