@@ -50,8 +50,8 @@ class PiiCipher:
         aead = self._keys.get(kid)
         if aead is None:
             raise PiiCryptoError(f"unknown PII key id {kid!r}")
-        raw = base64.urlsafe_b64decode(blob)
         try:
+            raw = base64.urlsafe_b64decode(blob)
             return aead.decrypt(raw[:12], raw[12:], context.encode() or None).decode()
         except Exception as exc:  # InvalidTag carries no message
             raise PiiCryptoError("sealed PII value failed authentication") from exc

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlmodel import SQLModel
 
 from shared.settings import ServiceSettings
 
@@ -31,3 +32,8 @@ def create_engine(settings: ServiceSettings) -> AsyncEngine:
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions never expire on commit: handlers read what they wrote after the transaction."""
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table behind a SQLModel table model, for executemany statements without ORM overhead."""
+    return model.__table__  # type: ignore[attr-defined, no-any-return]

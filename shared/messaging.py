@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel
 
 from shared.contracts import CloudEvent, Topic, message_key, new_event_id
+from shared.db import table_of
 
 
 class InboxEntry(SQLModel, table=True):
@@ -40,13 +41,11 @@ async def claim_inbox(session: AsyncSession, group: str, event_ids: Sequence[str
     """Record event ids for ``group``; return the ids that were new (the rest are redeliveries)."""
     if not event_ids:
         return set()
-    stmt = (
-        insert(InboxEntry)
-        .values([{"consumer_group": group, "event_id": eid} for eid in dict.fromkeys(event_ids)])
-        .on_conflict_do_nothing()
-        .returning(InboxEntry.event_id)  # type: ignore[arg-type]
-    )
-    return set((await session.execute(stmt)).scalars())
+    table = table_of(InboxEntry)
+    # executemany form: one cached statement whatever the batch size (multi-VALUES recompiles each time)
+    stmt = insert(table).on_conflict_do_nothing().returning(table.c.event_id)  # type: ignore[attr-defined]
+    rows = [{"consumer_group": group, "event_id": eid} for eid in dict.fromkeys(event_ids)]
+    return set((await session.execute(stmt, rows)).scalars())
 
 
 def build_event(topic: Topic, payload: object, *, tenant: str, customer_id: str, source: str,
@@ -73,5 +72,5 @@ async def add_to_outbox(session: AsyncSession, items: Iterable[tuple[Topic, Clou
         for topic, event, customer_id in items
     ]
     if rows:
-        await session.execute(insert(OutboxEntry), rows)
+        await session.execute(insert(table_of(OutboxEntry)), rows)  # Core executemany: no ORM bookkeeping
     return len(rows)

@@ -6,14 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.crypto import PiiCipher
 from shared.db import create_engine, session_factory
@@ -26,7 +25,7 @@ from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
-BackgroundLoop = Callable[["Runtime"], Awaitable[None]]
+BackgroundLoop = Callable[["Runtime"], Coroutine[Any, Any, None]]
 
 
 class Runtime:
@@ -36,7 +35,7 @@ class Runtime:
         self.settings = settings
         self.cipher = PiiCipher(settings.pii_keys, settings.pii_active_key)
         self.engine = create_engine(settings)
-        self.sessions: async_sessionmaker[AsyncSession] = session_factory(self.engine)
+        self.sessions = session_factory(self.engine)
         self.producer = create_producer(settings)
         self.relay = OutboxRelay(self.sessions, self.producer, poll_interval_s=settings.outbox_poll_interval_s)
         self.consumer: ConsumerRunner | None = None

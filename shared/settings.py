@@ -63,7 +63,7 @@ class ServiceSettings(BaseSettings):
     @model_validator(mode="after")
     def _refuse_dev_secrets_outside_dev(self) -> ServiceSettings:
         if self.app_env == "prod":
-            if any(self.pii_keys.get(k) == v for k, v in DEV_PII_KEYS.items()):
+            if set(self.pii_keys.values()) & set(DEV_PII_KEYS.values()):
                 raise ValueError("PII_KEYS holds the development key: set real keys when APP_ENV=prod")
             if any(k in DEV_API_KEYS for k in self.api_keys):
                 raise ValueError("API_KEYS holds development keys: set real keys when APP_ENV=prod")

@@ -15,7 +15,7 @@ class Settings(ServiceSettings):
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 2525
     mail_from: str = "collections@gentle.example"
-    webhook_token: str = "dev-webhook-token"
+    webhook_token: str = "dev-webhook-token"  # noqa: S105 - dev default; set CHANNELS_WEBHOOK_TOKEN
     dispatch_batch: int = 500
     # A row left 'dispatching' longer than this is recovered (see consumers/dispatch.py).
     dispatch_lease_s: float = 60.0

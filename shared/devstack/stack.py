@@ -50,7 +50,7 @@ class Ports:
 class LocalStack:
     def __init__(self, data_dir: Path, ports: Ports | None = None, *, database_url: str | None = None,
                  kafka: str | None = None, partitions: int = 6, env: dict[str, str] | None = None,
-                 webhook_token: str = "dev-webhook-token") -> None:
+                 webhook_token: str = "dev-webhook-token") -> None:  # noqa: S107
         self.data_dir = data_dir.resolve()
         self.ports = ports or Ports()
         self.database_url = database_url
@@ -111,7 +111,7 @@ class LocalStack:
             self._spawn(service, [sys.executable, "-m", f"services.{service}"], env, logs)
 
     def _spawn(self, name: str, cmd: list[str], env: dict[str, str], logs: Path) -> None:
-        out = open(logs / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the child
+        out = open(logs / f"{name}.log", "ab")
         self.procs[name] = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
                                             cwd=Path(__file__).resolve().parents[2])
 

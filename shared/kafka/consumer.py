@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,9 +91,18 @@ def parse_record(record: ConsumerRecord[bytes, bytes]) -> Delivery:
         payload: BaseModel = topic.payload.model_validate(event.data)
     except ValidationError as exc:
         raise PoisonMessage(record, _short(exc)) from exc
-    if getattr(payload, "tenant", event.tenant) != event.tenant:
+    if _payload_tenant(payload, event.tenant) != event.tenant:
         raise PoisonMessage(record, "payload tenant differs from envelope tenant")
     return Delivery(event, payload, record)
+
+
+def _payload_tenant(payload: BaseModel, default: str) -> str:
+    """The tenant a payload speaks for (top level, or inside a wrapped request)."""
+    for holder in (payload, getattr(payload, "request", None)):
+        tenant = getattr(holder, "tenant", None)
+        if tenant is not None:
+            return str(tenant)
+    return default
 
 
 def _short(exc: BaseException) -> str:
@@ -144,8 +153,8 @@ class ConsumerRunner:
                 self._task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await self._task
-            except Exception:  # already logged by _run
-                pass
+            except Exception:
+                log.debug("consumer task ended with an error (logged by _run)")
         await self._consumer.stop()
 
     @property
@@ -278,7 +287,7 @@ class ConsumerRunner:
                                                 "partition": record.partition, "offset": record.offset,
                                                 "error": error})
 
-    def _update_lag(self, batch: dict[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]) -> None:
+    def _update_lag(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
         for tp, records in batch.items():
             highwater = self._consumer.highwater(tp)
             if highwater is not None and records:

@@ -301,9 +301,6 @@ def test_payload_tenant_differs_from_envelope_is_poison() -> None:
         parse_record(rec)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: parse_record compares only a top-level payload.tenant; "
-                                       "ContactApprovedV1 carries its tenant in request.tenant, so a "
-                                       "cross-tenant contact-approved event is accepted")
 def test_contact_approved_tenant_differs_from_envelope_is_poison() -> None:
     rec = record(t.CONTACT_APPROVED.name, envelope(t.CONTACT_APPROVED, approved("tenant-b")).to_bytes())
     with pytest.raises(PoisonMessage, match="tenant"):

@@ -261,7 +261,8 @@ async def test_plan_pauses_the_treatment_and_full_payment_stops_it(stack, produc
     assert r.status_code == 201, r.text
     created = r.json()
     assert created["total_minor"] == 250_000 and created["total"] == "2500.00"
-    again = await http.post(f"{stack.url('plans')}/v1/plans", json=plan, headers=auth(KEY_A) | {"Idempotency-Key": "k1"})
+    again = await http.post(f"{stack.url('plans')}/v1/plans", json=plan,
+                            headers=auth(KEY_A) | {"Idempotency-Key": "k1"})
     assert again.status_code == 200 and again.json()["plan_id"] == created["plan_id"]
     paused = await eventually(lambda: treatment("paused", "cancelled"))
     assert created["plan_id"] in paused["status_reason"]

@@ -16,7 +16,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.channels.db.models import ContactAttempt
@@ -25,11 +25,19 @@ from services.channels.domain.templates import TemplateContext, render
 from shared import metrics
 from shared.contracts import topics
 from shared.contracts.events import ContactOutcomeV1
+from shared.db import table_of
 from shared.messaging import add_to_outbox, build_event
 from shared.service import Runtime
 
 log = logging.getLogger(__name__)
 SOURCE = "urn:gentle-collections:channels"
+ATTEMPTS: Any = table_of(ContactAttempt)
+# one executemany for a whole batch of provider answers
+_RECORD = (
+    update(ATTEMPTS).where(ATTEMPTS.c.contact_id == bindparam("b_id"))
+    .values(status=bindparam("b_status"), provider_ref=bindparam("b_ref"), detail=bindparam("b_detail"),
+            next_try_at=bindparam("b_next"), updated_at=func.now())
+)
 
 
 def outcome_event(a: Any, outcome: str, *, provider_ref: str | None = None,
@@ -64,18 +72,18 @@ class Dispatcher:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), 0.5)
 
-    async def _claim(self, session: AsyncSession) -> list[ContactAttempt]:
-        rows = list((await session.execute(
-            select(ContactAttempt)
-            .where(ContactAttempt.status == "sending",  # type: ignore[arg-type]
-                   ContactAttempt.next_try_at <= datetime.now(UTC))  # type: ignore[arg-type]
-            .order_by(ContactAttempt.created_at).limit(self.settings.dispatch_batch)  # type: ignore[arg-type]
-            .with_for_update(skip_locked=True))).scalars().all())
-        if rows:
-            await session.execute(
-                update(ContactAttempt).where(ContactAttempt.contact_id.in_([r.contact_id for r in rows]))  # type: ignore[attr-defined]
-                .values(status="dispatching", dispatched_at=datetime.now(UTC), tries=ContactAttempt.tries + 1))
-        return rows
+    async def _claim(self, session: AsyncSession) -> list[Any]:
+        """Mark a batch 'dispatching' (tries + 1) and return it, as the provider will see it."""
+        claimable = (
+            select(ATTEMPTS.c.contact_id)
+            .where(ATTEMPTS.c.status == "sending", ATTEMPTS.c.next_try_at <= func.now())
+            .order_by(ATTEMPTS.c.created_at).limit(self.settings.dispatch_batch)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery())
+        return list((await session.execute(
+            update(ATTEMPTS).where(ATTEMPTS.c.contact_id.in_(claimable))
+            .values(status="dispatching", dispatched_at=func.now(), tries=ATTEMPTS.c.tries + 1, updated_at=func.now())
+            .returning(*ATTEMPTS.c))).all())
 
     async def dispatch_once(self) -> int:
         """Claim, send and record one batch. Returns how many attempts it handled."""
@@ -99,7 +107,7 @@ class Dispatcher:
         await self._record(claimed, [*sms_results, *mail_results])
         return len(claimed)
 
-    async def _record(self, claimed: list[ContactAttempt], results: list[SendResult]) -> None:
+    async def _record(self, claimed: list[Any], results: list[SendResult]) -> None:
         by_id = {a.contact_id: a for a in claimed}
         updates: list[dict[str, Any]] = []
         outgoing = []
@@ -107,22 +115,20 @@ class Dispatcher:
         for r in results:
             a = by_id[r.contact_id]
             if r.ok:
-                updates.append({"contact_id": a.contact_id, "status": "sent", "provider_ref": r.provider_ref,
-                                "detail": None})
+                updates.append({"b_id": a.contact_id, "b_status": "sent", "b_ref": r.provider_ref,
+                                "b_detail": None, "b_next": now})
                 outgoing.append(outcome_event(a, "sent", provider_ref=r.provider_ref))
                 metrics.CONTACTS_SENT.labels(a.channel, "sent").inc()
             elif r.retryable and a.tries < self.settings.max_send_tries:
-                updates.append({"contact_id": a.contact_id, "status": "sending", "detail": r.error,
-                                "next_try_at": now + timedelta(seconds=2 ** a.tries)})
+                updates.append({"b_id": a.contact_id, "b_status": "sending", "b_ref": None, "b_detail": r.error,
+                                "b_next": now + timedelta(seconds=2 ** a.tries)})
             else:
-                updates.append({"contact_id": a.contact_id, "status": "failed", "detail": r.error})
+                updates.append({"b_id": a.contact_id, "b_status": "failed", "b_ref": None, "b_detail": r.error,
+                                "b_next": now})
                 outgoing.append(outcome_event(a, "failed", detail=r.error))
                 metrics.CONTACTS_SENT.labels(a.channel, "failed").inc()
         async with self.runtime.sessions() as session, session.begin():
-            for row in updates:
-                await session.execute(update(ContactAttempt)
-                                      .where(ContactAttempt.contact_id == row["contact_id"])  # type: ignore[arg-type]
-                                      .values(**{k: v for k, v in row.items() if k != "contact_id"}))
+            await session.execute(_RECORD, updates)
             await add_to_outbox(session, outgoing)
         self.runtime.relay.wake()
 

@@ -9,6 +9,7 @@ from services.channels.consumers.dispatch import Dispatcher, outcome_event
 from services.channels.db.models import ContactAttempt
 from shared.contracts import topics
 from shared.contracts.events import ContactApprovedV1
+from shared.db import table_of
 from shared.kafka.consumer import Delivery, Handler
 from shared.messaging import add_to_outbox
 from shared.service import Runtime
@@ -29,9 +30,9 @@ async def on_contact_approved(session: AsyncSession, deliveries: list[Delivery])
             "currency": r.currency, "due_date": r.due_date, "destination_sealed": r.destination,
             "status": "sending" if r.channel.value in QUEUED_CHANNELS else "task_created", "tries": 0,
         })
+    table = table_of(ContactAttempt)
     created = (await session.execute(
-        insert(ContactAttempt).values(rows).on_conflict_do_nothing().returning(ContactAttempt)
-    )).scalars().all()
+        insert(table).on_conflict_do_nothing().returning(*table.c), rows)).all()  # type: ignore[attr-defined]
     await add_to_outbox(session, [outcome_event(a, "task_created", detail=f"{a.channel} task for an agent")
                                   for a in created if a.status == "task_created"])
 

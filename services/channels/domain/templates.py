@@ -7,6 +7,7 @@ from datetime import date
 
 from shared.money import format_amount
 
+
 @dataclass(frozen=True, slots=True)
 class Rendered:
     subject: str
@@ -32,9 +33,11 @@ def render(template_id: str, ctx: TemplateContext) -> Rendered:
     amount = format_amount(ctx.overdue_minor, ctx.currency)
     if ctx.locale == "zh-CN":
         texts = {
-            "reminder.sms": Rendered("", f"【缓催提醒】尊敬的客户，您尾号{_tail(ctx.account_id)}的账户已逾期{ctx.days_past_due}天，"
-                                         f"待还金额{amount} {ctx.currency}（到期日{ctx.due_date:%Y-%m-%d}）。如已还款请忽略；"
-                                         "如有困难，可联系我们协商还款计划。回复TD退订"),
+            "reminder.sms": Rendered(
+                "",
+                f"【缓催提醒】尊敬的客户，您尾号{_tail(ctx.account_id)}的账户已逾期{ctx.days_past_due}天，"
+                f"待还金额{amount} {ctx.currency}（到期日{ctx.due_date:%Y-%m-%d}）。"
+                "如已还款请忽略；如有困难，可联系我们协商还款计划。回复TD退订"),
             "reminder.email": Rendered(
                 f"还款提醒：尾号{_tail(ctx.account_id)}的账户已逾期{ctx.days_past_due}天",
                 f"尊敬的客户：\n\n您尾号{_tail(ctx.account_id)}的账户已于{ctx.due_date:%Y-%m-%d}到期，目前逾期"
@@ -44,8 +47,9 @@ def render(template_id: str, ctx: TemplateContext) -> Rendered:
         }
     else:
         texts = {
-            "reminder.sms": Rendered("", f"Reminder: your account ending {_tail(ctx.account_id)} is {ctx.days_past_due} "
-                                         f"days past due; {amount} {ctx.currency} due since {ctx.due_date:%Y-%m-%d}. "
+            "reminder.sms": Rendered("", f"Reminder: your account ending {_tail(ctx.account_id)} is "
+                                         f"{ctx.days_past_due} days past due; {amount} {ctx.currency} "
+                                         f"due since {ctx.due_date:%Y-%m-%d}. "
                                          "Already paid? Please ignore. Finding it hard? Contact us to agree a plan. "
                                          "Reply STOP to opt out."),
             "reminder.email": Rendered(

@@ -15,6 +15,7 @@ from services.compliance.domain.rules import decide
 from shared import metrics
 from shared.contracts import topics
 from shared.contracts.events import ContactApprovedV1, ContactRejectedV1, ContactRequestV1
+from shared.db import table_of
 from shared.kafka.consumer import Delivery, Handler
 from shared.messaging import add_to_outbox, build_event
 from shared.service import Runtime
@@ -56,7 +57,7 @@ async def on_contact_requested(session: AsyncSession, deliveries: list[Delivery]
             topic = topics.CONTACT_REJECTED
         outgoing.append((topic, build_event(topic, payload, tenant=r.tenant, customer_id=r.customer_id,
                                             source=SOURCE, cause=d.event, subject=r.contact_id), r.customer_id))
-    await session.execute(insert(ContactDecision), rows)
+    await session.execute(insert(table_of(ContactDecision)), rows)
     await add_to_outbox(session, outgoing)
 
 

@@ -102,7 +102,8 @@ async def agree_plan(request: Request, response: Response, tenant: TenantDep, bo
             raise ProblemError(409, "Plan already agreed",
                                f"Account {body.account_id!r} already has plan {active}; cancel it first.")
         plan = Plan(plan_id=str(uuid.uuid4()), tenant=tenant, account_id=body.account_id,
-                    customer_id=body.customer_id, currency=body.currency, total_minor=sum(s.amount_minor for s in schedule),
+                    customer_id=body.customer_id, currency=body.currency,
+                    total_minor=sum(s.amount_minor for s in schedule),
                     status="agreed", reason=body.reason, idempotency_key=idempotency_key)
         instalments = [PlanInstalment(plan_id=plan.plan_id, seq=s.seq, due_date=s.due_date,
                                       amount_minor=s.amount_minor) for s in schedule]

@@ -23,10 +23,10 @@ class Plan(SQLModel, table=True):
     status: str  # agreed | cancelled | completed
     reason: str = ""
     idempotency_key: str | None = None
-    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), server_default=func.now(),
-                                                  nullable=False))
-    updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), server_default=func.now(),
-                                                  onupdate=func.now(), nullable=False))
+    created_at: datetime | None = Field(default=None, sa_column=Column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False))
+    updated_at: datetime | None = Field(default=None, sa_column=Column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), nullable=False))
 
 
 class PlanInstalment(SQLModel, table=True):

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, select, update
+from sqlalchemy import and_, bindparam, case, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,12 +28,14 @@ from shared.contracts.events import (
     PaymentReceivedV1,
     PlanEventV1,
 )
+from shared.db import table_of
 from shared.kafka.consumer import Delivery, Handler
 from shared.messaging import add_to_outbox, build_event
 from shared.service import Runtime
 
 SOURCE = "urn:gentle-collections:scheduler"
-OPEN_STEPS = ("pending", "requested")
+TREATMENTS = table_of(Treatment)
+STEPS = table_of(TreatmentStep)
 log = logging.getLogger(__name__)
 
 
@@ -62,19 +64,18 @@ async def on_account_segmented(session: AsyncSession, deliveries: list[Delivery]
         "phone_sealed": p.contact.phone, "email_sealed": p.contact.email, "address_sealed": p.contact.address,
         "time_zone": p.contact.time_zone, "locale": p.contact.locale,
     } for p, _ in latest.values()]
-    stmt = insert(Treatment).values(rows)
-    ex = stmt.excluded
+    ex = insert(TREATMENTS).excluded
     # A plan pauses a treatment; new overdue data does not unpause it. A paid-off account that is
     # overdue again becomes active.
-    stmt = stmt.on_conflict_do_update(
+    upsert = insert(TREATMENTS).on_conflict_do_update(
         index_elements=["tenant", "account_id"],
         set_={c: ex[c] for c in rows[0] if c not in ("tenant", "account_id", "status", "status_reason")}
-        | {"status": case((Treatment.status == "paused", "paused"), else_="active"),  # type: ignore[arg-type]
-           "status_reason": case((Treatment.status == "paused", Treatment.status_reason),  # type: ignore[arg-type]
+        | {"status": case((TREATMENTS.c.status == "paused", "paused"), else_="active"),
+           "status_reason": case((TREATMENTS.c.status == "paused", TREATMENTS.c.status_reason),
                                  else_=ex.status_reason),
            "updated_at": func.now()},
-    ).returning(Treatment.tenant, Treatment.account_id, Treatment.status)
-    status = {(r.tenant, r.account_id): r.status for r in await session.execute(stmt)}
+    ).returning(TREATMENTS.c.tenant, TREATMENTS.c.account_id, TREATMENTS.c.status)
+    status = {(r.tenant, r.account_id): r.status for r in await session.execute(upsert, rows)}
 
     now = datetime.now(UTC)
     steps: list[dict[str, Any]] = []
@@ -99,35 +100,44 @@ async def on_account_segmented(session: AsyncSession, deliveries: list[Delivery]
     if not steps:
         return
     created = (await session.execute(
-        insert(TreatmentStep).values(steps).on_conflict_do_nothing().returning(TreatmentStep)
-    )).scalars().all()
+        insert(STEPS).on_conflict_do_nothing().returning(*STEPS.c), steps)).all()
     await add_to_outbox(session, [_request_event(s, causes[s.contact_id]) for s in created])
+
+
+_REJECT = (
+    update(STEPS)
+    .where(STEPS.c.contact_id == bindparam("b_contact_id"), STEPS.c.attempt == bindparam("b_attempt"),
+           STEPS.c.status == "requested")
+    .values(status=bindparam("b_status"), due_at=bindparam("b_due_at"), attempt=STEPS.c.attempt + bindparam("b_inc"),
+            last_reason=bindparam("b_reason"), updated_at=func.now())
+)
+_OUTCOME = (
+    update(STEPS)
+    .where(STEPS.c.contact_id == bindparam("b_contact_id"), STEPS.c.status.in_(("requested", "done", "failed")))
+    .values(status=bindparam("b_status"), last_reason=bindparam("b_reason"), updated_at=func.now())
+)
 
 
 async def on_contact_rejected(session: AsyncSession, deliveries: list[Delivery]) -> None:
     """Deferred: back to pending until retry_at (the timer picks it up). Blocked: closed."""
+    now = datetime.now(UTC)
+    params = []
     for d in deliveries:
         p: ContactRejectedV1 = d.payload
-        await session.execute(
-            update(TreatmentStep)
-            .where(TreatmentStep.contact_id == p.contact_id, TreatmentStep.attempt == p.attempt,  # type: ignore[arg-type]
-                   TreatmentStep.status == "requested")  # type: ignore[arg-type]
-            .values(status="pending" if p.retry_at else "blocked", due_at=p.retry_at or func.now(),
-                    attempt=TreatmentStep.attempt + (1 if p.retry_at else 0),
-                    last_reason=f"{p.rule_id}: {p.reason}")
-        )
+        params.append({"b_contact_id": p.contact_id, "b_attempt": p.attempt,
+                       "b_status": "pending" if p.retry_at else "blocked", "b_due_at": p.retry_at or now,
+                       "b_inc": 1 if p.retry_at else 0, "b_reason": f"{p.rule_id}: {p.reason}"})
+    await session.execute(_REJECT, params)
 
 
 async def on_contact_outcome(session: AsyncSession, deliveries: list[Delivery]) -> None:
+    """Close the step: done when sent or handed to an agent; failed otherwise."""
+    params = []
     for d in deliveries:
         p: ContactOutcomeV1 = d.payload
-        status = "failed" if p.outcome in ("failed", "unknown") else "done"
-        await session.execute(
-            update(TreatmentStep)
-            .where(TreatmentStep.contact_id == p.contact_id,  # type: ignore[arg-type]
-                   TreatmentStep.status.in_(("requested", "done")))  # type: ignore[attr-defined]
-            .values(status=status, last_reason=f"outcome: {p.outcome}")
-        )
+        params.append({"b_contact_id": p.contact_id, "b_reason": f"outcome: {p.outcome}",
+                       "b_status": "failed" if p.outcome in ("failed", "unknown") else "done"})
+    await session.execute(_OUTCOME, params)
 
 
 async def _set_treatment(session: AsyncSession, tenant: str, account_id: str, status: str, reason: str) -> None:

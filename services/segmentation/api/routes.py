@@ -107,8 +107,9 @@ async def _ingest(request: Request, tenant: str, batch: BatchIn, kind: Literal["
                 results.append(ItemResult(index=index, status="rejected", errors=[
                     {"loc": ["tenant"], "msg": "you may only submit events for your own tenant"}]))
                 continue
-            payload = (_seal_overdue(item, tenant, runtime.cipher) if isinstance(item, OverdueIn)
-                       else PaymentReceivedV1.model_validate(item.model_dump(exclude={"event_id"}) | {"tenant": tenant}))
+            payload = (
+                _seal_overdue(item, tenant, runtime.cipher) if isinstance(item, OverdueIn)
+                else PaymentReceivedV1.model_validate(item.model_dump(exclude={"event_id"}) | {"tenant": tenant}))
         except ValidationError as exc:
             results.append(ItemResult(index=index, status="rejected", errors=_errors(exc)))
             continue

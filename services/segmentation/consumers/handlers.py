@@ -10,11 +10,13 @@ from services.segmentation.db.models import Account, Payment, SegmentChange
 from services.segmentation.domain.segments import classify
 from shared.contracts import topics
 from shared.contracts.events import AccountOverdueV1, AccountSegmentedV1, PaymentReceivedV1
+from shared.db import table_of
 from shared.kafka.consumer import Delivery, Handler
 from shared.messaging import add_to_outbox, build_event
 from shared.service import Runtime
 
 SOURCE = "urn:gentle-collections:segmentation"
+ACCOUNTS = table_of(Account)
 
 
 async def on_account_overdue(session: AsyncSession, deliveries: list[Delivery]) -> None:
@@ -45,14 +47,15 @@ async def on_account_overdue(session: AsyncSession, deliveries: list[Delivery]) 
         outgoing.append((topics.ACCOUNT_SEGMENTED, build_event(
             topics.ACCOUNT_SEGMENTED, segmented, tenant=p.tenant, customer_id=p.customer_id, source=SOURCE,
             cause=d.event, subject=p.account_id), p.customer_id))
-    stmt = insert(Account).values(list(latest.values()))
+    stmt = insert(ACCOUNTS)
     excluded = stmt.excluded
+    rows = list(latest.values())
     await session.execute(stmt.on_conflict_do_update(
         index_elements=["tenant", "account_id"],
-        set_={col: excluded[col] for col in latest[next(iter(latest))] if col not in ("tenant", "account_id")}
+        set_={col: excluded[col] for col in rows[0] if col not in ("tenant", "account_id")}
         | {"updated_at": func.now()},
-    ))
-    await session.execute(insert(SegmentChange), history)
+    ), rows)
+    await session.execute(insert(table_of(SegmentChange)), history)
     await add_to_outbox(session, outgoing)
 
 

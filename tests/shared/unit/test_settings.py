@@ -92,9 +92,6 @@ def test_prod_refuses_default_api_keys(monkeypatch: pytest.MonkeyPatch) -> None:
         Settings()
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="BUG: the prod check compares PII keys by key id ('dev1') only, so the public "
-                          "development key material under any other id is accepted with APP_ENV=prod")
 def test_prod_refuses_dev_pii_key_material_under_another_id(monkeypatch: pytest.MonkeyPatch) -> None:
     prod(monkeypatch, pii_keys={"prod1": DEV_PII_KEYS["dev1"]})
     with pytest.raises(ValidationError, match="development key"):

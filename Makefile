@@ -1,0 +1,42 @@
+# Thin wrappers; everything installs itself on a fresh machine (Python 3.11 + pip are enough).
+SHELL := /bin/bash
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+PY := .venv/bin/python
+PYTEST_ARGS ?=
+BENCH_N ?= 20000
+
+.PHONY: install run test test-unit lint bench demo docs clean
+
+install: .venv/.installed
+
+.venv/.installed: pyproject.toml uv.lock
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	$(UV) sync --frozen
+	@touch $@
+
+run: install  ## the whole system on the embedded PostgreSQL and broker (Ctrl-C stops it)
+	$(PY) -m shared.devstack.stack
+
+demo: install  ## publish a demo portfolio to the running stack (make run in another terminal)
+	$(PY) -m shared.devstack.demo --count 300
+
+lint: install
+	$(PY) -m ruff check shared services tests deploy
+	$(PY) -m mypy
+	.venv/bin/lint-imports
+	$(PY) -m shared.contracts.catalog --check
+
+test: lint  ## lint, then unit, integration and end-to-end tests (starts its own PostgreSQL and broker)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: install
+	$(PY) -m pytest -m "not integration and not e2e" $(PYTEST_ARGS)
+
+bench: install  ## end-to-end throughput and latency vs. a bare relay on the same broker
+	$(PY) tests/bench/pipeline.py --events $(BENCH_N)
+
+docs: install  ## regenerate docs/events.md from the contracts
+	$(PY) -m shared.contracts.catalog
+
+clean:
+	rm -rf .data .bench .pytest_cache .mypy_cache .ruff_cache
