@@ -23,7 +23,9 @@ def create_engine(settings: ServiceSettings) -> AsyncEngine:
         asyncpg_url(settings.database_url),
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
-        pool_pre_ping=True,
+        # No pre-ping: it costs a round trip per transaction; a dead connection surfaces as a transient
+        # error that the consumer runner retries.
+        pool_recycle=1800,
         connect_args={"server_settings": {"search_path": settings.schema_name, "application_name":
                                           settings.service_name}},
     )

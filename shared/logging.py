@@ -17,7 +17,8 @@ tenant_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("tenant"
 
 PII_FIELDS = frozenset({"name", "phone", "email", "address", "id_number", "to", "recipient"})
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
-_PHONE = re.compile(r"\+?\d[\d -]{5,}(\d{4})")
+# Not inside identifiers such as UUIDs: no word character or hyphen on either side.
+_PHONE = re.compile(r"(?<![\w-])\+?\d[\d -]{5,}(\d{4})(?![\w-])")
 # Lookarounds, not \b: a Chinese character next to the digits is a word character too.
 _ID_NUMBER = re.compile(r"(?<!\d)\d{6}(?:19|20)\d{2}\d{4}\d{3}[\dXx](?![\dXx])")
 

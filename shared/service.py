@@ -37,7 +37,8 @@ class Runtime:
         self.engine = create_engine(settings)
         self.sessions = session_factory(self.engine)
         self.producer = create_producer(settings)
-        self.relay = OutboxRelay(self.sessions, self.producer, poll_interval_s=settings.outbox_poll_interval_s)
+        self.relay = OutboxRelay(self.sessions, self.producer, poll_interval_s=settings.outbox_poll_interval_s,
+                                 linger_s=settings.outbox_linger_ms / 1000)
         self.consumer: ConsumerRunner | None = None
         # Called after every committed consumer transaction (the relay publishes at once).
         self.commit_hooks: list[Callable[[], None]] = [self.relay.wake]
@@ -56,6 +57,7 @@ class Runtime:
                 fetch_max_wait_ms=s.kafka_fetch_max_wait_ms, max_batch=s.kafka_max_batch,
                 max_transient_retries=s.max_transient_retries, dlq_max_consecutive=s.dlq_max_consecutive,
                 session_timeout_ms=s.kafka_session_timeout_ms, rebalance_timeout_ms=s.kafka_rebalance_timeout_ms,
+                linger_ms=s.kafka_consumer_linger_ms,
             )
             await self.consumer.start()
         self._background = [asyncio.create_task(loop(self), name=loop.__name__) for loop in loops]

@@ -38,6 +38,9 @@ class ServiceSettings(BaseSettings):
     # Latency on the local broker follows the fetch wait (docs/benchmarks.md).
     kafka_fetch_max_wait_ms: int = Field(20, validation_alias="KAFKA_FETCH_MAX_WAIT_MS")
     kafka_max_batch: int = Field(500, validation_alias="KAFKA_MAX_BATCH")
+    # Wait this long for more records when a fetch returns a small batch (throughput vs latency).
+    kafka_consumer_linger_ms: int = Field(20, validation_alias="KAFKA_CONSUMER_LINGER_MS")
+    outbox_linger_ms: int = Field(5, validation_alias="OUTBOX_LINGER_MS")
     # The local broker holds a group join for the rebalance timeout: keep it short (docs/operations.md).
     kafka_session_timeout_ms: int = Field(10_000, validation_alias="KAFKA_SESSION_TIMEOUT_MS")
     kafka_rebalance_timeout_ms: int = Field(3_000, validation_alias="KAFKA_REBALANCE_TIMEOUT_MS")

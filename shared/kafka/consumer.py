@@ -115,7 +115,7 @@ class ConsumerRunner:
         sessions: async_sessionmaker[AsyncSession], producer: AIOKafkaProducer,
         on_commit: Callable[[], None] = lambda: None, fetch_max_wait_ms: int = 20, max_batch: int = 500,
         max_transient_retries: int = 5, dlq_max_consecutive: int = 50, backoff_base_s: float = 0.2,
-        session_timeout_ms: int = 10_000, rebalance_timeout_ms: int = 3_000,
+        session_timeout_ms: int = 10_000, rebalance_timeout_ms: int = 3_000, linger_ms: int = 0,
     ) -> None:
         self.group = group
         self._handlers = handlers
@@ -127,6 +127,7 @@ class ConsumerRunner:
         self._dlq_max_consecutive = dlq_max_consecutive
         self._backoff_base_s = backoff_base_s
         self._consecutive_dlq = 0
+        self._linger_s = linger_ms / 1000
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self.halted_reason: str | None = None
@@ -164,7 +165,7 @@ class ConsumerRunner:
     async def _run(self) -> None:
         try:
             while not self._stopping:
-                batch = await self._consumer.getmany(timeout_ms=200, max_records=self._max_batch)
+                batch = await self._fetch()
                 if batch:
                     await self.process(batch)
         except ConsumerHalted as exc:
@@ -177,6 +178,20 @@ class ConsumerRunner:
             metrics.CONSUMER_HALTED.labels(self.group).set(1)
             log.critical("consumer crashed", exc_info=True, extra={"group": self.group})
             raise
+
+    async def _fetch(self) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+        """A batch; when it is small, linger briefly for more. Per-batch costs (a transaction, the
+        commits, the relay's publish) dominate tiny batches, so under load this raises throughput
+        several times for a few milliseconds of latency (docs/benchmarks.md)."""
+        batch = await self._consumer.getmany(timeout_ms=200, max_records=self._max_batch)
+        count = sum(len(records) for records in batch.values())
+        if not count or self._linger_s <= 0 or count >= self._max_batch // 2:
+            return batch
+        await asyncio.sleep(self._linger_s)
+        more = await self._consumer.getmany(timeout_ms=0, max_records=self._max_batch - count)
+        for tp, records in more.items():
+            batch.setdefault(tp, []).extend(records)
+        return batch
 
     async def process(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
         """Handle one fetched batch end to end, then commit its offsets."""

@@ -24,12 +24,14 @@ log = logging.getLogger(__name__)
 
 class OutboxRelay:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], producer: AIOKafkaProducer, *,
-                 batch_size: int = 1000, poll_interval_s: float = 0.2, gauge_interval_s: float = 5.0) -> None:
+                 batch_size: int = 1000, poll_interval_s: float = 0.2, gauge_interval_s: float = 5.0,
+                 linger_s: float = 0.0) -> None:
         self._sessions = sessions
         self._producer = producer
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
         self._gauge_interval_s = gauge_interval_s
+        self._linger_s = linger_s
         self._wakeup = asyncio.Event()
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -76,6 +78,8 @@ class OutboxRelay:
     async def _run(self) -> None:
         backoff = 0.5
         while not self._stopping:
+            # Clear before publishing: a wake() that arrives during the publish is not lost.
+            self._wakeup.clear()
             try:
                 published = await self.publish_once()
                 backoff = 0.5
@@ -85,9 +89,10 @@ class OutboxRelay:
                 backoff = min(backoff * 2, 10.0)
                 continue
             if published < self._batch_size:
-                self._wakeup.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), self._poll_interval_s)
+                if self._linger_s:
+                    await asyncio.sleep(self._linger_s)  # let concurrent commits join this publish
 
     async def _gauges(self) -> None:
         while True:

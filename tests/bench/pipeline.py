@@ -51,6 +51,8 @@ class RunResult:
     events: int
     seconds: float
     latencies: list[float]
+    # median seconds from publish until each topic carried the event (per-hop profile)
+    hops: dict[str, float] | None = None
 
     @property
     def throughput(self) -> float:
@@ -91,8 +93,8 @@ def make_events(n: int, run: str) -> list[tuple[str, bytes, bytes]]:
     return out
 
 
-async def ready_consumer(bootstrap: str, topic: str) -> AIOKafkaConsumer:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"bench-{uuid.uuid4().hex[:8]}",
+async def ready_consumer(bootstrap: str, *topic_names: str) -> AIOKafkaConsumer:
+    consumer = AIOKafkaConsumer(*topic_names, bootstrap_servers=bootstrap, group_id=f"bench-{uuid.uuid4().hex[:8]}",
                                 enable_auto_commit=False, auto_offset_reset="latest", fetch_max_wait_ms=20,
                                 session_timeout_ms=10_000, rebalance_timeout_ms=3_000, heartbeat_interval_ms=1_000)
     await consumer.start()
@@ -103,8 +105,10 @@ async def ready_consumer(bootstrap: str, topic: str) -> AIOKafkaConsumer:
 
 
 async def measure(bootstrap: str, source: str, sink: str, events: list[tuple[str, bytes, bytes]], *,
-                  id_of, rate: float | None, timeout_s: float) -> RunResult:  # type: ignore[no-untyped-def]
-    consumer = await ready_consumer(bootstrap, sink)
+                  id_of, rate: float | None, timeout_s: float,  # type: ignore[no-untyped-def]
+                  trace: tuple[str, ...] = ()) -> RunResult:
+    consumer = await ready_consumer(bootstrap, sink, *trace)
+    seen_at: dict[str, dict[str, float]] = {t: {} for t in trace}
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2, max_batch_size=256 * 1024)
     await producer.start()
     sent: dict[str, float] = {}
@@ -128,6 +132,12 @@ async def measure(bootstrap: str, source: str, sink: str, events: list[tuple[str
             for records in (await consumer.getmany(timeout_ms=200, max_records=5000)).values():
                 now = time.perf_counter()
                 for r in records:
+                    if r.topic in seen_at:
+                        data = orjson.loads(r.value)["data"]
+                        account = data.get("account_id") or data.get("request", {}).get("account_id")
+                        seen_at[r.topic].setdefault(account, now)
+                        if r.topic != sink:
+                            continue
                     account_id = id_of(r.value)
                     if account_id in wanted and account_id not in done:
                         done[account_id] = now
@@ -139,7 +149,8 @@ async def measure(bootstrap: str, source: str, sink: str, events: list[tuple[str
     if len(done) < len(wanted):
         print(f"  WARNING: {len(wanted) - len(done)} of {len(wanted)} events did not arrive within {timeout_s}s")
     end = max(done.values()) if done else time.perf_counter()
-    return RunResult(len(done), end - begin, [done[a] - sent[a] for a in done])
+    hops = {t: statistics.median(at[a] - sent[a] for a in at if a in sent) for t, at in seen_at.items() if at}
+    return RunResult(len(done), end - begin, [done[a] - sent[a] for a in done], hops or None)
 
 
 def outcome_account(value: bytes) -> str:
@@ -215,6 +226,26 @@ def start_profilers(stack: LocalStack, folder: Path) -> list[subprocess.Popen[by
             for name, proc in stack.procs.items() if name != "sms"]
 
 
+def batch_sizes(stack: LocalStack) -> dict[str, float]:
+    """Average events per handled batch, per consumer group and topic, from the services' metrics."""
+    import httpx
+
+    sizes: dict[str, float] = {}
+    for service in ("segmentation", "scheduler", "compliance", "channels"):
+        text = httpx.get(f"{stack.url(service)}/metrics", timeout=5).text
+        consumed: dict[str, float] = {}
+        batches: dict[str, float] = {}
+        for line in text.splitlines():
+            if line.startswith("events_consumed_total{"):
+                consumed[line.split('topic="')[1].split('"')[0]] = float(line.rsplit(" ", 1)[1])
+            elif line.startswith("event_handler_duration_seconds_count{"):
+                batches[line.split('topic="')[1].split('"')[0]] = float(line.rsplit(" ", 1)[1])
+        for topic, count in consumed.items():
+            if batches.get(topic):
+                sizes[f"{service} <- {topic}"] = count / batches[topic]
+    return sizes
+
+
 def report_run(label: str, r: RunResult) -> str:
     return (f"{label}: {r.events} events in {r.seconds:.1f} s = {r.throughput:,.0f} events/s; "
             f"latency p50 {r.pct(0.5) * 1000:,.0f} ms, p99 {r.pct(0.99) * 1000:,.0f} ms")
@@ -253,6 +284,8 @@ def main() -> None:
         spies = start_profilers(stack, args.profile) if args.profile else []
         full = asyncio.run(measure(stack.kafka, topics.ACCOUNT_OVERDUE.name, topics.CONTACT_OUTCOME.name, events,
                                    id_of=outcome_account, rate=None, timeout_s=600))
+        trace = (topics.ACCOUNT_OVERDUE.name, topics.ACCOUNT_SEGMENTED.name, topics.CONTACT_REQUESTED.name,
+                 topics.CONTACT_APPROVED.name, topics.CONTACT_OUTCOME.name)
         cpu_after = cpu_seconds(procs)
         for spy in spies:
             spy.send_signal(2)
@@ -261,7 +294,8 @@ def main() -> None:
         half_rate = full.throughput / 2
         paced = asyncio.run(measure(stack.kafka, topics.ACCOUNT_OVERDUE.name, topics.CONTACT_OUTCOME.name,
                                     make_events(max(args.events // 4, 500), uuid.uuid4().hex[:6]),
-                                    id_of=outcome_account, rate=half_rate, timeout_s=600))
+                                    id_of=outcome_account, rate=half_rate, timeout_s=600, trace=trace))
+        batches = batch_sizes(stack)
         stack.stop_apps()
         baseline = None if args.skip_baseline else run_baseline(stack.kafka, args.events, value_size, args.partitions)
     finally:
@@ -273,6 +307,13 @@ def main() -> None:
         print(report_run("baseline (bare relay)", baseline))
         print(f"ratio pipeline/baseline throughput: {full.throughput / baseline.throughput:.2f} "
               f"({HOPS} hops, {args.events} messages of ~{value_size} bytes, {args.partitions} partitions)")
+    if paced.hops:
+        print("median time from publish until the event was on each topic (paced run):")
+        for topic, seconds in paced.hops.items():
+            print(f"  {topic:<40} {seconds * 1000:7.0f} ms")
+    print("average events per consumer batch (one transaction each):")
+    for name, size in batches.items():
+        print(f"  {name:<52} {size:7.1f}")
     print("CPU seconds per 1,000 events during the full-speed run (where the time goes):")
     spent = {k: cpu_after[k] - cpu_before.get(k, 0.0) for k in cpu_after}
     for name, seconds in sorted(spent.items(), key=lambda kv: -kv[1]):

@@ -62,13 +62,13 @@ class Dispatcher:
 
     async def run(self) -> None:
         while not self.runtime.stopping.is_set():
+            self._wakeup.clear()  # before the pass, so a wake during it is not lost
             try:
                 await self.recover_stale()
                 while await self.dispatch_once() > 0:
                     pass
             except Exception:
                 log.exception("dispatch pass failed")
-            self._wakeup.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), 0.5)
 

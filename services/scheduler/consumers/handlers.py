@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, func, select, update
+from sqlalchemy import and_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -113,7 +113,9 @@ _REJECT = (
 )
 _OUTCOME = (
     update(STEPS)
-    .where(STEPS.c.contact_id == bindparam("b_contact_id"), STEPS.c.status.in_(("requested", "done", "failed")))
+    # or_ rather than in_(): an expanding IN cannot be used with executemany
+    .where(STEPS.c.contact_id == bindparam("b_contact_id"),
+           or_(STEPS.c.status == "requested", STEPS.c.status == "done", STEPS.c.status == "failed"))
     .values(status=bindparam("b_status"), last_reason=bindparam("b_reason"), updated_at=func.now())
 )
 
