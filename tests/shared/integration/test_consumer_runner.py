@@ -227,3 +227,32 @@ async def test_outbox_relay_publishes_then_deletes(env: dict) -> None:
                                       {"t": f"%{tenant}%".encode()})).scalar_one()
     assert left == 0
     assert OutboxEntry.__tablename__ == "outbox"
+
+
+async def test_dlq_replay_republishes_to_origin_once(env: dict, infra) -> None:  # type: ignore[no-untyped-def]
+    from shared.dlq import replay
+
+    group = "plans"  # a real group name: the CLI only accepts those
+    tenant = env["tenant"]
+    key, value, event_id = payment_event(tenant, 9)
+    headers = [("dlq.group", group.encode()), ("dlq.origin.topic", TOPIC.name.encode()),
+               ("dlq.origin.partition", b"0"), ("dlq.origin.offset", b"1"), ("dlq.error", b"boom")]
+    await env["producer"].send_and_wait(dlq_topic(group), value, key=key, headers=headers)
+    watcher = AIOKafkaConsumer(TOPIC.name, bootstrap_servers=infra.kafka, group_id=f"{env['group']}-watch",
+                               auto_offset_reset="latest")
+    await watcher.start()
+    while not watcher.assignment():
+        await watcher.getmany(timeout_ms=200)
+    await watcher.seek_to_end()
+    try:
+        assert await replay(infra.kafka, group, limit=100, dry_run=False) >= 1
+        assert await replay(infra.kafka, group, limit=100, dry_run=True) == 0  # progress was committed
+        found = []
+        deadline = asyncio.get_running_loop().time() + 20
+        while not found and asyncio.get_running_loop().time() < deadline:
+            for records in (await watcher.getmany(timeout_ms=500)).values():
+                found += [r for r in records if r.value == value]
+    finally:
+        await watcher.stop()
+    assert len(found) == 1
+    assert dict(found[0].headers)["dlq.replayed-from"].startswith(b"plans@")

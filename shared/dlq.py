@@ -1,0 +1,117 @@
+"""Inspect and replay dead letters: ``python -m shared.dlq list|replay --group NAME``.
+
+`replay` re-publishes each dead letter's original key and value to its origin topic (from the
+``dlq.origin.topic`` header) and commits its progress in the consumer group ``<group>.dlq-replay``, so
+a letter is replayed once. Consumers dedupe by event id, so a replay never doubles an effect; a letter
+that is still bad simply lands in the DLQ again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from shared.contracts import dlq_topic
+from shared.contracts.topics import CONSUMER_GROUPS
+from shared.settings import EMBEDDED_KAFKA
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    partition: int
+    offset: int
+    origin_topic: str
+    origin: str
+    error: str
+    key: bytes | None
+    value: bytes | None
+
+
+def _letter(record) -> DeadLetter:  # type: ignore[no-untyped-def]
+    headers = {k: v.decode(errors="replace") for k, v in record.headers}
+    return DeadLetter(record.partition, record.offset, headers.get("dlq.origin.topic", ""),
+                      f"{headers.get('dlq.origin.topic')}/{headers.get('dlq.origin.partition')}"
+                      f"@{headers.get('dlq.origin.offset')}", headers.get("dlq.error", ""), record.key, record.value)
+
+
+async def _drain(consumer: AIOKafkaConsumer, limit: int) -> list[tuple[TopicPartition, DeadLetter]]:
+    letters: list[tuple[TopicPartition, DeadLetter]] = []
+    idle = 0
+    while len(letters) < limit and idle < 3:
+        batch = await consumer.getmany(timeout_ms=1000, max_records=limit - len(letters))
+        idle = 0 if batch else idle + 1
+        for tp, records in batch.items():
+            letters.extend((tp, _letter(r)) for r in records)
+    return letters
+
+
+def _consumer(bootstrap: str, group: str, commit_group: str | None) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(dlq_topic(group), bootstrap_servers=bootstrap, group_id=commit_group,
+                            enable_auto_commit=False, auto_offset_reset="earliest",
+                            session_timeout_ms=10_000, rebalance_timeout_ms=3_000)
+
+
+async def list_letters(bootstrap: str, group: str, *, limit: int) -> list[DeadLetter]:
+    """Every dead letter of ``group`` (up to ``limit``), oldest first per partition."""
+    consumer = _consumer(bootstrap, group, None)
+    await consumer.start()
+    try:
+        return [letter for _, letter in await _drain(consumer, limit)]
+    finally:
+        await consumer.stop()
+
+
+async def replay(bootstrap: str, group: str, *, limit: int, dry_run: bool) -> int:
+    """Replay letters not yet replayed; returns how many (or would be, with ``dry_run``)."""
+    consumer = _consumer(bootstrap, group, f"{group}.dlq-replay")
+    await consumer.start()
+    try:
+        letters = await _drain(consumer, limit)
+        if dry_run or not letters:
+            return len(letters)
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        await producer.start()
+        try:
+            for _, letter in letters:
+                if letter.origin_topic:
+                    await producer.send_and_wait(
+                        letter.origin_topic, letter.value, key=letter.key,
+                        headers=[("dlq.replayed-from", f"{group}@{letter.offset}".encode())])
+        finally:
+            await producer.stop()
+        # Progress is recorded only after every letter was acknowledged by the broker.
+        offsets: dict[TopicPartition, int] = {}
+        for tp, letter in letters:
+            offsets[tp] = max(offsets.get(tp, 0), letter.offset + 1)
+        await consumer.commit(offsets)
+        return len(letters)
+    finally:
+        await consumer.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=("list", "replay"))
+    parser.add_argument("--group", required=True, choices=CONSUMER_GROUPS)
+    parser.add_argument("--limit", type=int, default=1000)
+    parser.add_argument("--dry-run", action="store_true", help="replay: show what would be replayed")
+    parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", EMBEDDED_KAFKA))
+    args = parser.parse_args()
+    if args.command == "list":
+        letters = asyncio.run(list_letters(args.bootstrap, args.group, limit=args.limit))
+        for letter in letters:
+            sys.stdout.write(f"{letter.partition}@{letter.offset}  from {letter.origin}  {letter.error[:200]}\n")
+        sys.stdout.write(f"{len(letters)} dead letter(s) in {dlq_topic(args.group)}\n")
+    else:
+        count = asyncio.run(replay(args.bootstrap, args.group, limit=args.limit, dry_run=args.dry_run))
+        verb = "would replay" if args.dry_run else "replayed"
+        sys.stdout.write(f"{verb} {count} dead letter(s) from {dlq_topic(args.group)}\n")
+
+
+if __name__ == "__main__":
+    main()
