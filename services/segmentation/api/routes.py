@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 
 from services.segmentation.db.models import Account
 from shared.contracts import CloudEvent, topics
-from shared.contracts.events import AccountOverdueV1, CoLender, Currency, Ident, PaymentReceivedV1, TimeZone
+from shared.contracts.events import AccountOverdueV1, PaymentReceivedV1, TimeZone
 from shared.crypto import PiiCipher
 from shared.http import ProblemError, TenantDep
 from shared.messaging import add_to_outbox, build_event
@@ -31,34 +31,22 @@ class ContactIn(BaseModel):
     locale: Literal["zh-CN", "en"] = "zh-CN"
 
 
-class OverdueIn(BaseModel):
-    """An overdue account as a partner sends it: contact data in plaintext over TLS; we seal it."""
+class OverdueIn(AccountOverdueV1):
+    """An overdue account as a partner sends it: the contract's fields and checks, with contact data in
+    plaintext (over TLS) that we seal before storing or publishing; the tenant comes from the API key."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     event_id: str | None = Field(default=None, max_length=200, description="Your id; resending it is a no-op")
-    tenant: str | None = None
-    account_id: Ident
-    customer_id: Ident
-    product: str = Field(min_length=1, max_length=64)
-    currency: Currency
-    outstanding_minor: int = Field(ge=0)
-    overdue_minor: int = Field(gt=0)
-    days_past_due: int = Field(ge=0, le=36500)
-    due_date: date
-    credit_rating: Literal["A", "B", "C", "D", "E"] | None = None
-    credit_score: int | None = Field(default=None, ge=300, le=950)
-    contact: ContactIn
-    co_lenders: list[CoLender] = Field(default_factory=list)
+    tenant: str | None = None  # type: ignore[assignment]
+    contact: ContactIn  # type: ignore[assignment]
 
 
-class PaymentIn(BaseModel):
-    event_id: str | None = Field(default=None, max_length=200)
-    tenant: str | None = None
-    account_id: Ident
-    customer_id: Ident
-    payment_id: Ident
-    amount_minor: int = Field(gt=0)
-    currency: Currency
-    paid_at: datetime
+class PaymentIn(PaymentReceivedV1):
+    """A payment as a partner sends it; the tenant comes from the API key."""
+
+    event_id: str | None = Field(default=None, max_length=200, description="Your id; resending it is a no-op")
+    tenant: str | None = None  # type: ignore[assignment]
 
 
 class BatchIn(BaseModel):
