@@ -49,13 +49,16 @@ class OutboxRelay:
         self._stopping = True
         self._wakeup.set()
         for task in self._tasks:
+            if task.get_name() == "outbox-gauges":
+                task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                if task.get_name() == "outbox-gauges":
-                    task.cancel()
                 await task
-        with contextlib.suppress(Exception):
+        try:
             while await self.publish_once():
                 pass
+        except Exception:
+            log.warning("final outbox flush failed; the rows stay for the next start", exc_info=True)
 
     async def publish_once(self) -> int:
         """Publish up to one batch; returns how many rows were published."""

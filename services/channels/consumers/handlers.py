@@ -21,8 +21,8 @@ async def on_contact_approved(session: AsyncSession, deliveries: list[Delivery])
     """Record each approved contact once ('sending', before any provider call)."""
     rows = []
     for d in deliveries:
-        r = d.payload.request if isinstance(d.payload, ContactApprovedV1) else None
-        assert r is not None
+        approved: ContactApprovedV1 = d.payload
+        r = approved.request
         rows.append({
             "contact_id": r.contact_id, "tenant": r.tenant, "account_id": r.account_id,
             "customer_id": r.customer_id, "channel": r.channel.value, "template_id": r.template_id,
