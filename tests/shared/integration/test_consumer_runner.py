@@ -234,7 +234,7 @@ async def test_dlq_replay_republishes_to_origin_once(env: dict, infra) -> None: 
 
     group = "plans"  # a real group name: the CLI only accepts those
     tenant = env["tenant"]
-    key, value, event_id = payment_event(tenant, 9)
+    key, value, _ = payment_event(tenant, 9)
     headers = [("dlq.group", group.encode()), ("dlq.origin.topic", TOPIC.name.encode()),
                ("dlq.origin.partition", b"0"), ("dlq.origin.offset", b"1"), ("dlq.error", b"boom")]
     await env["producer"].send_and_wait(dlq_topic(group), value, key=key, headers=headers)
