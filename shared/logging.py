@@ -17,8 +17,9 @@ tenant_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("tenant"
 
 PII_FIELDS = frozenset({"name", "phone", "email", "address", "id_number", "to", "recipient"})
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
-# Not inside identifiers such as UUIDs: no word character or hyphen on either side.
-_PHONE = re.compile(r"(?<![\w-])\+?\d[\d -]{5,}(\d{4})(?![\w-])")
+# Not inside identifiers such as UUIDs: no ASCII letter, digit, '_' or '-' on either side (a Chinese
+# character next to a number must not protect it, so no \w here).
+_PHONE = re.compile(r"(?<![A-Za-z0-9_-])\+?\d[\d -]{5,}(\d{4})(?![A-Za-z0-9_-])")
 # Lookarounds, not \b: a Chinese character next to the digits is a word character too.
 _ID_NUMBER = re.compile(r"(?<!\d)\d{6}(?:19|20)\d{2}\d{4}\d{3}[\dXx](?![\dXx])")
 
@@ -37,6 +38,10 @@ def mask_value(key: str, value: Any) -> Any:
         return "***" + text[-4:] if key in {"phone", "to"} and len(text) > 4 else "***"
     if isinstance(value, str):
         return mask_text(value)
+    if isinstance(value, dict):
+        return {k: mask_value(str(k), v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [mask_value(key, v) for v in value]
     return value
 
 

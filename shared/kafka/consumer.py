@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaConnectionError, KafkaTimeoutError
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -90,7 +90,7 @@ def parse_record(record: ConsumerRecord[bytes, bytes]) -> Delivery:
             raise PoisonMessage(record, f"event type {event.type!r} does not belong on {record.topic}")
         payload: BaseModel = topic.payload.model_validate(event.data)
     except ValidationError as exc:
-        raise PoisonMessage(record, _short(exc)) from exc
+        raise PoisonMessage(record, _validation_summary(exc)) from exc
     if _payload_tenant(payload, event.tenant) != event.tenant:
         raise PoisonMessage(record, "payload tenant differs from envelope tenant")
     return Delivery(event, payload, record)
@@ -105,7 +105,16 @@ def _payload_tenant(payload: BaseModel, default: str) -> str:
     return default
 
 
+def _validation_summary(exc: ValidationError) -> str:
+    """Where and why validation failed, never the offending values (they may be plaintext PII)."""
+    parts = [f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}"
+             for e in exc.errors(include_input=False, include_url=False)]
+    return f"{exc.error_count()} validation error(s) for {exc.title}: " + "; ".join(parts)[:900]
+
+
 def _short(exc: BaseException) -> str:
+    if isinstance(exc, ValidationError):
+        return _validation_summary(exc)
     return str(exc).replace("\n", " ")[:1000]
 
 
@@ -172,12 +181,21 @@ class ConsumerRunner:
             self.halted_reason = str(exc)
             metrics.CONSUMER_HALTED.labels(self.group).set(1)
             log.critical("consumer halted", extra={"group": self.group, "reason": str(exc)})
+            await self._leave_group()
             raise
         except Exception as exc:
             self.halted_reason = f"unexpected error: {exc!r}"
             metrics.CONSUMER_HALTED.labels(self.group).set(1)
             log.critical("consumer crashed", exc_info=True, extra={"group": self.group})
+            await self._leave_group()
             raise
+
+    async def _leave_group(self) -> None:
+        """A halted consumer gives its partitions back to the other replicas at once."""
+        try:
+            await self._consumer.stop()
+        except Exception:
+            log.warning("could not leave the consumer group cleanly", exc_info=True)
 
     async def _fetch(self) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
         """A batch; when it is small, linger briefly for more. Per-batch costs (a transaction, the
@@ -209,8 +227,17 @@ class ConsumerRunner:
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         for attempt in range(self._max_retries + 1):
+            # Partitions lost in a rebalance cannot be committed: their new owner will see the
+            # events again and the inbox makes that harmless.
+            owned = {tp: offset for tp, offset in offsets.items() if tp in self._consumer.assignment()}
+            if not owned:
+                return
             try:
-                await self._consumer.commit(offsets)
+                await self._consumer.commit(owned)
+                return
+            except (CommitFailedError, IllegalStateError) as exc:
+                log.warning("offset commit refused after a rebalance; the new owner redelivers",
+                            extra={"group": self.group, "error": repr(exc)})
                 return
             except Exception as exc:
                 # A failed commit only means redelivery; the inbox makes that harmless.
@@ -225,9 +252,10 @@ class ConsumerRunner:
             return
         except ConsumerHalted:
             raise
-        except Exception:
+        except Exception as exc:
             if len(deliveries) == 1:
-                raise
+                await self._dead_letter(deliveries[0].record, f"{type(exc).__name__}: {_short(exc)}")
+                return
             log.warning("batch failed; retrying its events one by one", exc_info=True,
                         extra={"group": self.group, "size": len(deliveries)})
         for delivery in deliveries:

@@ -20,6 +20,8 @@ from shared import metrics
 from shared.messaging import OutboxEntry
 
 log = logging.getLogger(__name__)
+# One lock per service: the services share a database, each in its own schema.
+RELAY_LOCK = func.pg_try_advisory_xact_lock(func.hashtext("outbox:" + func.current_schema()))
 
 
 class OutboxRelay:
@@ -63,6 +65,10 @@ class OutboxRelay:
     async def publish_once(self) -> int:
         """Publish up to one batch; returns how many rows were published."""
         async with self._sessions() as session, session.begin():
+            # One publisher per service at a time keeps per-key order across replicas; the others
+            # find the lock taken and try again at their next wake-up or poll.
+            if not (await session.execute(select(RELAY_LOCK))).scalar():
+                return 0
             rows = (await session.execute(
                 select(OutboxEntry.id, OutboxEntry.topic, OutboxEntry.key, OutboxEntry.value)
                 .order_by(OutboxEntry.id)  # type: ignore[arg-type]

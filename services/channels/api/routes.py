@@ -66,10 +66,11 @@ async def sms_receipts(request: Request, body: Receipts, token: str = "") -> dic
         for receipt in body.receipts:
             row = (await session.execute(
                 update(ContactAttempt)
+                # A receipt can overtake our own record of the send ('dispatching'): accept it then too.
                 .where(ContactAttempt.contact_id == receipt.client_ref,  # type: ignore[arg-type]
-                       ContactAttempt.provider_ref == receipt.message_id,  # type: ignore[arg-type]
-                       ContactAttempt.status == "sent")  # type: ignore[arg-type]
-                .values(status=receipt.status)
+                       ContactAttempt.channel == "sms",  # type: ignore[arg-type]
+                       ContactAttempt.status.in_(("dispatching", "sent")))  # type: ignore[attr-defined]
+                .values(status=receipt.status, provider_ref=receipt.message_id)
                 .returning(ContactAttempt))).scalars().first()
             if row is None:
                 continue

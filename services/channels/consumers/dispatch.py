@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,6 +27,7 @@ from shared import metrics
 from shared.contracts import topics
 from shared.contracts.events import ContactOutcomeV1
 from shared.db import table_of
+from shared.logging import mask_text
 from shared.messaging import add_to_outbox, build_event
 from shared.service import Runtime
 
@@ -33,8 +35,10 @@ log = logging.getLogger(__name__)
 SOURCE = "urn:gentle-collections:channels"
 ATTEMPTS: Any = table_of(ContactAttempt)
 # one executemany for a whole batch of provider answers
+E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _RECORD = (
-    update(ATTEMPTS).where(ATTEMPTS.c.contact_id == bindparam("b_id"))
+    # only rows still ours: a receipt may already have marked one delivered
+    update(ATTEMPTS).where(ATTEMPTS.c.contact_id == bindparam("b_id"), ATTEMPTS.c.status == "dispatching")
     .values(status=bindparam("b_status"), provider_ref=bindparam("b_ref"), detail=bindparam("b_detail"),
             next_try_at=bindparam("b_next"), updated_at=func.now())
 )
@@ -91,21 +95,32 @@ class Dispatcher:
             claimed = await self._claim(session)
         if not claimed:
             return 0
-        cipher = self.runtime.cipher
         sms: list[OutgoingSms] = []
         mail: list[OutgoingEmail] = []
+        unusable: list[SendResult] = []
         for a in claimed:
-            to = cipher.open(a.destination_sealed or "", context=a.tenant)
-            text = render(a.template_id, TemplateContext(a.account_id, a.days_past_due, a.overdue_minor, a.currency,
-                                                         a.due_date, a.locale))
-            if a.channel == "sms":
-                sms.append(OutgoingSms(a.contact_id, to, text.body))
-            else:
-                mail.append(OutgoingEmail(a.contact_id, to, text.subject, text.body))
+            try:
+                message = self._prepare(a)
+            except Exception as exc:  # one bad row must not stop the batch; it fails on its own
+                unusable.append(SendResult(a.contact_id, False, error=f"not sendable: {type(exc).__name__}: "
+                                                                      f"{mask_text(str(exc))[:300]}"))
+                continue
+            (sms if isinstance(message, OutgoingSms) else mail).append(message)  # type: ignore[arg-type]
         sms_results, mail_results = await asyncio.gather(
             self.sms.send(sms) if sms else _none(), self.mail.send(mail) if mail else _none())
-        await self._record(claimed, [*sms_results, *mail_results])
+        await self._record(claimed, [*unusable, *sms_results, *mail_results])
         return len(claimed)
+
+    def _prepare(self, a: Any) -> OutgoingSms | OutgoingEmail:
+        """Open the destination and render the template; raises for a row that can never be sent."""
+        to = self.runtime.cipher.open(a.destination_sealed or "", context=a.tenant)
+        text = render(a.template_id, TemplateContext(a.account_id, a.days_past_due, a.overdue_minor, a.currency,
+                                                     a.due_date, a.locale))
+        if a.channel == "sms":
+            if not E164.match(to):
+                raise ValueError("the phone number is not in E.164 form")
+            return OutgoingSms(a.contact_id, to, text.body)
+        return OutgoingEmail(a.contact_id, to, text.subject, text.body)
 
     async def _record(self, claimed: list[Any], results: list[SendResult]) -> None:
         by_id = {a.contact_id: a for a in claimed}
@@ -114,18 +129,19 @@ class Dispatcher:
         now = datetime.now(UTC)
         for r in results:
             a = by_id[r.contact_id]
+            error = mask_text(r.error) if r.error else None  # provider errors can quote the address
             if r.ok:
                 updates.append({"b_id": a.contact_id, "b_status": "sent", "b_ref": r.provider_ref,
                                 "b_detail": None, "b_next": now})
                 outgoing.append(outcome_event(a, "sent", provider_ref=r.provider_ref))
                 metrics.CONTACTS_SENT.labels(a.channel, "sent").inc()
             elif r.retryable and a.tries < self.settings.max_send_tries:
-                updates.append({"b_id": a.contact_id, "b_status": "sending", "b_ref": None, "b_detail": r.error,
+                updates.append({"b_id": a.contact_id, "b_status": "sending", "b_ref": None, "b_detail": error,
                                 "b_next": now + timedelta(seconds=2 ** a.tries)})
             else:
-                updates.append({"b_id": a.contact_id, "b_status": "failed", "b_ref": None, "b_detail": r.error,
+                updates.append({"b_id": a.contact_id, "b_status": "failed", "b_ref": None, "b_detail": error,
                                 "b_next": now})
-                outgoing.append(outcome_event(a, "failed", detail=r.error))
+                outgoing.append(outcome_event(a, "failed", detail=error))
                 metrics.CONTACTS_SENT.labels(a.channel, "failed").inc()
         async with self.runtime.sessions() as session, session.begin():
             await session.execute(_RECORD, updates)
@@ -143,8 +159,11 @@ class Dispatcher:
                 .with_for_update(skip_locked=True))).scalars().all()
             outgoing = []
             for a in stale:
-                if a.channel == "sms":
+                if a.channel == "sms" and a.tries < self.settings.max_send_tries:
                     a.status = "sending"  # same contact_id = same idempotency key at the provider
+                elif a.channel == "sms":
+                    a.status, a.detail = "failed", "interrupted too often during SMS delivery"
+                    outgoing.append(outcome_event(a, "failed", detail=a.detail))
                 else:
                     a.status, a.detail = "unknown", "interrupted during SMTP delivery; not re-sent"
                     outgoing.append(outcome_event(a, "unknown", detail=a.detail))

@@ -9,6 +9,7 @@ from decimal import Decimal
 from fastapi import APIRouter, Header, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from services.plans.consumers.handlers import plan_event
 from services.plans.db.models import Plan, PlanInstalment
@@ -24,7 +25,7 @@ router = APIRouter(prefix="/v1/plans", tags=["plans"])
 
 class InstalmentIn(BaseModel):
     due_date: date
-    amount: Decimal = Field(description="Major units as a decimal string, e.g. \"500.00\"")
+    amount: Decimal = Field(max_digits=16, description="Major units as a decimal string, e.g. \"500.00\"")
 
 
 class PlanCreate(BaseModel):
@@ -84,6 +85,23 @@ async def agree_plan(request: Request, response: Response, tenant: TenantDep, bo
     Send an ``Idempotency-Key`` header to make retries safe: the same key returns the same plan.
     """
     runtime = runtime_of(request.app)
+    try:
+        return await _agree(runtime, response, tenant, body, idempotency_key)
+    except IntegrityError as exc:
+        # A concurrent request won the race: the same Idempotency-Key, or another plan for the account.
+        async with runtime.sessions() as session:
+            if idempotency_key:
+                existing = (await session.execute(select(Plan.plan_id).where(
+                    Plan.tenant == tenant, Plan.idempotency_key == idempotency_key))).scalars().first()  # type: ignore[arg-type]
+                if existing is not None:
+                    response.status_code = 200
+                    return _public(*await _load(session, tenant, existing))
+        raise ProblemError(409, "Plan already agreed",
+                           f"Account {body.account_id!r} already has an agreed plan; cancel it first.") from exc
+
+
+async def _agree(runtime, response: Response, tenant: str, body: PlanCreate,  # type: ignore[no-untyped-def]
+                 idempotency_key: str | None) -> PlanPublic:
     try:
         schedule = build_schedule([(i.due_date, i.amount) for i in body.instalments], currency=body.currency,
                                   today=datetime.now(UTC).date())

@@ -17,7 +17,7 @@ from sqlalchemy import and_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.scheduler.db.models import Treatment, TreatmentStep
+from services.scheduler.db.models import Treatment, TreatmentPayment, TreatmentStep
 from services.scheduler.domain.timeline import contact_id_for, plan_step
 from shared.contracts import CloudEvent, topics
 from shared.contracts.events import (
@@ -65,14 +65,17 @@ async def on_account_segmented(session: AsyncSession, deliveries: list[Delivery]
         "time_zone": p.contact.time_zone, "locale": p.contact.locale,
     } for p, _ in latest.values()]
     ex = insert(TREATMENTS).excluded
-    # A plan pauses a treatment; new overdue data does not unpause it. A paid-off account that is
-    # overdue again becomes active.
+    # A plan pauses a treatment; new overdue data does not unpause it. A paid-off (stopped) account
+    # becomes active again only for a new delinquency cycle (a later due date): a segmentation
+    # event produced before the payment but consumed after it must not revive the treatment.
+    stale = and_(TREATMENTS.c.status == "stopped", ex.due_date <= TREATMENTS.c.due_date)
+    keep = or_(TREATMENTS.c.status == "paused", stale)
     upsert = insert(TREATMENTS).on_conflict_do_update(
         index_elements=["tenant", "account_id"],
-        set_={c: ex[c] for c in rows[0] if c not in ("tenant", "account_id", "status", "status_reason")}
-        | {"status": case((TREATMENTS.c.status == "paused", "paused"), else_="active"),
-           "status_reason": case((TREATMENTS.c.status == "paused", TREATMENTS.c.status_reason),
-                                 else_=ex.status_reason),
+        set_={c: case((stale, TREATMENTS.c[c]), else_=ex[c]) for c in rows[0]
+              if c not in ("tenant", "account_id", "status", "status_reason")}
+        | {"status": case((keep, TREATMENTS.c.status), else_="active"),
+           "status_reason": case((keep, TREATMENTS.c.status_reason), else_=ex.status_reason),
            "updated_at": func.now()},
     ).returning(TREATMENTS.c.tenant, TREATMENTS.c.account_id, TREATMENTS.c.status)
     status = {(r.tenant, r.account_id): r.status for r in await session.execute(upsert, rows)}
@@ -99,8 +102,17 @@ async def on_account_segmented(session: AsyncSession, deliveries: list[Delivery]
         })
     if not steps:
         return
-    created = (await session.execute(
-        insert(STEPS).on_conflict_do_nothing().returning(*STEPS.c), steps)).all()
+    # A step cancelled by a pause is reopened when the treatment is active again; any other existing
+    # step (requested, done, ...) is left alone, so a replay never makes a second contact.
+    stmt = insert(STEPS)
+    reopen = stmt.on_conflict_do_update(
+        index_elements=["contact_id"],
+        set_={"status": "requested", "attempt": STEPS.c.attempt + 1, "due_at": stmt.excluded.due_at,
+              "overdue_minor": stmt.excluded.overdue_minor, "days_past_due": stmt.excluded.days_past_due,
+              "last_reason": "reopened", "updated_at": func.now()},
+        where=STEPS.c.status == "cancelled",
+    ).returning(*STEPS.c)
+    created = (await session.execute(reopen, steps)).all()
     await add_to_outbox(session, [_request_event(s, causes[s.contact_id]) for s in created])
 
 
@@ -149,8 +161,9 @@ async def _set_treatment(session: AsyncSession, tenant: str, account_id: str, st
     if status != "active":
         await session.execute(
             update(TreatmentStep)
+            # 'requested' too: a deferral coming back later must not revive it as 'pending'
             .where(TreatmentStep.tenant == tenant, TreatmentStep.account_id == account_id,  # type: ignore[arg-type]
-                   TreatmentStep.status == "pending")  # type: ignore[arg-type]
+                   TreatmentStep.status.in_(("pending", "requested")))  # type: ignore[attr-defined]
             .values(status="cancelled", last_reason=reason))
 
 
@@ -174,6 +187,12 @@ async def on_payment_received(session: AsyncSession, deliveries: list[Delivery])
     """A payment that clears the overdue amount stops the treatment."""
     for d in deliveries:
         p: PaymentReceivedV1 = d.payload
+        first_time = (await session.execute(
+            insert(table_of(TreatmentPayment)).on_conflict_do_nothing()
+            .values(tenant=p.tenant, payment_id=p.payment_id, account_id=p.account_id, amount_minor=p.amount_minor)
+            .returning(table_of(TreatmentPayment).c.payment_id))).first()
+        if first_time is None:
+            continue  # the same payment under another event id
         row = (await session.execute(
             update(Treatment)
             .where(Treatment.tenant == p.tenant, Treatment.account_id == p.account_id,  # type: ignore[arg-type]
@@ -188,8 +207,9 @@ async def on_payment_received(session: AsyncSession, deliveries: list[Delivery])
 async def request_due_steps(runtime: Runtime, *, limit: int = 500) -> int:
     """Claim due pending steps of active treatments and emit their contact requests."""
     async with runtime.sessions() as session, session.begin():
-        due: Sequence[TreatmentStep] = (await session.execute(
-            select(TreatmentStep)
+        due: Sequence[Any] = (await session.execute(
+            select(TreatmentStep, Treatment.overdue_minor.label("current_overdue"),  # type: ignore[attr-defined]
+                   Treatment.days_past_due.label("current_dpd"))  # type: ignore[attr-defined]
             .join(Treatment, and_(Treatment.tenant == TreatmentStep.tenant,  # type: ignore[arg-type]
                                   Treatment.account_id == TreatmentStep.account_id))  # type: ignore[arg-type]
             .where(TreatmentStep.status == "pending", TreatmentStep.due_at <= func.now(),  # type: ignore[arg-type]
@@ -197,13 +217,15 @@ async def request_due_steps(runtime: Runtime, *, limit: int = 500) -> int:
             .order_by(TreatmentStep.due_at)  # type: ignore[arg-type]
             .limit(limit)
             .with_for_update(of=TreatmentStep, skip_locked=True)  # type: ignore[arg-type]
-        )).scalars().all()
+        )).all()
         if not due:
             return 0
-        await session.execute(
-            update(TreatmentStep).where(TreatmentStep.contact_id.in_([s.contact_id for s in due]))  # type: ignore[attr-defined]
-            .values(status="requested"))
-        await add_to_outbox(session, [_request_event(s, None) for s in due])
+        steps = []
+        for step, overdue, dpd in due:
+            # a deferred contact states today's amount and DPD, not those of when it was planned
+            step.overdue_minor, step.days_past_due, step.status = overdue, dpd, "requested"
+            steps.append(step)
+        await add_to_outbox(session, [_request_event(s, None) for s in steps])
     runtime.relay.wake()
     return len(due)
 

@@ -58,3 +58,14 @@ class TreatmentStep(SQLModel, table=True):
                                                   nullable=False))
     updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), server_default=func.now(),
                                                   onupdate=func.now(), nullable=False))
+
+
+class TreatmentPayment(SQLModel, table=True):
+    """Payments already subtracted, so a payment delivered under two event ids counts once."""
+
+    __tablename__ = "treatment_payments"
+
+    tenant: str = Field(primary_key=True, max_length=64)
+    payment_id: str = Field(primary_key=True, max_length=128)
+    account_id: str
+    amount_minor: int = Field(sa_type=BigInteger)

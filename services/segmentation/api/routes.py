@@ -103,9 +103,11 @@ async def _ingest(request: Request, tenant: str, batch: BatchIn, kind: Literal["
             continue
         event = build_event(topic, payload, tenant=tenant, customer_id=item.customer_id, source=SOURCE,
                             subject=item.account_id)
-        if item.event_id:
-            # A partner-chosen id makes a resent batch harmless: consumers dedupe on it.
-            event = event.model_copy(update={"id": f"{tenant}:{item.event_id}"})
+        # A partner-chosen id makes a resent batch harmless: consumers dedupe on it. A payment without
+        # one is identified by its payment id, so re-posting it can never count it twice.
+        partner_id = item.event_id or (f"payment-{item.payment_id}" if isinstance(item, PaymentIn) else None)
+        if partner_id:
+            event = event.model_copy(update={"id": f"{tenant}:{kind}:{partner_id}"})
         outgoing.append((topic, event, item.customer_id))
         results.append(ItemResult(index=index, status="accepted", event_id=event.id))
     if outgoing:

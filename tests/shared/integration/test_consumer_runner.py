@@ -260,3 +260,30 @@ async def test_dlq_replay_republishes_to_origin_once(env: dict, infra) -> None: 
         await watcher.stop()
     assert len(found) == 1
     assert dict(found[0].headers)["dlq.replayed-from"].startswith(f"{group}@".encode())
+
+
+async def test_a_lone_failing_event_is_dead_lettered_not_fatal(env: dict, infra) -> None:  # type: ignore[no-untyped-def]
+    await create_dlq(infra.kafka, env["group"])
+    handled: list[str] = []
+
+    async def handler(session, deliveries: list[Delivery]) -> None:  # type: ignore[no-untyped-def]
+        for d in deliveries:
+            if d.event.tenant == env["tenant"]:
+                if d.payload.payment_id == "P7":
+                    raise ValueError("cannot apply payment P7")
+                handled.append(d.payload.payment_id)
+
+    runner = make_runner(env, handler)
+    await runner.start()
+    try:
+        await asyncio.sleep(4)  # joined and idle: the next events arrive one per batch
+        for n in (7, 8):
+            key, value, _ = payment_event(env["tenant"], n)
+            await env["producer"].send_and_wait(TOPIC.name, value, key=key)
+            await asyncio.sleep(1)
+        await wait_until(lambda: "P8" in handled)
+    finally:
+        await runner.stop()
+    assert runner.halted_reason is None
+    letters = [r for r in await _dlq_records(env, 1) if b"cannot apply payment P7" in dict(r.headers)["dlq.error"]]
+    assert len(letters) == 1

@@ -154,3 +154,11 @@ def test_json_formatter_masks_exceptions() -> None:
     assert "ValueError" in entry["exc"]
     assert "***5678" in entry["exc"]
     assert "13812345678" not in line
+
+
+def test_numbers_next_to_chinese_text_are_masked_but_uuids_are_not() -> None:
+    from shared.logging import mask_text
+
+    masked = mask_text("手机13812345678号 id dd71fcc8-82b5-4e3e-8641-b29359aaae29")
+    assert "13812345678" not in masked and "***5678" in masked
+    assert "dd71fcc8-82b5-4e3e-8641-b29359aaae29" in masked
