@@ -47,7 +47,7 @@ class Runtime:
         self.stopping = asyncio.Event()
 
     async def start(self, handlers: dict[str, Handler], loops: Sequence[BackgroundLoop] = ()) -> None:
-        await self.producer.start()
+        await _with_startup_retries("Kafka", self.producer.start, self.settings.startup_timeout_s)
         self.relay.start()
         if handlers:
             s = self.settings
@@ -59,7 +59,7 @@ class Runtime:
                 session_timeout_ms=s.kafka_session_timeout_ms, rebalance_timeout_ms=s.kafka_rebalance_timeout_ms,
                 linger_ms=s.kafka_consumer_linger_ms,
             )
-            await self.consumer.start()
+            await _with_startup_retries("Kafka consumer group", self.consumer.start, self.settings.startup_timeout_s)
         self._background = [asyncio.create_task(loop(self), name=loop.__name__) for loop in loops]
 
     def _after_commit(self) -> None:
@@ -95,6 +95,22 @@ class Runtime:
         if self.consumer is not None:
             checks["consumer"] = "ok" if self.consumer.running else f"halted: {self.consumer.halted_reason}"
         return checks
+
+
+async def _with_startup_retries(what: str, start: Callable[[], Any], timeout_s: float) -> None:
+    """Dependencies often come up after us (compose, Kubernetes): retry with backoff, then fail loudly."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    delay = 0.5
+    while True:
+        try:
+            await start()
+            return
+        except Exception as exc:
+            if asyncio.get_running_loop().time() + delay > deadline:
+                raise RuntimeError(f"{what} unavailable after {timeout_s:.0f}s: {exc!r}") from exc
+            log.warning("%s unavailable; retrying", what, extra={"delay_s": delay, "error": repr(exc)})
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 def build_app(

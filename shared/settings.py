@@ -54,6 +54,7 @@ class ServiceSettings(BaseSettings):
     max_transient_retries: int = 5
     dlq_max_consecutive: int = 50
     shutdown_timeout_s: float = 20.0
+    startup_timeout_s: float = Field(60.0, validation_alias="STARTUP_TIMEOUT_S")
     outbox_poll_interval_s: float = 0.2
 
     @field_validator("pii_keys", "api_keys", mode="before")
