@@ -165,6 +165,8 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=int(os.environ.get("KAFKA_PARTITIONS", "6")))
     args = parser.parse_args()
     logging.basicConfig(level="INFO", format="%(asctime)s %(name)s %(message)s")
+    for chatty in ("mail.log", "httpx", "alembic.runtime.migration"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     stack = LocalStack(args.data_dir, database_url=os.environ.get("DATABASE_URL"),
                        kafka=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"), partitions=args.partitions)
     stop = threading.Event()

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, UniqueConstraint, func
+from sqlalchemy import BigInteger, Column, DateTime, Index, UniqueConstraint, func, text
 from sqlmodel import Field, SQLModel
 
 
 class Plan(SQLModel, table=True):
     __tablename__ = "plans"
     __table_args__ = (Index("ix_plans_account", "tenant", "account_id"),
-                      UniqueConstraint("tenant", "idempotency_key", name="uq_plans_idempotency"))
+                      UniqueConstraint("tenant", "idempotency_key", name="uq_plans_idempotency"),
+                      # at most one agreed plan per account, even under concurrent requests
+                      Index("uq_plans_one_agreed", "tenant", "account_id", unique=True,
+                            postgresql_where=text("status = 'agreed'")))
 
     plan_id: str = Field(primary_key=True, max_length=64)
     tenant: str
