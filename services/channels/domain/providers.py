@@ -77,7 +77,12 @@ class MailProvider:
             return [SendResult(m.contact_id, False, error=f"SMTP unreachable: {exc!r}", retryable=True)
                     for m in messages]
         try:
-            for m in messages:
+            for index, m in enumerate(messages):
+                if not smtp.is_connected:
+                    # The connection died on an earlier message: these were never attempted.
+                    results += [SendResult(rest.contact_id, False, error="SMTP connection lost before sending",
+                                           retryable=True) for rest in messages[index:]]
+                    break
                 msg = EmailMessage()
                 msg["From"], msg["To"], msg["Subject"] = self._sender, m.to, m.subject
                 msg["Message-ID"] = make_msgid(idstring=m.contact_id)

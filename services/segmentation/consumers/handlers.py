@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.segmentation.db.models import Account, Payment, SegmentChange
 from services.segmentation.domain.segments import classify
-from shared.contracts import topics
+from shared.contracts import CloudEvent, topics
 from shared.contracts.events import AccountOverdueV1, AccountSegmentedV1, PaymentReceivedV1
 from shared.db import table_of
 from shared.kafka.consumer import Delivery, Handler
@@ -22,11 +22,16 @@ ACCOUNTS = table_of(Account)
 async def on_account_overdue(session: AsyncSession, deliveries: list[Delivery]) -> None:
     """Store each account, classify it, record the change and announce it, in one transaction."""
     latest: dict[tuple[str, str], dict[str, object]] = {}
-    history, outgoing = [], []
+    history: dict[tuple[str, str], dict[str, object]] = {}
+    outgoing: dict[tuple[str, str], tuple[topics.Topic, CloudEvent, str]] = {}
     for d in deliveries:
         p: AccountOverdueV1 = d.payload
+        key = (p.tenant, p.account_id)
+        if key in latest and latest[key]["as_of"] > d.event.time:  # type: ignore[operator]
+            continue  # an older fact about the same account later in the batch
         c = classify(credit_rating=p.credit_rating, credit_score=p.credit_score, days_past_due=p.days_past_due)
-        latest[(p.tenant, p.account_id)] = {
+        latest[key] = {
+            "as_of": d.event.time,
             "tenant": p.tenant, "account_id": p.account_id, "customer_id": p.customer_id, "product": p.product,
             "currency": p.currency, "outstanding_minor": p.outstanding_minor, "overdue_minor": p.overdue_minor,
             "days_past_due": p.days_past_due, "due_date": p.due_date, "credit_rating": p.credit_rating,
@@ -36,27 +41,31 @@ async def on_account_overdue(session: AsyncSession, deliveries: list[Delivery]) 
             "time_zone": p.contact.time_zone, "locale": p.contact.locale,
             "co_lenders": [c.model_dump(mode="json") for c in p.co_lenders],
         }
-        history.append({"tenant": p.tenant, "account_id": p.account_id, "segment": c.segment.value,
-                        "dpd_bucket": c.dpd_bucket, "reason": c.reason, "event_id": d.event.id})
+        history[key] = {"tenant": p.tenant, "account_id": p.account_id, "segment": c.segment.value,
+                        "dpd_bucket": c.dpd_bucket, "reason": c.reason, "event_id": d.event.id}
         segmented = AccountSegmentedV1(
             tenant=p.tenant, account_id=p.account_id, customer_id=p.customer_id, segment=c.segment,
             dpd_bucket=c.dpd_bucket, days_past_due=p.days_past_due, due_date=p.due_date, currency=p.currency,
             overdue_minor=p.overdue_minor, outstanding_minor=p.outstanding_minor, reason=c.reason,
             contact=p.contact,
         )
-        outgoing.append((topics.ACCOUNT_SEGMENTED, build_event(
+        outgoing[key] = (topics.ACCOUNT_SEGMENTED, build_event(
             topics.ACCOUNT_SEGMENTED, segmented, tenant=p.tenant, customer_id=p.customer_id, source=SOURCE,
-            cause=d.event, subject=p.account_id), p.customer_id))
+            cause=d.event, subject=p.account_id), p.customer_id)
     stmt = insert(ACCOUNTS)
     excluded = stmt.excluded
     rows = list(latest.values())
-    await session.execute(stmt.on_conflict_do_update(
+    # Facts arrive out of order across partitions and replays: an older one never overwrites a newer one.
+    applied = await session.execute(stmt.on_conflict_do_update(
         index_elements=["tenant", "account_id"],
         set_={col: excluded[col] for col in rows[0] if col not in ("tenant", "account_id")}
         | {"updated_at": func.now()},
-    ), rows)
-    await session.execute(insert(table_of(SegmentChange)), history)
-    await add_to_outbox(session, outgoing)
+        where=ACCOUNTS.c.as_of <= excluded.as_of,
+    ).returning(ACCOUNTS.c.tenant, ACCOUNTS.c.account_id), rows)
+    fresh = [(r.tenant, r.account_id) for r in applied]
+    if fresh:
+        await session.execute(insert(table_of(SegmentChange)), [history[k] for k in fresh])
+        await add_to_outbox(session, [outgoing[k] for k in fresh])
 
 
 async def on_payment_received(session: AsyncSession, deliveries: list[Delivery]) -> None:

@@ -33,6 +33,8 @@ class Account(SQLModel, table=True):
     time_zone: str
     locale: str
     co_lenders: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # time of the fact (the event's time): an older fact never overwrites a newer one
+    as_of: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), server_default=func.now(),
                                                   onupdate=func.now(), nullable=False))
 
