@@ -90,14 +90,23 @@ async def agree_plan(request: Request, response: Response, tenant: TenantDep, bo
     except IntegrityError as exc:
         # A concurrent request won the race: the same Idempotency-Key, or another plan for the account.
         async with runtime.sessions() as session:
-            if idempotency_key:
-                existing = (await session.execute(select(Plan.plan_id).where(
-                    Plan.tenant == tenant, Plan.idempotency_key == idempotency_key))).scalars().first()  # type: ignore[arg-type]
-                if existing is not None:
-                    response.status_code = 200
-                    return _public(*await _load(session, tenant, existing))
+            if (replayed := await _replayed(session, response, tenant, idempotency_key)) is not None:
+                return replayed
         raise ProblemError(409, "Plan already agreed",
                            f"Account {body.account_id!r} already has an agreed plan; cancel it first.") from exc
+
+
+async def _replayed(session, response: Response, tenant: str,  # type: ignore[no-untyped-def]
+                    idempotency_key: str | None) -> PlanPublic | None:
+    """The plan an earlier request with this Idempotency-Key created (answered with 200), if any."""
+    if not idempotency_key:
+        return None
+    existing = (await session.execute(select(Plan.plan_id).where(
+        Plan.tenant == tenant, Plan.idempotency_key == idempotency_key))).scalars().first()  # type: ignore[arg-type]
+    if existing is None:
+        return None
+    response.status_code = 200
+    return _public(*await _load(session, tenant, existing))
 
 
 async def _agree(runtime, response: Response, tenant: str, body: PlanCreate,  # type: ignore[no-untyped-def]
@@ -108,12 +117,8 @@ async def _agree(runtime, response: Response, tenant: str, body: PlanCreate,  # 
     except PlanError as exc:
         raise ProblemError(422, "Plan not acceptable", str(exc)) from exc
     async with runtime.sessions() as session, session.begin():
-        if idempotency_key:
-            existing = (await session.execute(select(Plan.plan_id).where(
-                Plan.tenant == tenant, Plan.idempotency_key == idempotency_key))).scalars().first()  # type: ignore[arg-type]
-            if existing is not None:
-                response.status_code = 200
-                return _public(*await _load(session, tenant, existing))
+        if (replayed := await _replayed(session, response, tenant, idempotency_key)) is not None:
+            return replayed
         active = (await session.execute(select(Plan.plan_id).where(
             Plan.tenant == tenant, Plan.account_id == body.account_id, Plan.status == "agreed"))).scalars().first()  # type: ignore[arg-type]
         if active is not None:
