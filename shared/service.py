@@ -42,7 +42,6 @@ class Runtime:
         self.consumer: ConsumerRunner | None = None
         # Called after every committed consumer transaction (the relay publishes at once).
         self.commit_hooks: list[Callable[[], None]] = [self.relay.wake]
-        self.extras: dict[str, Any] = {}
         self._background: list[asyncio.Task[None]] = []
         self.stopping = asyncio.Event()
 

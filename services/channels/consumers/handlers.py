@@ -51,6 +51,5 @@ async def dispatch_loop(runtime: Runtime) -> None:
     async with httpx.AsyncClient() as client:
         dispatcher = Dispatcher(runtime, SmsProvider(client, s.sms_base_url, s.sms_sender),  # type: ignore[attr-defined]
                                 MailProvider(s.smtp_host, s.smtp_port, s.mail_from))  # type: ignore[attr-defined]
-        runtime.extras["dispatcher"] = dispatcher
         runtime.commit_hooks.append(dispatcher.wake)
         await dispatcher.run()
