@@ -1,7 +1,8 @@
 """Container HEALTHCHECK: GET http://127.0.0.1:<port>/healthz with the standard library only.
 
 The port comes from $HEALTHCHECK_PORT, else from the `python -m services.<name>` process
-running in the container (segmentation 8001 ... plans 8005). Exit 0 = healthy, 1 = unhealthy.
+running in the container, looked up in the service registry (shared/registry.py). Exit 0 = healthy,
+1 = unhealthy.
 """
 
 import os
@@ -9,7 +10,9 @@ import sys
 import urllib.request
 from pathlib import Path
 
-PORTS = {"segmentation": 8001, "scheduler": 8002, "compliance": 8003, "channels": 8004, "plans": 8005}
+from shared.registry import SERVICES
+
+PORTS = {s.name: s.port for s in SERVICES}
 
 
 def service_port() -> int | None:

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from shared import migrate
-from shared.devstack.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
-from shared.devstack.stack import LocalStack, Ports
-from shared.topics import ensure_topics
+from devstack.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
+from devstack.stack import LocalStack, Ports
+from shared.tools import migrate
+from shared.tools.topics import ensure_topics
 
 
 @dataclass(frozen=True)

@@ -34,10 +34,10 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from devstack.stack import LocalStack, Ports  # noqa: E402
 from shared.contracts import message_key, topics  # noqa: E402
 from shared.contracts.events import AccountOverdueV1  # noqa: E402
 from shared.crypto import PiiCipher  # noqa: E402
-from shared.devstack.stack import LocalStack, Ports  # noqa: E402
 from shared.messaging import build_event  # noqa: E402
 from shared.settings import DEV_PII_KEYS  # noqa: E402
 

@@ -1,6 +1,6 @@
 """The demo portfolio is valid, varied and deterministic."""
 
-from shared.devstack.demo import portfolio
+from devstack.demo import portfolio
 
 
 def test_demo_portfolio_covers_segments_buckets_and_zones() -> None:

@@ -20,7 +20,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI, Request, Response
 
-from shared.devstack.sms_sandbox import create_app
+from devstack.sms_sandbox import create_app
 
 OK_NUMBER = "+8613812345678"
 FAILING_NUMBER = "+8613800000000"  # ends in 0000: the sandbox always fails it
@@ -238,7 +238,7 @@ async def test_unreachable_receiver_does_not_stop_delivery(caplog: pytest.LogCap
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     dead_url = f"http://127.0.0.1:{sock.getsockname()[1]}/receipts"  # bound but not listening: refused
-    caplog.set_level(logging.DEBUG, logger="shared.devstack.sms_sandbox")
+    caplog.set_level(logging.DEBUG, logger="devstack.sms_sandbox")
     try:
         opts = {
             "receipt_url": dead_url,
@@ -299,7 +299,7 @@ async def test_command_line_entry_point(tmp_path: Path) -> None:
     cmd = [
         sys.executable,
         "-m",
-        "shared.devstack.sms_sandbox",
+        "devstack.sms_sandbox",
         "--port",
         str(port),
         "--store",

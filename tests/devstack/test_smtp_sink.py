@@ -13,7 +13,7 @@ from pathlib import Path
 
 import aiosmtplib
 
-from shared.devstack.smtp_sink import SmtpSink, read_mailbox
+from devstack.smtp_sink import SmtpSink, read_mailbox
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -78,7 +78,7 @@ async def test_stop_is_idempotent_and_frees_the_port(tmp_path: Path) -> None:
 async def test_command_line_entry_point_stops_on_sigterm(tmp_path: Path) -> None:
     port = free_port()
     maildir = tmp_path / "cli-mail"
-    cmd = [sys.executable, "-m", "shared.devstack.smtp_sink", "--port", str(port), "--dir", str(maildir)]
+    cmd = [sys.executable, "-m", "devstack.smtp_sink", "--port", str(port), "--dir", str(maildir)]
     proc = await asyncio.create_subprocess_exec(*cmd, cwd=ROOT, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 15

@@ -14,11 +14,11 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from devstack.smtp_sink import read_mailbox
+from devstack.stack import LocalStack
 from shared.contracts import CloudEvent, message_key, topics
 from shared.contracts.events import AccountOverdueV1
 from shared.crypto import PiiCipher
-from shared.devstack.smtp_sink import read_mailbox
-from shared.devstack.stack import LocalStack
 from shared.messaging import build_event
 from shared.settings import DEV_API_KEYS, DEV_PII_KEYS
 

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
 import shared.messaging  # noqa: F401 - registers the inbox and outbox tables
-from shared.migrate import SERVICES
+from shared.tools.migrate import SERVICES
 
 pytestmark = pytest.mark.integration
 

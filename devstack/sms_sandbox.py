@@ -1,6 +1,6 @@
 """Local SMS provider sandbox: an HTTP API shaped like a real SMS gateway, with delivery receipts.
 
-Run it with ``python -m shared.devstack.sms_sandbox --port 8090 --receipt-url URL --store PATH``.
+Run it with ``python -m devstack.sms_sandbox --port 8090 --receipt-url URL --store PATH``.
 Numbers ending in ``0000`` always fail delivery so failure paths can be exercised.
 """
 

@@ -1,4 +1,4 @@
-"""Inspect and replay dead letters: ``python -m shared.dlq list|replay --group NAME``.
+"""Inspect and replay dead letters: ``python -m shared.tools.dlq list|replay --group NAME``.
 
 `replay` re-publishes each dead letter's original key and value to its origin topic (from the
 ``dlq.origin.topic`` header) and commits its progress in the consumer group ``<group>.dlq-replay``, so

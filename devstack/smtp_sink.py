@@ -1,6 +1,6 @@
 """Local SMTP sink: accepts every message and stores it as an ``.eml`` file.
 
-Run it with ``python -m shared.devstack.smtp_sink --host 127.0.0.1 --port 2525 --dir .data/mail``.
+Run it with ``python -m devstack.smtp_sink --host 127.0.0.1 --port 2525 --dir .data/mail``.
 """
 
 from __future__ import annotations

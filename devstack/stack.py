@@ -16,27 +16,28 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import httpx
 
-from shared import migrate
-from shared.devstack.embedded import EmbeddedBroker, EmbeddedPostgres, free_port, wait_for_port
-from shared.devstack.smtp_sink import SmtpSink
-from shared.topics import ensure_topics
+from devstack.embedded import EmbeddedBroker, EmbeddedPostgres, free_port, wait_for_port
+from devstack.smtp_sink import SmtpSink
+from shared import registry
+from shared.tools import migrate
+from shared.tools.topics import ensure_topics
 
 log = logging.getLogger("stack")
-SERVICES = migrate.SERVICES
+SERVICES = registry.NAMES
+
+
+def _default_service_ports() -> dict[str, int]:
+    return {s.name: s.port for s in registry.SERVICES}
 
 
 @dataclass
 class Ports:
-    segmentation: int = 8001
-    scheduler: int = 8002
-    compliance: int = 8003
-    channels: int = 8004
-    plans: int = 8005
+    services: dict[str, int] = field(default_factory=_default_service_ports)
     sms: int = 8090
     smtp: int = 2525
     postgres: int = 55432
@@ -44,7 +45,12 @@ class Ports:
 
     @classmethod
     def free(cls) -> Ports:
-        return cls(**{f.name: free_port() for f in fields(cls)})
+        return cls(services={name: free_port() for name in SERVICES},
+                   **{f.name: free_port() for f in fields(cls) if f.name != "services"})
+
+    def of(self, name: str) -> int:
+        """The port of a service or of one of the local servers (sms, smtp, postgres, kafka)."""
+        return self.services[name] if name in self.services else int(getattr(self, name))
 
 
 class LocalStack:
@@ -68,7 +74,7 @@ class LocalStack:
         return self.data_dir / "mail"
 
     def url(self, service: str) -> str:
-        return f"http://127.0.0.1:{getattr(self.ports, service)}"
+        return f"http://127.0.0.1:{self.ports.of(service)}"
 
     def start_infra(self) -> None:
         """Database and broker (embedded unless given), topics, migrations."""
@@ -92,7 +98,7 @@ class LocalStack:
             "CHANNELS_SMS_BASE_URL": self.url("sms"), "CHANNELS_SMTP_PORT": str(self.ports.smtp),
             "CHANNELS_WEBHOOK_TOKEN": self.webhook_token, "PYTHONUNBUFFERED": "1",
         })
-        env.update({f"{s.upper()}_PORT": str(getattr(self.ports, s)) for s in SERVICES})
+        env.update({f"{s.env_prefix}PORT": str(self.ports.of(s.name)) for s in registry.SERVICES})
         env.update(self.extra_env)
         return env
 
@@ -104,16 +110,16 @@ class LocalStack:
         self.smtp.start()
         receipts = f"{self.url('channels')}/v1/webhooks/sms/receipts?token={self.webhook_token}"
         env = self.service_env()
-        self._spawn("sms", [sys.executable, "-m", "shared.devstack.sms_sandbox", "--port", str(self.ports.sms),
+        self._spawn("sms", [sys.executable, "-m", "devstack.sms_sandbox", "--port", str(self.ports.sms),
                             "--receipt-url", receipts, "--store", str(self.data_dir / "sms" / "messages.jsonl")],
                     env, logs)
         for service in services:
-            self._spawn(service, [sys.executable, "-m", f"services.{service}"], env, logs)
+            self._spawn(service, [sys.executable, "-m", registry.spec(service).module], env, logs)
 
     def _spawn(self, name: str, cmd: list[str], env: dict[str, str], logs: Path) -> None:
         out = open(logs / f"{name}.log", "ab")
         self.procs[name] = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                            cwd=Path(__file__).resolve().parents[2])
+                                            cwd=Path(__file__).resolve().parents[1])
 
     def wait_ready(self, timeout_s: float = 90.0) -> None:
         """Block until every service answers /readyz with 200 (or a child died)."""

@@ -1,4 +1,4 @@
-"""Apply every service's Alembic migrations: ``python -m shared.migrate [--service NAME]``."""
+"""Apply every service's Alembic migrations: ``python -m shared.tools.migrate [--service NAME]``."""
 
 from __future__ import annotations
 
@@ -8,16 +8,16 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
+from shared.registry import NAMES as SERVICES
+from shared.registry import spec
 from shared.settings import EMBEDDED_DATABASE_URL
 
-SERVICES = ("segmentation", "scheduler", "compliance", "channels", "plans")
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def alembic_config(service: str, database_url: str) -> Config:
     """An Alembic config for one service, without an alembic.ini file."""
-    if service not in SERVICES:
-        raise ValueError(f"unknown service {service!r}; expected one of {', '.join(SERVICES)}")
+    spec(service)  # a clear error for an unknown name
     cfg = Config()
     cfg.set_main_option("script_location", str(ROOT / "services" / service / "migrations"))
     cfg.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))

@@ -1,4 +1,4 @@
-"""Create every topic and DLQ: ``python -m shared.topics [--partitions 6]``. Idempotent."""
+"""Create every topic and DLQ: ``python -m shared.tools.topics [--partitions 6]``. Idempotent."""
 
 from __future__ import annotations
 

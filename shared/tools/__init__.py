@@ -1,0 +1,1 @@
+"""Operator tools: migrations, topics, dead letters, and the events catalogue renderer."""
