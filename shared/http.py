@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import metrics
+from shared.domain import DomainError
 from shared.logging import request_id_var, tenant_var
 
 PROBLEM = "application/problem+json"
@@ -28,6 +29,7 @@ class ProblemError(Exception):
 
 
 def problem(status: int, title: str, detail: str, type_: str = "about:blank", **ext: Any) -> JSONResponse:
+    """An RFC 9457 problem details response."""
     body = {"type": type_, "title": title, "status": status, "detail": detail, **ext}
     return JSONResponse(body, status_code=status, media_type=PROBLEM)
 
@@ -38,6 +40,10 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def _problem(_: Request, exc: ProblemError) -> JSONResponse:
         return problem(exc.status, exc.title, exc.detail, exc.type, **exc.extensions)
+
+    @app.exception_handler(DomainError)
+    async def _domain(_: Request, exc: DomainError) -> JSONResponse:
+        return problem(exc.status, exc.title, str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.channels.api.routes import router
-from services.channels.consumers.handlers import build_handlers, dispatch_loop
+from services.channels.consumers.handlers import build_handlers
 from services.channels.settings import Settings
+from services.channels.workers.dispatcher import dispatch_loop
 from shared.service import build_app
 
 

@@ -1,12 +1,11 @@
+"""Compliance settings: the shared ones (shared/settings.py) plus its own, prefixed COMPLIANCE_."""
+
 from typing import ClassVar
 
-from pydantic_settings import SettingsConfigDict
-
-from shared.settings import ServiceSettings
+from shared.settings import ServiceSettings, service_config
 
 
 class Settings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="COMPLIANCE_", extra="ignore", populate_by_name=True)
+    model_config = service_config("compliance")
     service_name: ClassVar[str] = "compliance"
 
-    port: int = 8003

@@ -1,12 +1,11 @@
+"""Plans settings: the shared ones (shared/settings.py) plus its own, prefixed PLANS_."""
+
 from typing import ClassVar
 
-from pydantic_settings import SettingsConfigDict
-
-from shared.settings import ServiceSettings
+from shared.settings import ServiceSettings, service_config
 
 
 class Settings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="PLANS_", extra="ignore", populate_by_name=True)
+    model_config = service_config("plans")
     service_name: ClassVar[str] = "plans"
 
-    port: int = 8005

@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.scheduler.api.routes import router
-from services.scheduler.consumers.handlers import build_handlers, timer_loop
+from services.scheduler.consumers.handlers import build_handlers
 from services.scheduler.settings import Settings
+from services.scheduler.workers.timers import timer_loop
 from shared.service import build_app
 
 

@@ -1,13 +1,16 @@
+"""Scheduler settings: the shared ones (shared/settings.py) plus its own, prefixed SCHEDULER_."""
+
 from typing import ClassVar
 
-from pydantic_settings import SettingsConfigDict
+from pydantic import Field
 
-from shared.settings import ServiceSettings
+from shared.settings import ServiceSettings, service_config
 
 
 class Settings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="SCHEDULER_", extra="ignore", populate_by_name=True)
+    model_config = service_config("scheduler")
     service_name: ClassVar[str] = "scheduler"
 
-    port: int = 8002
     timer_interval_s: float = 1.0
+    # Due steps claimed per timer transaction.
+    timer_batch: int = Field(500, ge=1, le=10_000)

@@ -1,12 +1,11 @@
+"""Segmentation settings: the shared ones (shared/settings.py) plus its own, prefixed SEGMENTATION_."""
+
 from typing import ClassVar
 
-from pydantic_settings import SettingsConfigDict
-
-from shared.settings import ServiceSettings
+from shared.settings import ServiceSettings, service_config
 
 
 class Settings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="SEGMENTATION_", extra="ignore", populate_by_name=True)
+    model_config = service_config("segmentation")
     service_name: ClassVar[str] = "segmentation"
 
-    port: int = 8001

@@ -6,15 +6,13 @@ import hmac
 from datetime import datetime
 from typing import Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
-from sqlalchemy import select, update
 
-from services.channels.consumers.dispatch import outcome_event
-from services.channels.db.models import ContactAttempt
-from shared.http import ProblemError, TenantDep
-from shared.messaging import add_to_outbox
-from shared.service import runtime_of
+from services.channels import service
+from services.channels.settings import Settings
+from shared.deps import SessionDep, SettingsDep, TenantDep, UowDep
+from shared.http import ProblemError
 
 router = APIRouter(prefix="/v1", tags=["channels"])
 
@@ -33,14 +31,10 @@ class AttemptPublic(BaseModel):
 
 
 @router.get("/contacts", response_model=list[AttemptPublic])
-async def list_contacts(request: Request, tenant: TenantDep, account_id: str,
+async def list_contacts(session: SessionDep, tenant: TenantDep, account_id: str,
                         limit: int = Query(100, ge=1, le=1000)) -> list[AttemptPublic]:
     """Contact history of one of your accounts, newest first."""
-    async with runtime_of(request.app).sessions() as session:
-        rows = (await session.execute(
-            select(ContactAttempt).where(ContactAttempt.tenant == tenant,  # type: ignore[arg-type]
-                                         ContactAttempt.account_id == account_id)  # type: ignore[arg-type]
-            .order_by(ContactAttempt.created_at.desc()).limit(limit))).scalars().all()  # type: ignore[attr-defined]
+    rows = await service.contact_history(session, tenant=tenant, account_id=account_id, limit=limit)
     return [AttemptPublic.model_validate(r, from_attributes=True) for r in rows]
 
 
@@ -55,28 +49,18 @@ class Receipts(BaseModel):
     receipts: list[Receipt] = Field(max_length=1000)
 
 
-@router.post("/webhooks/sms/receipts", tags=["webhooks"])
-async def sms_receipts(request: Request, body: Receipts, token: str = "") -> dict[str, int]:
-    """Delivery receipts from the SMS provider. The receipt URL carries a shared token."""
-    runtime = runtime_of(request.app)
-    if not hmac.compare_digest(token, runtime.settings.webhook_token):  # type: ignore[attr-defined]
+def webhook_token_valid(settings: SettingsDep, token: str = "") -> None:
+    """The receipt URL carries a shared token (CHANNELS_WEBHOOK_TOKEN)."""
+    expected = settings.webhook_token if isinstance(settings, Settings) else ""
+    if not expected or not hmac.compare_digest(token, expected):
         raise ProblemError(401, "Unauthorized", "Unknown webhook token.")
-    updated = 0
-    async with runtime.sessions() as session, session.begin():
-        for receipt in body.receipts:
-            row = (await session.execute(
-                update(ContactAttempt)
-                # A receipt can overtake our own record of the send ('dispatching'): accept it then too.
-                .where(ContactAttempt.contact_id == receipt.client_ref,  # type: ignore[arg-type]
-                       ContactAttempt.channel == "sms",  # type: ignore[arg-type]
-                       ContactAttempt.status.in_(("dispatching", "sent")))  # type: ignore[attr-defined]
-                .values(status=receipt.status, provider_ref=receipt.message_id)
-                .returning(ContactAttempt))).scalars().first()
-            if row is None:
-                continue
-            updated += 1
-            if receipt.status == "failed":
-                await add_to_outbox(session, [outcome_event(row, "failed", provider_ref=receipt.message_id,
-                                                            detail="provider reported the SMS undelivered")])
-    runtime.relay.wake()
+
+
+@router.post("/webhooks/sms/receipts", tags=["webhooks"], dependencies=[Depends(webhook_token_valid)])
+async def sms_receipts(uow: UowDep, body: Receipts) -> dict[str, int]:
+    """Delivery receipts from the SMS provider. The receipt URL carries a shared token."""
+    updated = await service.record_receipts(uow, receipts=[
+        service.Receipt(contact_id=r.client_ref, provider_ref=r.message_id, delivered=r.status == "delivered")
+        for r in body.receipts])
+    await uow.commit()
     return {"updated": updated}

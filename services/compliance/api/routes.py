@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
-from sqlalchemy import select
 
-from services.compliance.db.models import ContactDecision
-from services.compliance.domain.rules import decide
+from services.compliance import service
 from shared.contracts.events import Channel, TimeZone
-from shared.http import ProblemError, TenantDep
-from shared.service import runtime_of
+from shared.deps import SessionDep, TenantDep
 
 router = APIRouter(prefix="/v1", tags=["compliance"])
 
@@ -33,20 +30,12 @@ class DecisionPublic(BaseModel):
 
 
 @router.get("/decisions", response_model=list[DecisionPublic])
-async def list_decisions(request: Request, tenant: TenantDep, contact_id: str | None = None,
+async def list_decisions(session: SessionDep, tenant: TenantDep, contact_id: str | None = None,
                          account_id: str | None = None,
                          limit: int = Query(100, ge=1, le=1000)) -> list[DecisionPublic]:
     """Decisions of your tenant, newest first; filter by contact or account."""
-    if contact_id is None and account_id is None:
-        raise ProblemError(400, "Filter required", "Give contact_id or account_id.")
-    query = select(ContactDecision).where(ContactDecision.tenant == tenant)  # type: ignore[arg-type]
-    if contact_id is not None:
-        query = query.where(ContactDecision.contact_id == contact_id)  # type: ignore[arg-type]
-    if account_id is not None:
-        query = query.where(ContactDecision.account_id == account_id)  # type: ignore[arg-type]
-    async with runtime_of(request.app).sessions() as session:
-        rows = (await session.execute(
-            query.order_by(ContactDecision.decided_at.desc()).limit(limit))).scalars().all()  # type: ignore[attr-defined]
+    rows = await service.decision_log(session, tenant=tenant, contact_id=contact_id, account_id=account_id,
+                                      limit=limit)
     return [DecisionPublic.model_validate(r, from_attributes=True) for r in rows]
 
 
@@ -65,7 +54,6 @@ class CheckOut(BaseModel):
 @router.post("/checks", response_model=CheckOut)
 async def check_contact(tenant: TenantDep, body: CheckIn) -> CheckOut:
     """May an agent contact this customer now? Same rules as automated contacts."""
-    decision = decide(channel=body.channel, time_zone=body.time_zone, now_utc=datetime.now(UTC),
-                      already_approved=False)
+    decision = service.check_now(channel=body.channel, time_zone=body.time_zone)
     return CheckOut(outcome=decision.outcome, rule_id=decision.rule_id, reason=decision.reason,
                     retry_at=decision.retry_at)

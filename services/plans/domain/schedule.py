@@ -6,13 +6,17 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
+from shared.domain import DomainError
 from shared.money import to_minor
 
 MAX_INSTALMENTS = 60
 
 
-class PlanError(ValueError):
+class PlanError(DomainError, ValueError):
     """A plan that cannot be agreed as proposed; the message says what to change."""
+
+    status = 422
+    title = "Plan not acceptable"
 
 
 @dataclass(frozen=True, slots=True)

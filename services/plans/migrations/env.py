@@ -1,3 +1,4 @@
 from shared.alembic_env import run_migrations
+from shared.registry import spec
 
-run_migrations("plans")
+run_migrations(spec("plans").schema)

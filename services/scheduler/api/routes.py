@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import BaseModel
-from sqlalchemy import select
 
-from services.scheduler.db.models import Treatment, TreatmentStep
-from shared.http import ProblemError, TenantDep
-from shared.service import runtime_of
+from services.scheduler import service
+from shared.deps import SessionDep, TenantDep
 
 router = APIRouter(prefix="/v1", tags=["treatments"])
 
@@ -38,16 +36,9 @@ class TreatmentPublic(BaseModel):
 
 
 @router.get("/treatments/{account_id}", response_model=TreatmentPublic)
-async def get_treatment(request: Request, tenant: TenantDep, account_id: str) -> TreatmentPublic:
+async def get_treatment(session: SessionDep, tenant: TenantDep, account_id: str) -> TreatmentPublic:
     """The account's treatment state and steps (your tenant only)."""
-    async with runtime_of(request.app).sessions() as session:
-        treatment = await session.get(Treatment, (tenant, account_id))
-        if treatment is None:
-            raise ProblemError(404, "Not found", f"No treatment for account {account_id!r} in your tenant.")
-        steps = (await session.execute(
-            select(TreatmentStep).where(TreatmentStep.tenant == tenant,  # type: ignore[arg-type]
-                                        TreatmentStep.account_id == account_id)  # type: ignore[arg-type]
-            .order_by(TreatmentStep.created_at))).scalars().all()  # type: ignore[arg-type]
+    treatment, steps = await service.get_treatment(session, tenant=tenant, account_id=account_id)
     return TreatmentPublic(
         **treatment.model_dump(include={"account_id", "customer_id", "segment", "days_past_due", "overdue_minor",
                                         "currency", "status", "status_reason"}),

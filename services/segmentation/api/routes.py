@@ -5,20 +5,16 @@ from __future__ import annotations
 from datetime import date
 from typing import Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import select
 
-from services.segmentation.db.models import Account
-from shared.contracts import CloudEvent, topics
+from services.segmentation import service
+from shared.contracts import topics
 from shared.contracts.events import AccountOverdueV1, PaymentReceivedV1, TimeZone
 from shared.crypto import PiiCipher
-from shared.http import ProblemError, TenantDep
-from shared.messaging import add_to_outbox, build_event
-from shared.service import runtime_of
+from shared.deps import CipherDep, SessionDep, TenantDep, UowDep
 
 router = APIRouter(prefix="/v1", tags=["partners"])
-SOURCE = "urn:gentle-collections:segmentation:partner-api"
 MAX_BATCH = 1000
 
 
@@ -80,11 +76,12 @@ def _seal_overdue(item: OverdueIn, tenant: str, cipher: PiiCipher) -> AccountOve
     return AccountOverdueV1.model_validate(data)
 
 
-async def _ingest(request: Request, tenant: str, batch: BatchIn, kind: Literal["overdue", "payment"]) -> BatchResult:
-    runtime = runtime_of(request.app)
+async def _ingest(uow: UowDep, cipher: PiiCipher, tenant: str, batch: BatchIn,
+                  kind: Literal["overdue", "payment"]) -> BatchResult:
+    """Validate and seal each item on its own; the accepted ones are published in one unit of work."""
     topic = topics.ACCOUNT_OVERDUE if kind == "overdue" else topics.PAYMENT_RECEIVED
     results: list[ItemResult] = []
-    outgoing: list[tuple[topics.Topic, CloudEvent, str]] = []
+    accepted: list[tuple[ItemResult, service.PartnerEvent]] = []
     for index, raw in enumerate(batch.events):
         try:
             if kind == "overdue":
@@ -96,38 +93,37 @@ async def _ingest(request: Request, tenant: str, batch: BatchIn, kind: Literal["
                     {"loc": ["tenant"], "msg": "you may only submit events for your own tenant"}]))
                 continue
             payload = (
-                _seal_overdue(item, tenant, runtime.cipher) if isinstance(item, OverdueIn)
+                _seal_overdue(item, tenant, cipher) if isinstance(item, OverdueIn)
                 else PaymentReceivedV1.model_validate(item.model_dump(exclude={"event_id"}) | {"tenant": tenant}))
         except ValidationError as exc:
             results.append(ItemResult(index=index, status="rejected", errors=_errors(exc)))
             continue
-        event = build_event(topic, payload, tenant=tenant, customer_id=item.customer_id, source=SOURCE,
-                            subject=item.account_id)
         # A partner-chosen id makes a resent batch harmless: consumers dedupe on it. A payment without
         # one is identified by its payment id, so re-posting it can never count it twice.
         partner_id = item.event_id or (f"payment-{item.payment_id}" if isinstance(item, PaymentIn) else None)
-        if partner_id:
-            event = event.model_copy(update={"id": f"{tenant}:{kind}:{partner_id}"})
-        outgoing.append((topic, event, item.customer_id))
-        results.append(ItemResult(index=index, status="accepted", event_id=event.id))
-    if outgoing:
-        async with runtime.sessions() as session, session.begin():
-            await add_to_outbox(session, outgoing)
-        runtime.relay.wake()
-    accepted = sum(r.status == "accepted" for r in results)
-    return BatchResult(accepted=accepted, rejected=len(results) - accepted, results=results)
+        result = ItemResult(index=index, status="accepted")
+        results.append(result)
+        event_id = f"{tenant}:{kind}:{partner_id}" if partner_id else None
+        accepted.append((result, service.PartnerEvent(topic, payload, subject=item.account_id, event_id=event_id)))
+    if accepted:
+        ids = service.accept_partner_events(uow, events=[e for _, e in accepted])
+        await uow.commit()
+        for (result, _), event_id in zip(accepted, ids, strict=True):
+            result.event_id = event_id
+    n = sum(r.status == "accepted" for r in results)
+    return BatchResult(accepted=n, rejected=len(results) - n, results=results)
 
 
 @router.post("/overdue-events", response_model=BatchResult)
-async def submit_overdue_events(request: Request, tenant: TenantDep, batch: BatchIn) -> BatchResult:
+async def submit_overdue_events(uow: UowDep, cipher: CipherDep, tenant: TenantDep, batch: BatchIn) -> BatchResult:
     """Push up to 1,000 overdue accounts; each item is accepted or rejected on its own."""
-    return await _ingest(request, tenant, batch, "overdue")
+    return await _ingest(uow, cipher, tenant, batch, "overdue")
 
 
 @router.post("/payments", response_model=BatchResult)
-async def submit_payments(request: Request, tenant: TenantDep, batch: BatchIn) -> BatchResult:
+async def submit_payments(uow: UowDep, cipher: CipherDep, tenant: TenantDep, batch: BatchIn) -> BatchResult:
     """Push up to 1,000 payments; each item is accepted or rejected on its own."""
-    return await _ingest(request, tenant, batch, "payment")
+    return await _ingest(uow, cipher, tenant, batch, "payment")
 
 
 class AccountPublic(BaseModel):
@@ -160,25 +156,14 @@ def _mask(value: str | None, keep: int = 4) -> str | None:
 
 
 @router.get("/accounts/{account_id}", response_model=AccountPublic)
-async def get_account(request: Request, tenant: TenantDep, account_id: str) -> AccountPublic:
+async def get_account(session: SessionDep, cipher: CipherDep, tenant: TenantDep, account_id: str) -> AccountPublic:
     """An account's collection status, for its servicer or one of its co-lenders."""
-    runtime = runtime_of(request.app)
-    async with runtime.sessions() as session:
-        candidates = (await session.execute(
-            select(Account).where(Account.account_id == account_id)  # type: ignore[arg-type]
-        )).scalars().all()
-    # Servicer first; a co-lender may read an account it funds but never act on it.
-    rows = [a for a in candidates if a.tenant == tenant] or [
-        a for a in candidates if any(c.get("tenant") == tenant for c in a.co_lenders)]
-    if not rows:
-        raise ProblemError(404, "Not found", f"No account {account_id!r} for your tenant.")
-    a = rows[0]
-    cipher = runtime.cipher
+    a, access = await service.account_for(session, tenant=tenant, account_id=account_id)
     return AccountPublic(
         tenant=a.tenant, account_id=a.account_id, customer_id=a.customer_id, product=a.product,
         currency=a.currency, outstanding_minor=a.outstanding_minor, overdue_minor=a.overdue_minor,
         days_past_due=a.days_past_due, due_date=a.due_date, segment=a.segment, dpd_bucket=a.dpd_bucket,
         status=a.status, phone_masked=_mask(cipher.open_optional(a.phone_sealed, context=a.tenant)),
         email_masked=_mask(cipher.open_optional(a.email_sealed, context=a.tenant)), time_zone=a.time_zone,
-        co_lenders=a.co_lenders, access="servicer" if a.tenant == tenant else "co-lender",
+        co_lenders=a.co_lenders, access=access,
     )

@@ -1,4 +1,4 @@
-"""Segmentation rule v1 (documented in docs/segmentation.md).
+"""Segmentation rule v1 (documented in docs/domain.md).
 
 A customer's tier follows credit quality and how long the account is overdue (BRIEF 1):
 prime accounts get mild, flexible treatment; high-risk ones the strongest lawful measures.

@@ -26,6 +26,7 @@ from shared.db import create_engine, session_factory
 from shared.kafka.consumer import Delivery
 from shared.messaging import build_event
 from shared.settings import DEV_PII_KEYS
+from tests.helpers import committed
 
 pytestmark = pytest.mark.integration
 CIPHER = PiiCipher(DEV_PII_KEYS, "dev1")
@@ -63,8 +64,8 @@ async def test_a_batch_flows_through_every_handler(sessions) -> None:  # type: i
     tenant = f"t-{uuid.uuid4().hex[:8]}"
     batch = [delivery(topics.ACCOUNT_SEGMENTED, segmented(tenant, n), f"C{n}") for n in range(4)]
     batch.append(delivery(topics.ACCOUNT_SEGMENTED, segmented(tenant, 0, dpd=6), "C0"))  # same account twice
-    async with sessions() as session, session.begin():
-        await handlers.on_account_segmented(session, batch)
+    async with committed(sessions) as uow:
+        await handlers.on_account_segmented(uow, batch)
     steps = await steps_of(sessions, tenant)
     assert sorted(steps) == ["A0", "A1", "A2", "A3"]
     assert {s.status for s in steps.values()} == {"requested"}
@@ -80,9 +81,9 @@ async def test_a_batch_flows_through_every_handler(sessions) -> None:  # type: i
         customer_id=steps[a].customer_id, channel="sms", rule_id="CN-HOURS", reason="night",
         retry_at=retry), steps[a].customer_id)
         for a, retry in (("A2", now + timedelta(hours=3)), ("A3", None))]
-    async with sessions() as session, session.begin():
-        await handlers.on_contact_outcome(session, outcomes)
-        await handlers.on_contact_rejected(session, rejected)
+    async with committed(sessions) as uow:
+        await handlers.on_contact_outcome(uow, outcomes)
+        await handlers.on_contact_rejected(uow, rejected)
     steps = await steps_of(sessions, tenant)
     assert (steps["A0"].status, steps["A1"].status) == ("done", "failed")
     assert (steps["A2"].status, steps["A2"].attempt) == ("pending", 2)
@@ -94,9 +95,9 @@ async def test_a_batch_flows_through_every_handler(sessions) -> None:  # type: i
     pays = [delivery(topics.PAYMENT_RECEIVED, PaymentReceivedV1(
         tenant=tenant, account_id="A1", customer_id="C1", payment_id=f"P{i}", amount_minor=500, currency="CNY",
         paid_at=now), "C1") for i in range(2)]
-    async with sessions() as session, session.begin():
-        await handlers.on_plan_event(session, [delivery(topics.PLAN_EVENT, plan, "C2")])
-        await handlers.on_payment_received(session, pays)
+    async with committed(sessions) as uow:
+        await handlers.on_plan_event(uow, [delivery(topics.PLAN_EVENT, plan, "C2")])
+        await handlers.on_payment_received(uow, pays)
     async with sessions() as session:
         treatments = {t.account_id: t for t in (await session.execute(
             select(Treatment).where(Treatment.tenant == tenant))).scalars()}
@@ -109,39 +110,39 @@ async def test_a_batch_flows_through_every_handler(sessions) -> None:  # type: i
 async def test_stale_data_never_revives_a_paid_treatment_and_payments_count_once(sessions) -> None:  # type: ignore[no-untyped-def]
     tenant = f"t-{uuid.uuid4().hex[:8]}"
     now = datetime.now(UTC)
-    async with sessions() as session, session.begin():
-        await handlers.on_account_segmented(session, [delivery(topics.ACCOUNT_SEGMENTED, segmented(tenant, 1), "C1")])
+    async with committed(sessions) as uow:
+        await handlers.on_account_segmented(uow, [delivery(topics.ACCOUNT_SEGMENTED, segmented(tenant, 1), "C1")])
 
     def pay(event_suffix: int) -> Delivery:  # the same payment, published twice under different event ids
         return delivery(topics.PAYMENT_RECEIVED, PaymentReceivedV1(
             tenant=tenant, account_id="A1", customer_id="C1", payment_id="PAY-1", amount_minor=600,
             currency="CNY", paid_at=now), f"C1-{event_suffix}")
 
-    async with sessions() as session, session.begin():
-        await handlers.on_payment_received(session, [pay(1)])
-        await handlers.on_payment_received(session, [pay(2)])
+    async with committed(sessions) as uow:
+        await handlers.on_payment_received(uow, [pay(1)])
+        await handlers.on_payment_received(uow, [pay(2)])
 
     async def treatment() -> Treatment:
         async with sessions() as session:
             return (await session.execute(select(Treatment).where(Treatment.tenant == tenant))).scalars().one()
 
     assert ((await treatment()).status, (await treatment()).overdue_minor) == ("active", 400)  # 1000 - 600 once
-    async with sessions() as session, session.begin():
-        await handlers.on_payment_received(session, [delivery(topics.PAYMENT_RECEIVED, PaymentReceivedV1(
+    async with committed(sessions) as uow:
+        await handlers.on_payment_received(uow, [delivery(topics.PAYMENT_RECEIVED, PaymentReceivedV1(
             tenant=tenant, account_id="A1", customer_id="C1", payment_id="PAY-2", amount_minor=400,
             currency="CNY", paid_at=now), "C1")])
     assert (await treatment()).status == "stopped"
     # an older segmentation event (same cycle, produced before the payment) arrives late
-    async with sessions() as session, session.begin():
-        await handlers.on_account_segmented(session, [delivery(topics.ACCOUNT_SEGMENTED, segmented(tenant, 1, dpd=20),
+    async with committed(sessions) as uow:
+        await handlers.on_account_segmented(uow, [delivery(topics.ACCOUNT_SEGMENTED, segmented(tenant, 1, dpd=20),
                                                                "C1")])
     stopped = await treatment()
     assert (stopped.status, stopped.overdue_minor) == ("stopped", 0)
     assert set(await steps_of(sessions, tenant)) == {"A1"}  # no new call step was opened
     # a new delinquency cycle (later due date) does revive it
     newer = segmented(tenant, 1, dpd=2).model_copy(update={"due_date": date.today() + timedelta(days=30)})
-    async with sessions() as session, session.begin():
-        await handlers.on_account_segmented(session, [delivery(topics.ACCOUNT_SEGMENTED, newer, "C1")])
+    async with committed(sessions) as uow:
+        await handlers.on_account_segmented(uow, [delivery(topics.ACCOUNT_SEGMENTED, newer, "C1")])
     assert (await treatment()).status == "active"
 
 
@@ -149,8 +150,8 @@ async def test_a_pause_cancels_requested_steps_and_a_resume_reopens_them(session
     tenant = f"t-{uuid.uuid4().hex[:8]}"
     now = datetime.now(UTC)
     seg = delivery(topics.ACCOUNT_SEGMENTED, segmented(tenant, 1), "C1")
-    async with sessions() as session, session.begin():
-        await handlers.on_account_segmented(session, [seg])
+    async with committed(sessions) as uow:
+        await handlers.on_account_segmented(uow, [seg])
     step = (await steps_of(sessions, tenant))["A1"]
     assert step.status == "requested"
 
@@ -159,18 +160,18 @@ async def test_a_pause_cancels_requested_steps_and_a_resume_reopens_them(session
                                                        kind=kind, currency="CNY", total_minor=1000, instalments=[],
                                                        occurred_at=now), "C1")
 
-    async with sessions() as session, session.begin():
-        await handlers.on_plan_event(session, [plan("agreed")])
+    async with committed(sessions) as uow:
+        await handlers.on_plan_event(uow, [plan("agreed")])
     assert (await steps_of(sessions, tenant))["A1"].status == "cancelled"
     # compliance's deferral of the old request arrives after the pause: it must not revive the step
-    async with sessions() as session, session.begin():
-        await handlers.on_contact_rejected(session, [delivery(topics.CONTACT_REJECTED, ContactRejectedV1(
+    async with committed(sessions) as uow:
+        await handlers.on_contact_rejected(uow, [delivery(topics.CONTACT_REJECTED, ContactRejectedV1(
             tenant=tenant, decision_id="d", contact_id=step.contact_id, attempt=1, account_id="A1",
             customer_id="C1", channel="sms", rule_id="CN-HOURS", reason="night", retry_at=now), "C1")])
     assert (await steps_of(sessions, tenant))["A1"].status == "cancelled"
-    async with sessions() as session, session.begin():
-        await handlers.on_plan_event(session, [plan("broken")])
+    async with committed(sessions) as uow:
+        await handlers.on_plan_event(uow, [plan("broken")])
         later = segmented(tenant, 1, dpd=7).model_copy(update={"due_date": step.due_date})  # same cycle, 2 days on
-        await handlers.on_account_segmented(session, [delivery(topics.ACCOUNT_SEGMENTED, later, "C1")])
+        await handlers.on_account_segmented(uow, [delivery(topics.ACCOUNT_SEGMENTED, later, "C1")])
     reopened = (await steps_of(sessions, tenant))["A1"]
     assert (reopened.contact_id, reopened.status, reopened.attempt) == (step.contact_id, "requested", 2)

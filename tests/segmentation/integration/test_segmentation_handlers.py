@@ -20,6 +20,7 @@ from shared.db import create_engine, session_factory
 from shared.kafka.consumer import Delivery
 from shared.messaging import OutboxEntry, build_event
 from shared.settings import DEV_PII_KEYS
+from tests.helpers import committed
 
 pytestmark = pytest.mark.integration
 CIPHER = PiiCipher(DEV_PII_KEYS, "dev1")
@@ -47,10 +48,10 @@ def overdue(tenant: str, dpd: int, at: datetime) -> Delivery:
 async def test_an_older_fact_never_overwrites_a_newer_one(sessions) -> None:  # type: ignore[no-untyped-def]
     tenant = f"t-{uuid.uuid4().hex[:8]}"
     now = datetime.now(UTC)
-    async with sessions() as session, session.begin():
-        await handlers.on_account_overdue(session, [overdue(tenant, 40, now), overdue(tenant, 10, now - timedelta(1))])
-    async with sessions() as session, session.begin():
-        await handlers.on_account_overdue(session, [overdue(tenant, 20, now - timedelta(hours=1))])  # late, stale
+    async with committed(sessions) as uow:
+        await handlers.on_account_overdue(uow, [overdue(tenant, 40, now), overdue(tenant, 10, now - timedelta(1))])
+    async with committed(sessions) as uow:
+        await handlers.on_account_overdue(uow, [overdue(tenant, 20, now - timedelta(hours=1))])  # late, stale
     async with sessions() as session:
         account = (await session.execute(select(Account).where(Account.tenant == tenant))).scalars().one()
         changes = (await session.execute(select(func.count()).select_from(SegmentChange).where(
@@ -62,13 +63,13 @@ async def test_an_older_fact_never_overwrites_a_newer_one(sessions) -> None:  # 
     assert announced <= 1  # and announced (the relay may already have published it)
     assert account.phone_sealed and "+86139" not in account.phone_sealed
 
-    async with sessions() as session, session.begin():
+    async with committed(sessions) as uow:
         pay = PaymentReceivedV1(tenant=tenant, account_id="A1", customer_id="C1", payment_id="P1",
                                 amount_minor=1_040, currency="CNY", paid_at=now)
         delivery = Delivery(build_event(topics.PAYMENT_RECEIVED, pay, tenant=tenant, customer_id="C1",
                                         source="urn:test"), pay,
                             ConsumerRecord(topics.PAYMENT_RECEIVED.name, 0, 0, 0, 0, b"", b"", None, 0, 0, []))
-        await handlers.on_payment_received(session, [delivery, delivery])
+        await handlers.on_payment_received(uow, [delivery, delivery])
     async with sessions() as session:
         account = (await session.execute(select(Account).where(Account.tenant == tenant))).scalars().one()
     assert (account.overdue_minor, account.status) == (0, "cured")

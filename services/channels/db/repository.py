@@ -1,0 +1,76 @@
+"""Channels' repository: contact attempts. Adds and flushes, never commits; stores the statuses that
+``domain/states.py`` decides through ``service.py``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.channels.db.models import ContactAttempt
+from shared.db import table_of
+
+ATTEMPTS: Any = table_of(ContactAttempt)
+
+
+async def insert_new(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
+    """Insert attempts not seen before; returns the inserted rows (a redelivered approval inserts none)."""
+    if not rows:
+        return []
+    return list((await session.execute(insert(ATTEMPTS).on_conflict_do_nothing().returning(*ATTEMPTS.c),
+                                       list(rows))).all())
+
+
+async def claim(session: AsyncSession, *, status: str, claimed_status: str, limit: int) -> list[Any]:
+    """Move up to ``limit`` attempts in ``status`` whose time has come to ``claimed_status`` (tries + 1)
+    and return them as the provider will see them. SKIP LOCKED: replicas never claim the same row."""
+    claimable = (select(ATTEMPTS.c.contact_id)
+                 .where(ATTEMPTS.c.status == status, ATTEMPTS.c.next_try_at <= func.now())
+                 .order_by(ATTEMPTS.c.created_at).limit(limit).with_for_update(skip_locked=True)
+                 .scalar_subquery())
+    return list((await session.execute(
+        update(ATTEMPTS).where(ATTEMPTS.c.contact_id.in_(claimable))
+        .values(status=claimed_status, dispatched_at=func.now(), tries=ATTEMPTS.c.tries + 1, updated_at=func.now())
+        .returning(*ATTEMPTS.c))).all())
+
+
+async def lock(session: AsyncSession, contact_ids: Iterable[str]) -> dict[str, Any]:
+    """Current attempts by contact id, locked for this transaction."""
+    ids = sorted(set(contact_ids))
+    if not ids:
+        return {}
+    rows = await session.execute(select(ATTEMPTS).where(ATTEMPTS.c.contact_id.in_(ids))
+                                 .order_by(ATTEMPTS.c.contact_id).with_for_update())
+    return {r.contact_id: r for r in rows}
+
+
+async def lock_interrupted(session: AsyncSession, *, status: str, dispatched_before: datetime) -> list[Any]:
+    """Attempts left in ``status`` since before the lease began (SKIP LOCKED)."""
+    return list((await session.execute(
+        select(ATTEMPTS).where(ATTEMPTS.c.status == status, ATTEMPTS.c.dispatched_at < dispatched_before)
+        .with_for_update(skip_locked=True))).all())
+
+
+_STORE = (
+    update(ATTEMPTS).where(ATTEMPTS.c.contact_id == bindparam("b_id"))
+    .values(status=bindparam("b_status"), provider_ref=bindparam("b_ref"), detail=bindparam("b_detail"),
+            next_try_at=bindparam("b_next"), updated_at=func.now())
+)
+
+
+async def store(session: AsyncSession, changes: Sequence[Mapping[str, Any]]) -> None:
+    """Store new statuses (with provider reference, detail, next try), one executemany statement."""
+    if changes:
+        await session.execute(_STORE, [{"b_id": c["contact_id"], "b_status": c["status"], "b_ref": c["provider_ref"],
+                                        "b_detail": c["detail"], "b_next": c["next_try_at"]} for c in changes])
+
+
+async def history(session: AsyncSession, *, tenant: str, account_id: str, limit: int) -> list[ContactAttempt]:
+    return list((await session.execute(
+        select(ContactAttempt).where(ContactAttempt.tenant == tenant,  # type: ignore[arg-type]
+                                     ContactAttempt.account_id == account_id)  # type: ignore[arg-type]
+        .order_by(ContactAttempt.created_at.desc()).limit(limit))).scalars().all())  # type: ignore[attr-defined]

@@ -1,0 +1,66 @@
+"""A contact attempt's lifecycle as a transition table (see ``service.py`` for who applies which event).
+
+    (new) --queued--> sending --claimed--> dispatching --accepted--> sent --delivered--> delivered
+    (new) --task--> task_created (calls, visits: an agent's work)
+    dispatching --retry / resend--> sending;  --refused / gave_up--> failed;  --interrupted--> unknown
+    a receipt may overtake our own record of the send: dispatching --delivered|undelivered--> ...
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from shared.domain import StateMachine
+
+
+class AttemptStatus(StrEnum):
+    NEW = "new"                    # not stored yet: the state before the first event
+    SENDING = "sending"            # recorded before any provider call; the dispatcher will claim it
+    DISPATCHING = "dispatching"    # claimed: a provider call is (or was, if we crashed) in progress
+    SENT = "sent"                  # the provider accepted it
+    DELIVERED = "delivered"        # the provider's receipt says delivered
+    FAILED = "failed"              # refused, undeliverable, or retried too often
+    UNKNOWN = "unknown"            # interrupted during an SMTP send: maybe sent, never re-sent
+    TASK_CREATED = "task_created"  # a call or a visit, handed to an agent
+
+
+class AttemptEvent(StrEnum):
+    QUEUED = "queued"            # approved, for a channel we send ourselves (SMS, e-mail)
+    TASK = "task"                # approved, for an agent's channel (call, field visit)
+    CLAIMED = "claimed"          # the dispatcher took it
+    ACCEPTED = "accepted"        # the provider took it
+    RETRY = "retry"              # the provider never took it: try again later
+    REFUSED = "refused"          # the provider refused it, or it can never be sent
+    RESEND = "resend"            # found interrupted; SMS: same idempotency key, safe to resend
+    GAVE_UP = "gave_up"          # found interrupted too often
+    INTERRUPTED = "interrupted"  # found interrupted; e-mail: it may have gone out, never resend
+    DELIVERED = "delivered"      # receipt: delivered
+    UNDELIVERED = "undelivered"  # receipt: failed
+
+
+_S = AttemptStatus
+_E = AttemptEvent
+ATTEMPT = StateMachine[AttemptStatus, AttemptEvent]("contact attempt", {
+    _S.NEW: {_E.QUEUED: _S.SENDING, _E.TASK: _S.TASK_CREATED},
+    _S.SENDING: {_E.CLAIMED: _S.DISPATCHING},
+    _S.DISPATCHING: {_E.ACCEPTED: _S.SENT, _E.RETRY: _S.SENDING, _E.REFUSED: _S.FAILED, _E.RESEND: _S.SENDING,
+                     _E.GAVE_UP: _S.FAILED, _E.INTERRUPTED: _S.UNKNOWN, _E.DELIVERED: _S.DELIVERED,
+                     _E.UNDELIVERED: _S.FAILED},
+    _S.SENT: {_E.DELIVERED: _S.DELIVERED, _E.UNDELIVERED: _S.FAILED},
+    _S.DELIVERED: {},
+    _S.FAILED: {},
+    _S.UNKNOWN: {},
+    _S.TASK_CREATED: {},
+})
+
+QUEUED_CHANNELS = frozenset({"sms", "email"})
+
+
+def creation_event(channel: str) -> AttemptEvent:
+    """SMS and e-mail are queued for the dispatcher; calls and visits become agent tasks."""
+    return AttemptEvent.QUEUED if channel in QUEUED_CHANNELS else AttemptEvent.TASK
+
+
+def retry_delay_s(tries: int, *, base_s: float = 2.0, max_s: float = 300.0) -> float:
+    """Backoff before the next try of a send the provider never accepted: base**tries, capped."""
+    return float(min(base_s ** tries, max_s))

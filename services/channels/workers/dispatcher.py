@@ -1,0 +1,88 @@
+"""The dispatcher: claims approved SMS and e-mail, sends them through the adapters, records the answers.
+
+One unit of work per claim and one per record (see ``service.py`` for why the provider call sits
+between two commits); woken after every commit of this service, else polls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import httpx
+
+from services.channels import service
+from services.channels.adapters.mail import MailProvider
+from services.channels.adapters.sms import SmsProvider
+from services.channels.domain.messages import OutgoingEmail, OutgoingSms, SendResult
+from services.channels.settings import Settings
+from shared.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+class Dispatcher:
+    def __init__(self, runtime: Runtime[Settings], sms: SmsProvider, mail: MailProvider) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.sms, self.mail = sms, mail
+        self.policy = service.RetryPolicy(max_tries=self.settings.max_send_tries,
+                                          backoff_base_s=self.settings.retry_backoff_base_s,
+                                          backoff_max_s=self.settings.retry_backoff_max_s)
+        self._wakeup = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        while not self.runtime.stopping.is_set():
+            self._wakeup.clear()  # before the pass, so a wake during it is not lost
+            try:
+                await self.recover_stale()
+                while await self.dispatch_once() > 0:
+                    pass
+            except Exception:
+                log.exception("dispatch pass failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), self.settings.dispatch_idle_wait_s)
+
+    async def dispatch_once(self) -> int:
+        """Claim, send and record one batch. Returns how many attempts it handled."""
+        async with self.runtime.units() as uow:
+            claimed = await service.claim_for_dispatch(uow, limit=self.settings.dispatch_batch)
+            await uow.commit()
+        if not claimed:
+            return 0
+        ready, unusable = service.prepare_messages(claimed, self.runtime.cipher)
+        sms = [m for m in ready if isinstance(m, OutgoingSms)]
+        mail = [m for m in ready if isinstance(m, OutgoingEmail)]
+        sms_results, mail_results = await asyncio.gather(
+            self.sms.send(sms) if sms else _none(), self.mail.send(mail) if mail else _none())
+        async with self.runtime.units() as uow:
+            await service.record_results(uow, results=[*unusable, *sms_results, *mail_results], policy=self.policy)
+            await uow.commit()
+        return len(claimed)
+
+    async def recover_stale(self) -> int:
+        async with self.runtime.units() as uow:
+            recovered = await service.recover_interrupted(uow, lease_s=self.settings.dispatch_lease_s,
+                                                          max_tries=self.settings.max_send_tries)
+            await uow.commit()
+        return recovered
+
+
+async def _none() -> list[SendResult]:
+    return []
+
+
+async def dispatch_loop(runtime: Runtime[Settings]) -> None:
+    """Runs the dispatcher for the service's lifetime; woken after every commit of this service."""
+    s = runtime.settings
+    async with httpx.AsyncClient() as client:
+        dispatcher = Dispatcher(
+            runtime, SmsProvider(client, s.sms_base_url, s.sms_sender, timeout_s=s.sms_timeout_s),
+            MailProvider(s.smtp_host, s.smtp_port, s.mail_from, tls=s.smtp_tls, username=s.smtp_username,
+                         password=s.smtp_password, timeout_s=s.smtp_timeout_s))
+        runtime.units.after_commit.append(dispatcher.wake)
+        await dispatcher.run()

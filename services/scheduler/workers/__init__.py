@@ -1,0 +1,1 @@
+"""Scheduler's background workers."""

@@ -1,0 +1,32 @@
+"""Durable timers: poll for due steps, one unit of work per claim; a crash loses nothing, the rows
+are still due."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from services.scheduler import service
+from services.scheduler.settings import Settings
+from shared.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+async def claim_once(runtime: Runtime[Settings], *, limit: int = 500) -> int:
+    """Claim and request one batch of due steps; returns how many."""
+    async with runtime.units() as uow:
+        requested = await service.request_due_steps(uow, limit=limit)
+        await uow.commit()
+    return requested
+
+
+async def timer_loop(runtime: Runtime[Settings]) -> None:
+    """Runs for the service's lifetime."""
+    while not runtime.stopping.is_set():
+        try:
+            while await claim_once(runtime, limit=runtime.settings.timer_batch) > 0:
+                pass
+        except Exception:
+            log.exception("timer pass failed")
+        await asyncio.sleep(runtime.settings.timer_interval_s)

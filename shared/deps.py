@@ -1,0 +1,64 @@
+"""FastAPI dependencies: the only way a route reaches the service's runtime, so tests can override them.
+
+``RuntimeDep`` the running service; ``SettingsDep`` its settings; ``SessionDep`` a read-only session
+for the request; ``UowDep`` a unit of work for a request that changes state (the route commits it,
+leaving without a commit rolls back); ``CipherDep`` the PII cipher; ``TenantDep`` the caller's tenant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.crypto import PiiCipher
+from shared.http import TenantDep
+from shared.runtime import Runtime
+from shared.settings import ServiceSettings
+from shared.uow import UnitOfWork
+
+__all__ = ["CipherDep", "RuntimeDep", "SessionDep", "SettingsDep", "TenantDep", "UowDep"]
+
+
+def get_runtime(request: Request) -> Runtime[Any]:
+    """The runtime the lifespan started (``app.state.runtime``)."""
+    return request.app.state.runtime  # type: ignore[no-any-return]
+
+
+RuntimeDep = Annotated[Runtime[Any], Depends(get_runtime)]
+
+
+def get_settings(request: Request) -> ServiceSettings:
+    """The settings the app was built with (available before the lifespan starts)."""
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+SettingsDep = Annotated[ServiceSettings, Depends(get_settings)]
+
+
+async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
+    """A session for reads; closed when the request ends."""
+    async with runtime.sessions() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+async def get_uow(runtime: RuntimeDep) -> AsyncIterator[UnitOfWork]:
+    """One unit of work per request: the route commits it; otherwise it rolls back."""
+    async with runtime.units() as uow:
+        yield uow
+
+
+UowDep = Annotated[UnitOfWork, Depends(get_uow)]
+
+
+def get_cipher(runtime: RuntimeDep) -> PiiCipher:
+    """The PII cipher (seal and open contact data, bound to the tenant)."""
+    return runtime.cipher
+
+
+CipherDep = Annotated[PiiCipher, Depends(get_cipher)]

@@ -1,0 +1,55 @@
+"""Plumbing for the services' pure domain code: domain errors and table-driven state machines."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Generic, TypeVar
+
+StateT = TypeVar("StateT", bound=StrEnum)
+EventT = TypeVar("EventT", bound=StrEnum)
+
+
+class DomainError(Exception):
+    """A request or event the domain refuses; entry points map it to problem details or ignore it."""
+
+    status = 409
+    title = "Conflict"
+
+
+class NotFound(DomainError):
+    """The thing asked for does not exist in the caller's tenant."""
+
+    status = 404
+    title = "Not found"
+
+
+class IllegalTransition(DomainError):
+    """An event that does not apply to an entity in its current state."""
+
+    def __init__(self, machine: str, state: StrEnum, event: StrEnum) -> None:
+        super().__init__(f"{machine}: {event.value!r} does not apply to state {state.value!r}")
+        self.machine, self.state, self.event = machine, state, event
+
+
+class StateMachine(Generic[StateT, EventT]):
+    """A transition table: ``apply(state, event)`` returns the next state or raises IllegalTransition."""
+
+    def __init__(self, name: str, transitions: Mapping[StateT, Mapping[EventT, StateT]]) -> None:
+        self.name = name
+        self.transitions = transitions
+
+    def apply(self, state: StateT, event: EventT) -> StateT:
+        """The state after ``event``; raises :class:`IllegalTransition` if the table has no such edge."""
+        try:
+            return self.transitions[state][event]
+        except KeyError:
+            raise IllegalTransition(self.name, state, event) from None
+
+    def allows(self, state: StateT, event: EventT) -> bool:
+        """Whether ``event`` applies in ``state``."""
+        return event in self.transitions.get(state, {})
+
+    def terminal(self) -> set[StateT]:
+        """States no event leaves."""
+        return {s for s, edges in self.transitions.items() if all(t == s for t in edges.values())}

@@ -1,0 +1,104 @@
+"""A service's runtime: engine, producer, outbox relay, unit-of-work factory, consumer and workers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import text
+
+from shared.crypto import PiiCipher
+from shared.db import create_engine, session_factory
+from shared.kafka.consumer import ConsumerConfig, ConsumerRunner, Handler
+from shared.kafka.producer import create_producer
+from shared.kafka.relay import OutboxRelay
+from shared.settings import ServiceSettings
+from shared.uow import UnitOfWorkFactory
+
+log = logging.getLogger(__name__)
+
+S = TypeVar("S", bound=ServiceSettings)
+Worker = Callable[["Runtime[Any]"], Coroutine[Any, Any, None]]
+"""A background loop (timers, dispatchers) that runs for the service's lifetime."""
+BackgroundLoop = Worker  # the name used before workers/ existed
+
+
+class Runtime(Generic[S]):
+    """Everything a service holds while it runs. Built in the app factory, started in the lifespan.
+
+    Typed by the service's settings class, so ``runtime.settings.timer_interval_s`` is checked.
+    """
+
+    def __init__(self, settings: S) -> None:
+        self.settings: S = settings
+        self.cipher = PiiCipher(settings.pii_keys, settings.pii_active_key)
+        self.engine = create_engine(settings)
+        self.sessions = session_factory(self.engine)
+        self.producer = create_producer(settings)
+        self.relay = OutboxRelay(self.sessions, self.producer, batch_size=settings.outbox_batch_size,
+                                 poll_interval_s=settings.outbox_poll_interval_s,
+                                 linger_s=settings.outbox_linger_ms / 1000)
+        # Every unit of work wakes the relay after it commits; workers add their own listeners.
+        self.units = UnitOfWorkFactory(self.sessions, source=settings.spec.source)
+        self.units.after_commit.append(self.relay.wake)
+        self.consumer: ConsumerRunner | None = None
+        self._background: list[asyncio.Task[None]] = []
+        self.stopping = asyncio.Event()
+
+    async def start(self, handlers: dict[str, Handler], loops: Sequence[Worker] = ()) -> None:
+        await _with_startup_retries("Kafka", self.producer.start, self.settings.startup_timeout_s)
+        self.relay.start()
+        if handlers:
+            self.consumer = ConsumerRunner(config=ConsumerConfig.from_settings(self.settings), handlers=handlers,
+                                           units=self.units, producer=self.producer)
+            await _with_startup_retries("Kafka consumer group", self.consumer.start, self.settings.startup_timeout_s)
+        self._background = [asyncio.create_task(loop(self), name=loop.__name__) for loop in loops]
+
+    async def stop(self) -> None:
+        """Drain in order: consumers, background loops, outbox, producer, database."""
+        self.stopping.set()
+        if self.consumer is not None:
+            await self.consumer.stop(self.settings.shutdown_timeout_s)
+        for task in self._background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.relay.stop()
+        await self.producer.stop()
+        await self.engine.dispose()
+
+    async def readiness(self) -> dict[str, str]:
+        checks: dict[str, str] = {}
+        try:
+            async with self.engine.connect() as conn:
+                await asyncio.wait_for(conn.execute(text("SELECT 1")), 2)
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = f"error: {type(exc).__name__}"
+        try:
+            await asyncio.wait_for(self.producer.client.fetch_all_metadata(), 3)
+            checks["kafka"] = "ok"
+        except Exception as exc:
+            checks["kafka"] = f"error: {type(exc).__name__}"
+        if self.consumer is not None:
+            checks["consumer"] = "ok" if self.consumer.running else f"halted: {self.consumer.halted_reason}"
+        return checks
+
+
+async def _with_startup_retries(what: str, start: Callable[[], Any], timeout_s: float) -> None:
+    """Dependencies often come up after us (compose, Kubernetes): retry with backoff, then fail loudly."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    delay = 0.5
+    while True:
+        try:
+            await start()
+            return
+        except Exception as exc:
+            if asyncio.get_running_loop().time() + delay > deadline:
+                raise RuntimeError(f"{what} unavailable after {timeout_s:.0f}s: {exc!r}") from exc
+            log.warning("%s unavailable; retrying", what, extra={"delay_s": delay, "error": repr(exc)})
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)

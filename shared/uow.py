@@ -1,0 +1,119 @@
+"""Unit of work: one transaction, the events a use case emits, and the outbox written with them.
+
+A use case receives a :class:`UnitOfWork`, reads and writes through ``uow.session`` (repositories add
+and flush, never commit) and announces what happened with :meth:`UnitOfWork.emit`. The entry point
+that opened the unit of work commits it: :meth:`UnitOfWork.commit` writes the emitted events to the
+outbox in the same transaction, commits, and only then wakes the relay (and any other listener), so
+an event is published if and only if the state change that caused it is durable.
+
+Who opens one: the consumer runner per batch (its inbox rows are in the same transaction), a route
+per request (``shared.deps.UowDep``), a worker per claim. Nothing else writes the outbox.
+
+After cosmicpython's ``unit_of_work.py`` and pyeventsourcing's ``policy(event, processing_event)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Self
+
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.contracts import CloudEvent, Topic
+from shared.messaging import add_to_outbox, build_event
+
+
+@dataclass(frozen=True, slots=True)
+class Emitted:
+    """An event waiting for its transaction to commit."""
+
+    topic: Topic
+    event: CloudEvent
+    customer_id: str
+
+
+def _owner(payload: BaseModel) -> tuple[str, str]:
+    """The (tenant, customer_id) a payload is about: top level, or inside a wrapped request."""
+    for holder in (payload, getattr(payload, "request", None)):
+        tenant, customer_id = getattr(holder, "tenant", None), getattr(holder, "customer_id", None)
+        if tenant is not None and customer_id is not None:
+            return str(tenant), str(customer_id)
+    raise TypeError(f"{type(payload).__name__} names no tenant and customer_id: it cannot be keyed")
+
+
+class UnitOfWork:
+    """One database transaction plus the events it will publish. Use as ``async with``.
+
+    Leaving the block without :meth:`commit` rolls everything back, events included.
+    """
+
+    def __init__(self, session: AsyncSession, *, source: str,
+                 after_commit: Sequence[Callable[[], None]] = ()) -> None:
+        self.session = session
+        self.source = source
+        self._after_commit = after_commit
+        self._emitted: list[Emitted] = []
+        self._committed = False
+
+    async def __aenter__(self) -> Self:
+        await self.session.begin()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        try:
+            if not self._committed:
+                await self.rollback()
+        finally:
+            await self.session.close()
+
+    def emit(self, topic: Topic, payload: BaseModel, *, cause: CloudEvent | None = None,
+             subject: str | None = None, event_id: str | None = None, source: str | None = None) -> CloudEvent:
+        """Queue an event for ``topic``; it reaches the outbox only if this unit of work commits.
+
+        ``cause`` carries correlation and causation ids from the event being handled; ``event_id``
+        replaces the generated id (a partner's own id, so a resent batch dedupes downstream).
+        """
+        if not isinstance(payload, topic.payload):
+            raise TypeError(f"{topic.name} carries {topic.payload.__name__}, not {type(payload).__name__}")
+        tenant, customer_id = _owner(payload)
+        event = build_event(topic, payload, tenant=tenant, customer_id=customer_id, source=source or self.source,
+                            cause=cause, subject=subject)
+        if event_id is not None:
+            event = event.model_copy(update={"id": event_id})
+        self._emitted.append(Emitted(topic, event, customer_id))
+        return event
+
+    @property
+    def emitted(self) -> list[Emitted]:
+        """Events emitted so far and not yet committed (for tests and logs)."""
+        return list(self._emitted)
+
+    async def commit(self) -> None:
+        """Write the emitted events to the outbox, commit, then wake the listeners (the relay)."""
+        await add_to_outbox(self.session, [(e.topic, e.event, e.customer_id) for e in self._emitted])
+        await self.session.commit()
+        self._committed = True
+        self._emitted.clear()
+        for listener in self._after_commit:
+            listener()
+
+    async def rollback(self) -> None:
+        """Discard the transaction and the events it emitted."""
+        self._emitted.clear()
+        await self.session.rollback()
+
+
+class UnitOfWorkFactory:
+    """Makes units of work for one service: its sessions, its event source, its commit listeners."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, source: str) -> None:
+        self.sessions = sessions
+        self.source = source
+        self.after_commit: list[Callable[[], None]] = []
+
+    def __call__(self) -> UnitOfWork:
+        return UnitOfWork(self.sessions(), source=self.source, after_commit=self.after_commit)
