@@ -15,16 +15,21 @@ install: .venv/.installed
 	@touch $@
 
 run: install  ## the whole system on the embedded PostgreSQL and broker (Ctrl-C stops it)
-	$(PY) -m shared.devstack.stack
+	$(PY) -m devstack.stack
 
 demo: install  ## publish a demo portfolio to the running stack (make run in another terminal)
-	$(PY) -m shared.devstack.demo --count 300
+	$(PY) -m devstack.demo --count 300
 
-lint: install
-	$(PY) -m ruff check shared services tests deploy
+lint: install tools/asyncapi/node_modules/.installed
+	$(PY) -m ruff check shared services devstack tests deploy
 	$(PY) -m mypy
 	.venv/bin/lint-imports
-	$(PY) -m shared.contracts.catalog --check
+	$(PY) -m shared.tools.catalog --check
+	node tools/asyncapi/validate.cjs docs/asyncapi.yaml
+
+tools/asyncapi/node_modules/.installed: tools/asyncapi/package.json tools/asyncapi/package-lock.json  ## AsyncAPI validator
+	npm ci --prefix tools/asyncapi --ignore-scripts --no-audit --no-fund
+	@touch $@
 
 test: lint  ## lint, then unit, integration and end-to-end tests (starts its own PostgreSQL and broker)
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -35,8 +40,8 @@ test-unit: install
 bench: install  ## end-to-end throughput and latency vs. a bare relay on the same broker
 	$(PY) tests/bench/pipeline.py --events $(BENCH_N)
 
-docs: install  ## regenerate docs/events.md from the contracts
-	$(PY) -m shared.contracts.catalog
+docs: install  ## regenerate docs/events.md and docs/asyncapi.yaml from the contracts
+	$(PY) -m shared.tools.catalog
 
 clean:
 	rm -rf .data .bench .pytest_cache .mypy_cache .ruff_cache

@@ -11,13 +11,13 @@ from unittest.mock import MagicMock
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from shared.contracts import catalog
 from shared.contracts.envelope import CloudEvent
 from shared.contracts.topics import ALL_TOPICS, CONSUMER_GROUPS, Topic, message_key
 from shared.crypto import PREFIX, PiiCipher
-from shared.kafka.consumer import ConsumerHalted, ConsumerRunner, parse_record
+from shared.kafka.consumer import ConsumerHalted, ConsumerRunner, DlqLimiter, parse_record
 from shared.messaging import build_event
 from shared.settings import DEV_PII_KEYS
+from shared.tools import catalog
 
 TOPIC_IDS = [t.name for t in ALL_TOPICS]
 
@@ -36,6 +36,7 @@ def test_check_flag_reports_a_stale_file(tmp_path: Any, monkeypatch: pytest.Monk
                                          capsys: pytest.CaptureFixture[str]) -> None:
     target = tmp_path / "docs" / "events.md"
     monkeypatch.setattr(catalog, "DOC_PATH", target)
+    monkeypatch.setattr(catalog, "ASYNCAPI_PATH", tmp_path / "docs" / "asyncapi.yaml")
     assert catalog.main(["--check"]) == 1  # missing
     assert catalog.main([]) == 0
     assert target.read_text(encoding="utf-8") == catalog.render_catalog()
@@ -44,6 +45,7 @@ def test_check_flag_reports_a_stale_file(tmp_path: Any, monkeypatch: pytest.Monk
     capsys.readouterr()
     assert catalog.main(["--check"]) == 1
     err = capsys.readouterr().err.strip()
+    assert "events.md is out of date" in err and "asyncapi.yaml" not in err
     assert "make docs" in err and "\n" not in err
 
 
@@ -161,8 +163,7 @@ def _runner(producer: _Producer, limit: int) -> ConsumerRunner:
     runner = ConsumerRunner.__new__(ConsumerRunner)  # no broker: only the dead-letter path is exercised
     runner.group = "scheduler"
     runner._producer = cast(Any, producer)
-    runner._consecutive_dlq = 0
-    runner._dlq_max_consecutive = limit
+    runner._limiter = DlqLimiter(max_consecutive=limit, max_invalid_ratio=None)
     return runner
 
 
