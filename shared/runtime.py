@@ -49,6 +49,7 @@ class Runtime(Generic[S]):
         self.stopping = asyncio.Event()
 
     async def start(self, handlers: dict[str, Handler], loops: Sequence[Worker] = ()) -> None:
+        """Start the producer, the relay, the consumer (if the service has handlers) and the workers."""
         await _with_startup_retries("Kafka", self.producer.start, self.settings.startup_timeout_s)
         self.relay.start()
         if handlers:
@@ -71,6 +72,7 @@ class Runtime(Generic[S]):
         await self.engine.dispose()
 
     async def readiness(self) -> dict[str, str]:
+        """Each dependency's state: database, Kafka, and the consumer (running or halted)."""
         checks: dict[str, str] = {}
         try:
             async with self.engine.connect() as conn:

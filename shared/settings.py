@@ -14,7 +14,9 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# The embedded stack (`make run`) listens here; see shared/devstack/stack.py.
+from shared import registry
+
+# The embedded stack (`make run`) listens here; see devstack/stack.py.
 EMBEDDED_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:55432/collections"
 EMBEDDED_KAFKA = "127.0.0.1:59092"
 
@@ -36,23 +38,42 @@ class ServiceSettings(BaseSettings):
     kafka_bootstrap_servers: str = Field(EMBEDDED_KAFKA, validation_alias="KAFKA_BOOTSTRAP_SERVERS")
     kafka_enable_idempotence: bool = Field(False, validation_alias="KAFKA_ENABLE_IDEMPOTENCE")
     # Latency on the local broker follows the fetch wait (docs/benchmarks.md).
-    kafka_fetch_max_wait_ms: int = Field(20, validation_alias="KAFKA_FETCH_MAX_WAIT_MS")
-    kafka_max_batch: int = Field(500, validation_alias="KAFKA_MAX_BATCH")
+    kafka_fetch_max_wait_ms: int = Field(20, ge=0, validation_alias="KAFKA_FETCH_MAX_WAIT_MS")
+    kafka_max_batch: int = Field(500, ge=1, validation_alias="KAFKA_MAX_BATCH")
     # Wait this long for more records when a fetch returns a small batch (throughput vs latency).
-    kafka_consumer_linger_ms: int = Field(20, validation_alias="KAFKA_CONSUMER_LINGER_MS")
-    outbox_linger_ms: int = Field(5, validation_alias="OUTBOX_LINGER_MS")
+    kafka_consumer_linger_ms: int = Field(20, ge=0, validation_alias="KAFKA_CONSUMER_LINGER_MS")
+    # How long one consumer poll waits for records; an idle consumer notices a stop this often.
+    kafka_poll_timeout_ms: int = Field(200, ge=0, le=60_000, validation_alias="KAFKA_POLL_TIMEOUT_MS")
+    # Delay before the n-th retry (from 0) of a transient error: base * 2**n (consumer and offset commits).
+    kafka_consumer_backoff_base_s: float = Field(0.2, ge=0, le=60, validation_alias="KAFKA_CONSUMER_BACKOFF_BASE_S")
+    outbox_linger_ms: int = Field(5, ge=0, validation_alias="OUTBOX_LINGER_MS")
+    # Rows the outbox relay claims and publishes per transaction.
+    outbox_batch_size: int = Field(1000, ge=1, le=100_000, validation_alias="OUTBOX_BATCH_SIZE")
     # The local broker holds a group join for the rebalance timeout: keep it short (docs/operations.md).
-    kafka_session_timeout_ms: int = Field(10_000, validation_alias="KAFKA_SESSION_TIMEOUT_MS")
-    kafka_rebalance_timeout_ms: int = Field(3_000, validation_alias="KAFKA_REBALANCE_TIMEOUT_MS")
+    kafka_session_timeout_ms: int = Field(10_000, ge=1, validation_alias="KAFKA_SESSION_TIMEOUT_MS")
+    kafka_rebalance_timeout_ms: int = Field(3_000, ge=1, validation_alias="KAFKA_REBALANCE_TIMEOUT_MS")
+    # Must stay below the session timeout (a third of it is the usual rule).
+    kafka_heartbeat_interval_ms: int = Field(1_000, ge=1, validation_alias="KAFKA_HEARTBEAT_INTERVAL_MS")
+    # The longest one batch (handlers, retries, dead letters) may take before the broker evicts the member.
+    kafka_max_poll_interval_ms: int = Field(300_000, ge=1_000, validation_alias="KAFKA_MAX_POLL_INTERVAL_MS")
+    # Producer (shared/kafka/producer.py): how long it waits to fill a batch, and for the broker's answer.
+    kafka_producer_linger_ms: int = Field(2, ge=0, le=10_000, validation_alias="KAFKA_PRODUCER_LINGER_MS")
+    kafka_request_timeout_ms: int = Field(15_000, ge=1_000, validation_alias="KAFKA_REQUEST_TIMEOUT_MS")
     pii_keys: dict[str, str] = Field(default_factory=lambda: dict(DEV_PII_KEYS), validation_alias="PII_KEYS")
     pii_active_key: str = Field("dev1", validation_alias="PII_ACTIVE_KEY")
     api_keys: dict[str, str] = Field(default_factory=lambda: dict(DEV_API_KEYS), validation_alias="API_KEYS")
 
     host: str = "127.0.0.1"
-    port: int = 8000
-    # Consumer safety limits (shared/kafka/consumer.py).
-    max_transient_retries: int = 5
-    dlq_max_consecutive: int = 50
+    # 0: the service's port in the registry (shared/registry.py); <PREFIX>PORT overrides it.
+    port: int = Field(0, ge=0, le=65535)
+    # Consumer safety limits (shared/kafka/consumer.py), per service (<PREFIX>MAX_TRANSIENT_RETRIES ...).
+    max_transient_retries: int = Field(5, ge=0)
+    # Dead-letter limits, per partition: halt rather than dead-letter more than this many in a row ...
+    dlq_max_consecutive: int = Field(50, ge=0)
+    # ... or more than this fraction of the messages seen (None or 0: no ratio limit) ...
+    dlq_max_invalid_ratio: float | None = Field(0.5, ge=0, le=1)
+    # ... once at least this many messages were seen on the partition.
+    dlq_ratio_min_messages: int = Field(100, ge=1)
     shutdown_timeout_s: float = 20.0
     startup_timeout_s: float = Field(60.0, validation_alias="STARTUP_TIMEOUT_S")
     outbox_poll_interval_s: float = 0.2
@@ -65,6 +86,13 @@ class ServiceSettings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _heartbeat_below_session_timeout(self) -> ServiceSettings:
+        if self.kafka_heartbeat_interval_ms >= self.kafka_session_timeout_ms:
+            raise ValueError(f"KAFKA_HEARTBEAT_INTERVAL_MS ({self.kafka_heartbeat_interval_ms}) must be below "
+                             f"KAFKA_SESSION_TIMEOUT_MS ({self.kafka_session_timeout_ms})")
+        return self
+
+    @model_validator(mode="after")
     def _refuse_dev_secrets_outside_dev(self) -> ServiceSettings:
         if self.app_env == "prod":
             if set(self.pii_keys.values()) & set(DEV_PII_KEYS.values()):
@@ -73,13 +101,26 @@ class ServiceSettings(BaseSettings):
                 raise ValueError("API_KEYS holds development keys: set real keys when APP_ENV=prod")
         if self.pii_active_key not in self.pii_keys:
             raise ValueError(f"PII_ACTIVE_KEY {self.pii_active_key!r} is not one of PII_KEYS")
+        if self.port == 0 and self.service_name in registry.BY_NAME:
+            self.port = registry.spec(self.service_name).port
         return self
+
+    @property
+    def spec(self) -> registry.ServiceSpec:
+        """This service's entry in the registry."""
+        return registry.spec(self.service_name)
 
     @property
     def schema_name(self) -> str:
         """The PostgreSQL schema this service owns."""
-        return self.service_name
+        return self.spec.schema
 
     @property
     def consumer_group(self) -> str:
-        return self.service_name
+        """The Kafka consumer group (and so the DLQ topic's prefix)."""
+        return self.spec.consumer_group
+
+
+def service_config(name: str) -> SettingsConfigDict:
+    """The settings config of service ``name``: its environment prefix from the registry."""
+    return SettingsConfigDict(env_prefix=registry.spec(name).env_prefix, extra="ignore", populate_by_name=True)

@@ -31,22 +31,17 @@ class Settings(ServiceSettings):
     smtp_timeout_s: float = Field(15.0, gt=0, le=300)
     mail_from: str = "collections@gentle.example"
     webhook_token: str = DEV_WEBHOOK_TOKEN
-    dispatch_batch: int = 500
+    # Attempts claimed and sent per dispatcher pass (one SMS batch request, one SMTP connection).
+    dispatch_batch: int = Field(500, ge=1, le=10_000)
     # How long the dispatcher waits for a wake-up (a new attempt committed) before its next pass.
     dispatch_idle_wait_s: float = Field(0.5, gt=0, le=60)
     # A row left 'dispatching' longer than this is recovered (see services/channels/service.py).
-    dispatch_lease_s: float = 60.0
-    max_send_tries: int = 5
-    # A retryable send failure waits min(base ** tries, max) seconds before the next try.
+    dispatch_lease_s: float = Field(60.0, gt=0)
+    # Tries of a send the provider never accepted, before the attempt fails for good.
+    max_send_tries: int = Field(5, ge=1, le=100)
+    # A retryable send failure waits min(base ** tries, max) seconds before the next try (service.RetryPolicy).
     retry_backoff_base_s: float = Field(2.0, ge=1, le=60)
     retry_backoff_max_s: float = Field(300.0, gt=0, le=86_400)
-
-    def retry_delay_s(self, tries: int) -> float:
-        """Seconds to wait before trying again after ``tries`` tries: ``min(base ** tries, max)``."""
-        try:
-            return float(min(self.retry_backoff_base_s ** max(tries, 0), self.retry_backoff_max_s))
-        except OverflowError:
-            return self.retry_backoff_max_s
 
     @model_validator(mode="after")
     def _refuse_dev_webhook_token(self) -> "Settings":

@@ -7,9 +7,26 @@ Semantics (after getsentry/arroyo and pyeventsourcing):
   exponential backoff, a bounded number of times, then the consumer halts: it never skips;
 * a message that cannot be parsed, or whose handler fails for a non-transient reason when run on
   its own, goes to ``<group>.dlq`` with its origin and the error in headers; the DLQ write is
-  acknowledged before the offset commit. Too many in a row halts the consumer (a bad deploy
-  must not dead-letter the whole topic);
-* stop() drains: the batch in hand finishes and commits, then the consumer leaves the group.
+  acknowledged before the offset commit (a failed write is retried like a transient error, then the
+  consumer halts);
+* dead letters are limited **per partition** (:class:`DlqLimiter`, after arroyo's ``DlqLimit``): the
+  consumer halts instead of dead-lettering a message when, on that message's partition,
+
+  - more than ``dlq_max_consecutive`` messages in a row would be dead-lettered (a message handled
+    successfully resets the count), or
+  - once at least ``dlq_ratio_min_messages`` messages were seen on the partition since the consumer
+    started, more than ``dlq_max_invalid_ratio`` of them (dead letters / messages seen) would be dead
+    letters (``None`` or 0 disables the ratio).
+
+  A bad deploy or a broken producer must not dead-letter a whole topic. The message that trips a
+  limit is not dead-lettered and no offset of its batch is committed: after the fix and a restart the
+  batch is consumed again (the inbox skips what was handled). Counts live in memory and start from
+  zero when the consumer starts; a batch's outcomes are counted in offset order within each partition;
+* stop() drains: the batch in hand finishes and commits, then the consumer leaves the group. It is
+  checked between polls, so an idle consumer notices it within ``poll_timeout_ms``.
+
+Everything tunable is in :class:`ConsumerConfig`, built from the service's settings by
+:meth:`ConsumerConfig.from_settings` (docs/operations.md, "Settings").
 """
 
 from __future__ import annotations
@@ -26,14 +43,146 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaConnectionError, KafkaTimeoutError
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared import metrics
 from shared.contracts import BY_NAME, CloudEvent, dlq_topic
 from shared.logging import event_id_var, tenant_var
 from shared.messaging import claim_inbox
+from shared.settings import ServiceSettings
+from shared.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerConfig:
+    """Everything that tunes a :class:`ConsumerRunner`. Defaults are the runner's historical ones;
+    services build it with :meth:`from_settings` (whose defaults differ only in ``linger_ms``)."""
+
+    group: str
+    bootstrap_servers: str
+    # Fetching.
+    fetch_max_wait_ms: int = 20
+    """How long the broker may hold a fetch open waiting for data."""
+    max_batch: int = 500
+    """Records per batch (one database transaction)."""
+    poll_timeout_ms: int = 200
+    """How long one poll waits for records; also bounds how quickly stop() is noticed when idle."""
+    linger_ms: int = 0
+    """When a poll returns fewer than ``max_batch // 2`` records, wait this long and poll once more."""
+    # Failure handling.
+    max_transient_retries: int = 5
+    """Retries of a transient error (then the consumer halts)."""
+    backoff_base_s: float = 0.2
+    """Delay before retry ``n`` (from 0) is ``backoff_base_s * 2**n``."""
+    dlq_max_consecutive: int = 50
+    """Halt when more than this many messages in a row on one partition would be dead-lettered."""
+    dlq_max_invalid_ratio: float | None = 0.5
+    """Halt when more than this fraction of one partition's messages would be dead-lettered
+    (once ``dlq_ratio_min_messages`` were seen on it); ``None`` or 0 disables the check."""
+    dlq_ratio_min_messages: int = 100
+    """Messages a partition must have seen before the ratio is checked."""
+    # Group membership.
+    session_timeout_ms: int = 10_000
+    rebalance_timeout_ms: int = 3_000
+    heartbeat_interval_ms: int = 1_000
+    max_poll_interval_ms: int = 300_000
+    """The longest a batch (handling plus retries) may take before the broker evicts the member."""
+
+    def __post_init__(self) -> None:
+        problems = [name for name, ok in (
+            ("max_batch must be >= 1", self.max_batch >= 1),
+            ("fetch_max_wait_ms, poll_timeout_ms and linger_ms must be >= 0",
+             min(self.fetch_max_wait_ms, self.poll_timeout_ms, self.linger_ms) >= 0),
+            ("max_transient_retries and dlq_max_consecutive must be >= 0",
+             min(self.max_transient_retries, self.dlq_max_consecutive) >= 0),
+            ("backoff_base_s must be >= 0", self.backoff_base_s >= 0),
+            ("dlq_max_invalid_ratio must be between 0 and 1",
+             self.dlq_max_invalid_ratio is None or 0 <= self.dlq_max_invalid_ratio <= 1),
+            ("dlq_ratio_min_messages must be >= 1", self.dlq_ratio_min_messages >= 1),
+            ("heartbeat_interval_ms must be below session_timeout_ms",
+             0 < self.heartbeat_interval_ms < self.session_timeout_ms),
+        ) if not ok]
+        if problems:
+            raise ValueError(f"invalid consumer config for group {self.group!r}: " + "; ".join(problems))
+
+    @classmethod
+    def from_settings(cls, settings: ServiceSettings) -> ConsumerConfig:
+        """The consumer config of the service ``settings`` belong to (its consumer group)."""
+        s = settings
+        return cls(
+            group=s.consumer_group, bootstrap_servers=s.kafka_bootstrap_servers,
+            fetch_max_wait_ms=s.kafka_fetch_max_wait_ms, max_batch=s.kafka_max_batch,
+            poll_timeout_ms=s.kafka_poll_timeout_ms, linger_ms=s.kafka_consumer_linger_ms,
+            max_transient_retries=s.max_transient_retries, backoff_base_s=s.kafka_consumer_backoff_base_s,
+            dlq_max_consecutive=s.dlq_max_consecutive, dlq_max_invalid_ratio=s.dlq_max_invalid_ratio,
+            dlq_ratio_min_messages=s.dlq_ratio_min_messages,
+            session_timeout_ms=s.kafka_session_timeout_ms, rebalance_timeout_ms=s.kafka_rebalance_timeout_ms,
+            heartbeat_interval_ms=s.kafka_heartbeat_interval_ms, max_poll_interval_ms=s.kafka_max_poll_interval_ms,
+        )
+
+
+@dataclass(slots=True)
+class _PartitionCounts:
+    valid: int = 0
+    invalid: int = 0
+    consecutive_invalid: int = 0
+
+
+class DlqLimiter:
+    """Per-partition dead-letter limits (after getsentry/arroyo's ``DlqLimit`` / ``DlqLimitState``).
+
+    Pure bookkeeping, no I/O: the runner calls :meth:`record_valid` for every message handled
+    successfully (a redelivery the inbox skipped included) and :meth:`record_invalid` before
+    dead-lettering one; a non-``None`` answer from
+    :meth:`record_invalid` is the reason to halt instead. Unlike arroyo, the ratio is dead letters over
+    all messages seen on the partition (not over valid ones), so it lies between 0 and 1, and it is
+    only checked once ``ratio_min_messages`` were seen, so the first few messages cannot trip it.
+    """
+
+    def __init__(self, *, max_consecutive: int | None = 50, max_invalid_ratio: float | None = 0.5,
+                 ratio_min_messages: int = 100) -> None:
+        self.max_consecutive = max_consecutive
+        self.max_invalid_ratio = max_invalid_ratio or None  # 0 disables, as None does
+        self.ratio_min_messages = max(ratio_min_messages, 1)
+        self._counts: dict[TopicPartition, _PartitionCounts] = {}
+
+    @classmethod
+    def from_config(cls, config: ConsumerConfig) -> DlqLimiter:
+        return cls(max_consecutive=config.dlq_max_consecutive, max_invalid_ratio=config.dlq_max_invalid_ratio,
+                   ratio_min_messages=config.dlq_ratio_min_messages)
+
+    def record_valid(self, tp: TopicPartition, count: int = 1) -> None:
+        """``count`` messages of ``tp`` were handled: they count as valid and end any run of dead letters."""
+        if count <= 0:
+            return
+        counts = self._counts.setdefault(tp, _PartitionCounts())
+        counts.valid += count
+        counts.consecutive_invalid = 0
+
+    def record_invalid(self, tp: TopicPartition) -> str | None:
+        """Count a message of ``tp`` that is about to be dead-lettered.
+
+        Returns ``None`` when it may be dead-lettered, or why the consumer must halt instead.
+        """
+        counts = self._counts.setdefault(tp, _PartitionCounts())
+        counts.invalid += 1
+        counts.consecutive_invalid += 1
+        seen = counts.valid + counts.invalid
+        where = f"{tp.topic}/{tp.partition}"
+        if self.max_consecutive is not None and counts.consecutive_invalid > self.max_consecutive:
+            return (f"{counts.consecutive_invalid} consecutive poison messages on {where} "
+                    f"(limit {self.max_consecutive}); {counts.invalid} of {seen} messages seen on it were poison")
+        if (self.max_invalid_ratio is not None and seen >= self.ratio_min_messages
+                and counts.invalid / seen > self.max_invalid_ratio):
+            return (f"{counts.invalid} of {seen} messages on {where} were poison ({counts.invalid / seen:.0%}, "
+                    f"limit {self.max_invalid_ratio:.0%} once {self.ratio_min_messages} were seen)")
+        return None
+
+    def counts(self, tp: TopicPartition) -> tuple[int, int, int]:
+        """``(valid, invalid, consecutive invalid)`` seen on ``tp`` so far."""
+        c = self._counts.get(tp, _PartitionCounts())
+        return c.valid, c.invalid, c.consecutive_invalid
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +198,8 @@ class Delivery:
         return self.record.topic
 
 
-Handler = Callable[[AsyncSession, list[Delivery]], Awaitable[None]]
+Handler = Callable[[UnitOfWork, list[Delivery]], Awaitable[None]]
+"""A topic's handler: the batch's unit of work (not yet committed) and the batch's new deliveries."""
 
 _TRANSIENT_SQLSTATES = {"40001", "40P01", "57P01", "57P03", "08000", "08003", "08006", "53300"}
 
@@ -119,32 +269,22 @@ def _short(exc: BaseException) -> str:
 
 
 class ConsumerRunner:
-    def __init__(
-        self, *, group: str, bootstrap_servers: str, handlers: dict[str, Handler],
-        sessions: async_sessionmaker[AsyncSession], producer: AIOKafkaProducer,
-        on_commit: Callable[[], None] = lambda: None, fetch_max_wait_ms: int = 20, max_batch: int = 500,
-        max_transient_retries: int = 5, dlq_max_consecutive: int = 50, backoff_base_s: float = 0.2,
-        session_timeout_ms: int = 10_000, rebalance_timeout_ms: int = 3_000, linger_ms: int = 0,
-    ) -> None:
-        self.group = group
+    def __init__(self, *, config: ConsumerConfig, handlers: dict[str, Handler], units: Callable[[], UnitOfWork],
+                 producer: AIOKafkaProducer) -> None:
+        self.config = config
+        self.group = config.group
         self._handlers = handlers
-        self._sessions = sessions
+        self._units = units
         self._producer = producer
-        self._on_commit = on_commit
-        self._max_batch = max_batch
-        self._max_retries = max_transient_retries
-        self._dlq_max_consecutive = dlq_max_consecutive
-        self._backoff_base_s = backoff_base_s
-        self._consecutive_dlq = 0
-        self._linger_s = linger_ms / 1000
+        self._limiter = DlqLimiter.from_config(config)
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self.halted_reason: str | None = None
         self._consumer = AIOKafkaConsumer(
-            *handlers, bootstrap_servers=bootstrap_servers, group_id=group, client_id=group,
-            enable_auto_commit=False, auto_offset_reset="earliest", fetch_max_wait_ms=fetch_max_wait_ms,
-            max_poll_interval_ms=300_000, session_timeout_ms=session_timeout_ms,
-            rebalance_timeout_ms=rebalance_timeout_ms, heartbeat_interval_ms=1_000,
+            *handlers, bootstrap_servers=config.bootstrap_servers, group_id=config.group, client_id=config.group,
+            enable_auto_commit=False, auto_offset_reset="earliest", fetch_max_wait_ms=config.fetch_max_wait_ms,
+            max_poll_interval_ms=config.max_poll_interval_ms, session_timeout_ms=config.session_timeout_ms,
+            rebalance_timeout_ms=config.rebalance_timeout_ms, heartbeat_interval_ms=config.heartbeat_interval_ms,
         )
 
     async def start(self) -> None:
@@ -201,32 +341,53 @@ class ConsumerRunner:
         """A batch; when it is small, linger briefly for more. Per-batch costs (a transaction, the
         commits, the relay's publish) dominate tiny batches, so under load this raises throughput
         several times for a few milliseconds of latency (docs/benchmarks.md)."""
-        batch = await self._consumer.getmany(timeout_ms=200, max_records=self._max_batch)
+        max_batch = self.config.max_batch
+        batch = await self._consumer.getmany(timeout_ms=self.config.poll_timeout_ms, max_records=max_batch)
         count = sum(len(records) for records in batch.values())
-        if not count or self._linger_s <= 0 or count >= self._max_batch // 2:
+        if not count or self.config.linger_ms <= 0 or count >= max_batch // 2:
             return batch
-        await asyncio.sleep(self._linger_s)
-        more = await self._consumer.getmany(timeout_ms=0, max_records=self._max_batch - count)
+        await asyncio.sleep(self.config.linger_ms / 1000)
+        more = await self._consumer.getmany(timeout_ms=0, max_records=max_batch - count)
         for tp, records in more.items():
             batch.setdefault(tp, []).extend(records)
         return batch
 
     async def process(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
-        """Handle one fetched batch end to end, then commit its offsets."""
-        deliveries: list[Delivery] = []
+        """Handle one fetched batch end to end, then commit its offsets.
+
+        The parseable events are handled in one transaction; if that fails for a non-transient reason
+        they are handled one at a time, so one bad event cannot block the rest. Then every record is
+        accounted for in offset order within its partition: handled ones count as valid for the DLQ
+        limits, the others are dead-lettered (or halt the consumer when a limit is reached).
+        """
+        items: list[Delivery | PoisonMessage] = []
         for records in batch.values():
             for record in records:
                 try:
-                    deliveries.append(parse_record(record))
+                    items.append(parse_record(record))
                 except PoisonMessage as poison:
-                    await self._dead_letter(poison.record, poison.error)
-        if deliveries:
-            await self._handle_with_fallback(deliveries)
+                    items.append(poison)
+        deliveries = [item for item in items if isinstance(item, Delivery)]
+        batch_error = await self._attempt(deliveries) if deliveries else None
+        one_by_one = batch_error is not None and len(deliveries) > 1
+        if one_by_one:
+            log.warning("batch failed; retrying its events one by one", exc_info=batch_error,
+                        extra={"group": self.group, "size": len(deliveries)})
+        for item in items:
+            if isinstance(item, PoisonMessage):
+                await self._dead_letter(item.record, item.error)
+                continue
+            error = await self._attempt([item]) if one_by_one else batch_error
+            if error is None:
+                self._limiter.record_valid(TopicPartition(item.record.topic, item.record.partition))
+            else:
+                await self._dead_letter(item.record, f"{type(error).__name__}: {_short(error)}")
         await self._commit({tp: records[-1].offset + 1 for tp, records in batch.items() if records})
         self._update_lag(batch)
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
-        for attempt in range(self._max_retries + 1):
+        retries = self.config.max_transient_retries
+        for attempt in range(retries + 1):
             # Partitions lost in a rebalance cannot be committed: their new owner will see the
             # events again and the inbox makes that harmless.
             owned = {tp: offset for tp, offset in offsets.items() if tp in self._consumer.assignment()}
@@ -241,34 +402,24 @@ class ConsumerRunner:
                 return
             except Exception as exc:
                 # A failed commit only means redelivery; the inbox makes that harmless.
-                if attempt == self._max_retries:
+                if attempt == retries:
                     raise ConsumerHalted(f"offset commit failed: {exc!r}") from exc
-                await asyncio.sleep(self._backoff_base_s * 2**attempt)
+                await asyncio.sleep(self.config.backoff_base_s * 2**attempt)
 
-    async def _handle_with_fallback(self, deliveries: list[Delivery]) -> None:
+    async def _attempt(self, deliveries: list[Delivery]) -> Exception | None:
+        """Handle ``deliveries`` in one transaction, retrying transient errors; returns the
+        non-transient error that made it fail, or ``None`` once it committed."""
         try:
             await self._with_retries(deliveries)
-            self._consecutive_dlq = 0
-            return
         except ConsumerHalted:
             raise
         except Exception as exc:
-            if len(deliveries) == 1:
-                await self._dead_letter(deliveries[0].record, f"{type(exc).__name__}: {_short(exc)}")
-                return
-            log.warning("batch failed; retrying its events one by one", exc_info=True,
-                        extra={"group": self.group, "size": len(deliveries)})
-        for delivery in deliveries:
-            try:
-                await self._with_retries([delivery])
-                self._consecutive_dlq = 0
-            except ConsumerHalted:
-                raise
-            except Exception as exc:
-                await self._dead_letter(delivery.record, f"{type(exc).__name__}: {_short(exc)}")
+            return exc
+        return None
 
     async def _with_retries(self, deliveries: list[Delivery]) -> None:
-        for attempt in range(self._max_retries + 1):
+        retries = self.config.max_transient_retries
+        for attempt in range(retries + 1):
             try:
                 await self._handle(deliveries)
                 return
@@ -277,9 +428,9 @@ class ConsumerRunner:
                     metrics.EVENTS_FAILED.labels(self.group, d.topic).inc()
                 if not is_transient(exc):
                     raise
-                if attempt == self._max_retries:
+                if attempt == retries:
                     raise ConsumerHalted(f"transient error persisted after {attempt + 1} tries: {exc!r}") from exc
-                delay = self._backoff_base_s * 2**attempt
+                delay = self.config.backoff_base_s * 2**attempt
                 log.warning("transient error; retrying", extra={"group": self.group, "delay_s": delay,
                                                                 "error": repr(exc)})
                 await asyncio.sleep(delay)
@@ -287,8 +438,10 @@ class ConsumerRunner:
     async def _handle(self, deliveries: list[Delivery]) -> None:
         started = time.perf_counter()
         by_topic: dict[str, list[Delivery]] = {}
-        async with self._sessions() as session, session.begin():
-            fresh_ids = await claim_inbox(session, self.group, [d.event.id for d in deliveries])
+        # One unit of work per batch: inbox rows, state changes and emitted events commit together,
+        # and the unit of work wakes the relay once they have.
+        async with self._units() as uow:
+            fresh_ids = await claim_inbox(uow.session, self.group, [d.event.id for d in deliveries])
             seen: set[str] = set()
             for d in deliveries:
                 if d.event.id in fresh_ids and d.event.id not in seen:
@@ -300,21 +453,20 @@ class ConsumerRunner:
                 if len(items) == 1:
                     event_id_var.set(items[0].event.id)
                     tenant_var.set(items[0].event.tenant)
-                await self._handlers[topic](session, items)
+                await self._handlers[topic](uow, items)
+            await uow.commit()
         elapsed = time.perf_counter() - started
         for topic, items in by_topic.items():
             metrics.EVENTS_CONSUMED.labels(self.group, topic).inc(len(items))
             metrics.HANDLER_LATENCY.labels(self.group, topic).observe(elapsed)
         event_id_var.set(None)
         tenant_var.set(None)
-        self._on_commit()
 
     async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], error: str) -> None:
-        self._consecutive_dlq += 1
-        if self._consecutive_dlq > self._dlq_max_consecutive:
-            raise ConsumerHalted(
-                f"{self._consecutive_dlq} consecutive poison messages (limit {self._dlq_max_consecutive}); "
-                f"last at {record.topic}/{record.partition}@{record.offset}: {error}")
+        """Write ``record`` to the group's DLQ, unless that would break a DLQ limit: then halt."""
+        reason = self._limiter.record_invalid(TopicPartition(record.topic, record.partition))
+        if reason is not None:
+            raise ConsumerHalted(f"{reason}; halted before dead-lettering offset {record.offset}: {error}")
         headers = [
             ("dlq.group", self.group.encode()),
             ("dlq.origin.topic", record.topic.encode()),
@@ -323,8 +475,19 @@ class ConsumerRunner:
             ("dlq.error", error.encode()[:4000]),
             ("dlq.time", str(int(time.time() * 1000)).encode()),
         ]
-        await self._producer.send_and_wait(dlq_topic(self.group), value=record.value, key=record.key,
-                                           headers=headers)
+        topic = dlq_topic(self.group)
+        attempt = 0
+        while True:
+            try:
+                await self._producer.send_and_wait(topic, value=record.value, key=record.key, headers=headers)
+                break
+            except Exception as exc:
+                # Without the dead letter the offset must not move on: retry a transient failure, else halt.
+                if not is_transient(exc) or attempt >= self.config.max_transient_retries:
+                    raise ConsumerHalted(f"could not write the dead letter for {record.topic}/{record.partition}"
+                                         f"@{record.offset} to {topic} after {attempt + 1} tries: {exc!r}") from exc
+                await asyncio.sleep(self.config.backoff_base_s * 2**attempt)
+                attempt += 1
         metrics.EVENTS_DEAD_LETTERED.labels(self.group, record.topic).inc()
         log.error("event dead-lettered", extra={"group": self.group, "topic": record.topic,
                                                 "partition": record.partition, "offset": record.offset,

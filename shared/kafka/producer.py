@@ -1,4 +1,6 @@
-"""Producer factory; idempotence is a setting (Apache Kafka: on; the local broker lacks it)."""
+"""Producer factory. Idempotence, linger and the request timeout are settings
+(``KAFKA_ENABLE_IDEMPOTENCE``: on for Apache Kafka, the local broker lacks it;
+``KAFKA_PRODUCER_LINGER_MS``; ``KAFKA_REQUEST_TIMEOUT_MS``)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ def create_producer(settings: ServiceSettings, *, client_id: str | None = None) 
         client_id=client_id or settings.service_name,
         acks="all",
         enable_idempotence=settings.kafka_enable_idempotence,
-        linger_ms=2,
+        linger_ms=settings.kafka_producer_linger_ms,
         max_batch_size=256 * 1024,
-        request_timeout_ms=15000,
+        request_timeout_ms=settings.kafka_request_timeout_ms,
     )

@@ -19,6 +19,8 @@ class SendResult:
 
 @dataclass(frozen=True, slots=True)
 class OutgoingSms:
+    """An SMS ready for the provider (the contact id is its idempotency key)."""
+
     contact_id: str
     to: str
     body: str
@@ -26,6 +28,8 @@ class OutgoingSms:
 
 @dataclass(frozen=True, slots=True)
 class OutgoingEmail:
+    """An e-mail ready for SMTP."""
+
     contact_id: str
     to: str
     subject: str

@@ -14,6 +14,8 @@ from shared.domain import StateMachine
 
 
 class AttemptStatus(StrEnum):
+    """Where a contact attempt stands."""
+
     NEW = "new"                    # not stored yet: the state before the first event
     SENDING = "sending"            # recorded before any provider call; the dispatcher will claim it
     DISPATCHING = "dispatching"    # claimed: a provider call is (or was, if we crashed) in progress
@@ -25,6 +27,8 @@ class AttemptStatus(StrEnum):
 
 
 class AttemptEvent(StrEnum):
+    """What can happen to a contact attempt."""
+
     QUEUED = "queued"            # approved, for a channel we send ourselves (SMS, e-mail)
     TASK = "task"                # approved, for an agent's channel (call, field visit)
     CLAIMED = "claimed"          # the dispatcher took it

@@ -10,12 +10,16 @@ from shared.money import format_amount
 
 @dataclass(frozen=True, slots=True)
 class Rendered:
+    """A rendered message: subject (e-mail only) and body."""
+
     subject: str
     body: str
 
 
 @dataclass(frozen=True, slots=True)
 class TemplateContext:
+    """What a template may say about the debt."""
+
     account_id: str
     days_past_due: int
     overdue_minor: int

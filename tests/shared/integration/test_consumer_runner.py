@@ -13,14 +13,16 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.segmentation.settings import Settings
 from shared.contracts import dlq_topic, message_key, topics
 from shared.contracts.events import PaymentReceivedV1
 from shared.db import create_engine, session_factory
-from shared.kafka.consumer import ConsumerRunner, Delivery
+from shared.kafka.consumer import ConsumerConfig, ConsumerRunner, Delivery
 from shared.kafka.relay import OutboxRelay
 from shared.messaging import InboxEntry, OutboxEntry, add_to_outbox, build_event
+from shared.uow import UnitOfWork, UnitOfWorkFactory
 
 pytestmark = pytest.mark.integration
 TOPIC = topics.PAYMENT_RECEIVED
@@ -40,7 +42,9 @@ async def env(infra) -> AsyncIterator[dict]:  # type: ignore[no-untyped-def]
     producer = AIOKafkaProducer(bootstrap_servers=infra.kafka)
     await producer.start()
     try:
-        yield {"settings": settings, "engine": engine, "sessions": session_factory(engine), "producer": producer,
+        sessions = session_factory(engine)
+        yield {"settings": settings, "engine": engine, "sessions": sessions, "producer": producer,
+               "units": UnitOfWorkFactory(sessions, source="urn:test"),
                "tenant": f"t-{uuid.uuid4().hex[:10]}", "group": f"it-{uuid.uuid4().hex[:10]}"}
     finally:
         await producer.stop()
@@ -57,9 +61,11 @@ async def create_dlq(bootstrap: str, group: str) -> None:
 
 
 def make_runner(env: dict, handler, **kw) -> ConsumerRunner:  # type: ignore[no-untyped-def]
-    return ConsumerRunner(group=env["group"], bootstrap_servers=env["settings"].kafka_bootstrap_servers,
-                          handlers={TOPIC.name: handler}, sessions=env["sessions"], producer=env["producer"],
-                          backoff_base_s=0.05, **kw)
+    """A runner for this test's group; ``kw`` overrides ConsumerConfig fields."""
+    config = ConsumerConfig(group=env["group"], bootstrap_servers=env["settings"].kafka_bootstrap_servers,
+                            backoff_base_s=0.05, **kw)
+    return ConsumerRunner(config=config, handlers={TOPIC.name: handler}, units=env["units"],
+                          producer=env["producer"])
 
 
 async def wait_until(predicate, timeout_s: float = 30.0) -> None:  # type: ignore[no-untyped-def]
@@ -72,7 +78,9 @@ async def wait_until(predicate, timeout_s: float = 30.0) -> None:  # type: ignor
 async def test_redelivered_event_is_handled_once(env: dict) -> None:
     seen: list[str] = []
 
-    async def handler(session, deliveries: list[Delivery]) -> None:  # type: ignore[no-untyped-def]
+    async def handler(uow: UnitOfWork, deliveries: list[Delivery]) -> None:
+        assert isinstance(uow, UnitOfWork) and isinstance(uow.session, AsyncSession)
+        assert uow.session.in_transaction()  # the batch's transaction, with its inbox rows
         seen.extend(d.event.id for d in deliveries if d.event.tenant == env["tenant"])
 
     key, value, event_id = payment_event(env["tenant"], 1)
@@ -98,7 +106,7 @@ async def test_redelivered_event_is_handled_once(env: dict) -> None:
 async def test_failed_transaction_rolls_back_inbox_so_event_is_retried(env: dict) -> None:
     calls: list[str] = []
 
-    async def flaky(session, deliveries: list[Delivery]) -> None:  # type: ignore[no-untyped-def]
+    async def flaky(uow: UnitOfWork, deliveries: list[Delivery]) -> None:
         mine = [d for d in deliveries if d.event.tenant == env["tenant"]]
         calls.extend(d.event.id for d in mine)
         if mine and len(calls) <= 2:
@@ -136,7 +144,7 @@ async def _dlq_records(env: dict, expected: int, timeout_s: float = 20.0) -> lis
 async def test_poison_message_goes_to_dlq_with_origin_and_error(env: dict, infra) -> None:  # type: ignore[no-untyped-def]
     handled: list[str] = []
 
-    async def handler(session, deliveries: list[Delivery]) -> None:  # type: ignore[no-untyped-def]
+    async def handler(uow: UnitOfWork, deliveries: list[Delivery]) -> None:
         for d in deliveries:
             if d.event.tenant == env["tenant"]:
                 if d.payload.payment_id == "P5":
@@ -181,11 +189,11 @@ async def test_too_many_consecutive_poison_messages_halt_the_consumer(env: dict,
         await env["producer"].send_and_wait(TOPIC.name, b"garbage-" + tenant.encode() + bytes([48 + n]),
                                             key=message_key(tenant, "X"))
 
-    async def handler(session, deliveries: list[Delivery]) -> None:  # type: ignore[no-untyped-def]
+    async def handler(uow: UnitOfWork, deliveries: list[Delivery]) -> None:
         return None
 
-    # Only this test's garbage is poison for a fresh group reading from the start? No: earlier tests'
-    # valid events are on the topic too, so count from the first garbage message: limit 2 < 4 in a row.
+    # A fresh group reads the topic from the start, earlier tests' events included; the four garbage
+    # messages share a key, so they are in a row on one partition: limit 2 < 4.
     runner = make_runner(env, handler, dlq_max_consecutive=2)
     await runner.start()
     try:
@@ -193,7 +201,8 @@ async def test_too_many_consecutive_poison_messages_halt_the_consumer(env: dict,
     finally:
         await runner.stop()
     assert runner.halted_reason is not None
-    assert "consecutive poison messages" in runner.halted_reason
+    assert "3 consecutive poison messages on " + TOPIC.name + "/" in runner.halted_reason
+    assert "limit 2" in runner.halted_reason
 
 
 async def test_outbox_relay_publishes_then_deletes(env: dict) -> None:
@@ -233,7 +242,7 @@ async def test_outbox_relay_publishes_then_deletes(env: dict) -> None:
 
 
 async def test_dlq_replay_republishes_to_origin_once(env: dict, infra) -> None:  # type: ignore[no-untyped-def]
-    from shared.dlq import replay
+    from shared.tools.dlq import replay
 
     group = env["group"]  # its own DLQ: the running services dead-letter into the real groups' DLQs
     await create_dlq(infra.kafka, group)
@@ -266,7 +275,7 @@ async def test_a_lone_failing_event_is_dead_lettered_not_fatal(env: dict, infra)
     await create_dlq(infra.kafka, env["group"])
     handled: list[str] = []
 
-    async def handler(session, deliveries: list[Delivery]) -> None:  # type: ignore[no-untyped-def]
+    async def handler(uow: UnitOfWork, deliveries: list[Delivery]) -> None:
         for d in deliveries:
             if d.event.tenant == env["tenant"]:
                 if d.payload.payment_id == "P7":

@@ -14,7 +14,10 @@ from shared.settings import DEV_API_KEYS, DEV_PII_KEYS, EMBEDDED_DATABASE_URL, E
 
 ENV_VARS = ["APP_ENV", "LOG_LEVEL", "DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "KAFKA_ENABLE_IDEMPOTENCE",
             "KAFKA_SESSION_TIMEOUT_MS", "KAFKA_REBALANCE_TIMEOUT_MS",
-            "KAFKA_FETCH_MAX_WAIT_MS", "KAFKA_MAX_BATCH", "PII_KEYS", "PII_ACTIVE_KEY", "API_KEYS"]
+            "KAFKA_FETCH_MAX_WAIT_MS", "KAFKA_MAX_BATCH", "PII_KEYS", "PII_ACTIVE_KEY", "API_KEYS",
+            "KAFKA_CONSUMER_LINGER_MS", "KAFKA_POLL_TIMEOUT_MS", "KAFKA_HEARTBEAT_INTERVAL_MS",
+            "KAFKA_MAX_POLL_INTERVAL_MS", "KAFKA_CONSUMER_BACKOFF_BASE_S", "KAFKA_PRODUCER_LINGER_MS",
+            "KAFKA_REQUEST_TIMEOUT_MS", "OUTBOX_BATCH_SIZE", "OUTBOX_LINGER_MS", "STARTUP_TIMEOUT_S"]
 REAL_KEY = base64.b64encode(os.urandom(32)).decode()
 REAL_API_KEYS = {"k-7f3c9a": "tenant-a"}
 
@@ -161,3 +164,47 @@ def test_bad_app_env_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("APP_ENV", "staging")
     with pytest.raises(ValidationError):
         Settings()
+
+
+# Tunables that used to be hard-coded: (field, env name, default, a valid override, an out-of-bounds value).
+TUNABLES = [
+    ("kafka_poll_timeout_ms", "KAFKA_POLL_TIMEOUT_MS", 200, 1000, -1),
+    ("kafka_heartbeat_interval_ms", "KAFKA_HEARTBEAT_INTERVAL_MS", 1000, 3000, 0),
+    ("kafka_max_poll_interval_ms", "KAFKA_MAX_POLL_INTERVAL_MS", 300_000, 600_000, 10),
+    ("kafka_consumer_backoff_base_s", "KAFKA_CONSUMER_BACKOFF_BASE_S", 0.2, 1.5, -1),
+    ("kafka_producer_linger_ms", "KAFKA_PRODUCER_LINGER_MS", 2, 10, -1),
+    ("kafka_request_timeout_ms", "KAFKA_REQUEST_TIMEOUT_MS", 15_000, 40_000, 0),
+    ("outbox_batch_size", "OUTBOX_BATCH_SIZE", 1000, 250, 0),
+    ("dlq_max_consecutive", "PLANS_DLQ_MAX_CONSECUTIVE", 50, 10, -1),
+    ("dlq_max_invalid_ratio", "PLANS_DLQ_MAX_INVALID_RATIO", 0.5, 0.1, 1.5),
+    ("dlq_ratio_min_messages", "PLANS_DLQ_RATIO_MIN_MESSAGES", 100, 1000, 0),
+]
+
+
+@pytest.mark.parametrize(("field", "env", "default", "value", "bad"), TUNABLES)
+def test_tunables(monkeypatch: pytest.MonkeyPatch, field: str, env: str, default: float, value: float,
+                  bad: float) -> None:
+    assert getattr(Settings(), field) == default
+    monkeypatch.setenv(env, str(value))
+    assert getattr(Settings(), field) == value
+    monkeypatch.setenv(env, str(bad))
+    with pytest.raises(ValidationError, match=f"{env}|{field}"):
+        Settings()
+
+
+def test_tunables_by_field_name() -> None:
+    s = Settings(kafka_poll_timeout_ms=50, outbox_batch_size=10, dlq_max_invalid_ratio=None)
+    assert (s.kafka_poll_timeout_ms, s.outbox_batch_size, s.dlq_max_invalid_ratio) == (50, 10, None)
+
+
+def test_dlq_ratio_zero_is_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLANS_DLQ_MAX_INVALID_RATIO", "0")
+    assert Settings().dlq_max_invalid_ratio == 0  # disables the ratio limit
+
+
+def test_heartbeat_must_be_below_the_session_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_HEARTBEAT_INTERVAL_MS", "10000")
+    with pytest.raises(ValidationError, match=r"KAFKA_HEARTBEAT_INTERVAL_MS .* must be below KAFKA_SESSION_TIMEOUT_MS"):
+        Settings()
+    monkeypatch.setenv("KAFKA_SESSION_TIMEOUT_MS", "30000")
+    assert Settings().kafka_heartbeat_interval_ms == 10_000
