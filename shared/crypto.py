@@ -57,7 +57,9 @@ class PiiCipher:
             raise PiiCryptoError("sealed PII value failed authentication") from exc
 
     def seal_optional(self, plaintext: str | None, *, context: str = "") -> str | None:
+        """Seal ``value`` unless it is None."""
         return None if plaintext is None else self.seal(plaintext, context=context)
 
     def open_optional(self, sealed: str | None, *, context: str = "") -> str | None:
+        """Open ``value`` unless it is None."""
         return None if sealed is None else self.open(sealed, context=context)

@@ -18,6 +18,8 @@ from shared.db import table_of
 
 
 class InboxEntry(SQLModel, table=True):
+    """A consumed event id per consumer group: a second delivery of the same id is skipped."""
+
     __tablename__ = "inbox"
 
     consumer_group: str = Field(primary_key=True, max_length=100)
@@ -27,6 +29,8 @@ class InboxEntry(SQLModel, table=True):
 
 
 class OutboxEntry(SQLModel, table=True):
+    """An event committed with the state change that caused it, waiting for the relay to publish it."""
+
     __tablename__ = "outbox"
 
     id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True))

@@ -37,12 +37,15 @@ class CloudEvent(BaseModel):
         return value.astimezone(UTC)
 
     def to_bytes(self) -> bytes:
+        """The event as JSON (structured mode), as it goes on the wire."""
         return orjson.dumps(self.model_dump(mode="json", exclude_none=True))
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> CloudEvent:
+        """Parse and validate an event from the wire."""
         return cls.model_validate_json(raw)
 
 
 def new_event_id() -> str:
+    """A new unique event id (UUID4)."""
     return str(uuid.uuid4())

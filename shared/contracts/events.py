@@ -35,10 +35,14 @@ TenantId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0
 
 
 class Payload(BaseModel):
+    """Base of every event payload: strict (unknown fields refused) and immutable."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Channel(StrEnum):
+    """How a contact is made."""
+
     SMS = "sms"
     EMAIL = "email"
     CALL = "call"
@@ -46,6 +50,8 @@ class Channel(StrEnum):
 
 
 class Segment(StrEnum):
+    """A customer's collection segment."""
+
     PRIME = "prime"
     STANDARD = "standard"
     HIGH_RISK = "high_risk"
@@ -63,6 +69,8 @@ class CustomerContact(Payload):
 
 
 class CoLender(Payload):
+    """A co-lender of an account and its share."""
+
     tenant: TenantId
     share: Decimal = Field(gt=0, le=1)
 
@@ -183,6 +191,8 @@ class ContactOutcomeV1(Payload):
 
 
 class Instalment(Payload):
+    """One instalment of a repayment plan."""
+
     seq: int = Field(ge=1)
     due_date: date
     amount_minor: int = Field(gt=0)

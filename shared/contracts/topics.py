@@ -11,6 +11,8 @@ from shared.contracts import events as ev
 
 @dataclass(frozen=True, slots=True)
 class Topic:
+    """A topic: its name (with the version), the event type on it and the payload model."""
+
     name: str
     event_type: str
     payload: type[BaseModel]

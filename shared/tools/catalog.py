@@ -453,6 +453,7 @@ def field_validators(field: FieldInfo) -> list[Any]:
 
 
 def field_description(model: type[BaseModel], name: str, schema: dict[str, Any]) -> str:
+    """The catalogue's description of a payload field, if it has one."""
     return schema.get("description") or FIELD_DOCS.get(f"{model.__name__}.{name}") or FIELD_DOCS.get(name, "")
 
 
@@ -701,6 +702,8 @@ def _shared_types_section() -> str:
 def _dlq_section() -> str:
     defaults = ServiceSettings.model_fields
     limit = defaults["dlq_max_consecutive"].default
+    ratio = defaults["dlq_max_invalid_ratio"].default
+    min_seen = defaults["dlq_ratio_min_messages"].default
     retries = defaults["max_transient_retries"].default
     dlqs = ", ".join(f"`{dlq_topic(g)}`" for g in CONSUMER_GROUPS)
     headers = _table(["Header", "Value"], [[f"`{h}`", d] for h, d in DLQ_HEADERS.items()])
@@ -720,9 +723,11 @@ The dead-letter write is acknowledged before the offset is committed, so nothing
 errors (database or broker unreachable) are never dead-lettered: they are retried with exponential
 backoff ({retries} retries by default) and then the consumer halts.
 
-**Halt rule:** more than {limit} dead letters in a row (setting `dlq_max_consecutive`, env
-`<SERVICE>_DLQ_MAX_CONSECUTIVE`) stop the consumer instead of dead-lettering the whole topic after a bad
-deploy or a broken producer. A halted consumer commits nothing further, `/readyz` reports
+**Halt rule** (per partition, after arroyo's `DlqLimit`): more than {limit} dead letters in a row on one
+partition (env `<SERVICE>_DLQ_MAX_CONSECUTIVE`), or more than {ratio:.0%} of the messages seen on one
+partition once at least {min_seen} were seen (`<SERVICE>_DLQ_MAX_INVALID_RATIO`,
+`<SERVICE>_DLQ_RATIO_MIN_MESSAGES`), stop the consumer instead of dead-lettering the whole topic after a
+bad deploy or a broken producer. A halted consumer commits nothing further, `/readyz` reports
 `halted: <reason>` and the `consumer_halted{{group=…}}` gauge is 1; it resumes from the last committed
 offset when the service is restarted. Fix the producer, then replay what you need from the DLQ with the
 same event `id`s (consumers dedupe).
@@ -810,6 +815,7 @@ def _shown(path: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line entry point: write the documents, or check them with ``--check``."""
     parser = argparse.ArgumentParser(prog="python -m shared.tools.catalog",
                                      description="Render docs/events.md and docs/asyncapi.yaml from the contracts.")
     parser.add_argument("--check", action="store_true",

@@ -23,6 +23,8 @@ from shared.settings import EMBEDDED_KAFKA
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
+    """A dead-lettered message with its origin and error, as read back from a DLQ topic."""
+
     partition: int
     offset: int
     origin_topic: str
@@ -95,6 +97,7 @@ async def replay(bootstrap: str, group: str, *, limit: int, dry_run: bool) -> in
 
 
 def main() -> None:
+    """Command line entry point."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=("list", "replay"))
     parser.add_argument("--group", required=True, choices=CONSUMER_GROUPS)

@@ -31,6 +31,7 @@ def upgrade(database_url: str, services: tuple[str, ...] = SERVICES) -> None:
 
 
 def main() -> None:
+    """Command line entry point."""
     import os
 
     parser = argparse.ArgumentParser(description=__doc__)

@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 
 
 def all_topic_names() -> list[str]:
+    """Every topic and every consumer group's DLQ topic."""
     return [t.name for t in ALL_TOPICS] + [dlq_topic(g) for g in CONSUMER_GROUPS]
 
 
@@ -34,6 +35,7 @@ async def ensure_topics(bootstrap_servers: str, *, partitions: int = 6, replicat
 
 
 def main() -> None:
+    """Command line entry point."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--partitions", type=int, default=int(os.environ.get("KAFKA_PARTITIONS", "6")))
     parser.add_argument("--replication", type=int, default=1)

@@ -1,4 +1,4 @@
-"""Contact rules (../shared/RULES.md) as pure functions. Every decision keeps every rule's verdict."""
+"""Contact rules (docs/domain.md, "Compliance") as pure functions. Every decision keeps every rule's verdict."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ HOURS_CHANNELS = frozenset({Channel.CALL, Channel.SMS, Channel.FIELD})
 
 @dataclass(frozen=True, slots=True)
 class RuleResult:
+    """One rule's verdict on one contact."""
+
     rule_id: str
     verdict: Verdict
     reason: str
@@ -25,6 +27,8 @@ class RuleResult:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
+    """The outcome, the rule that decided it, and every rule's verdict."""
+
     outcome: Literal["approved", "deferred", "blocked"]
     rule_id: str
     reason: str

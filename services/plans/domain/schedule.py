@@ -21,6 +21,8 @@ class PlanError(DomainError, ValueError):
 
 @dataclass(frozen=True, slots=True)
 class ScheduledInstalment:
+    """A validated instalment: its number, due date and amount in minor units."""
+
     seq: int
     due_date: date
     amount_minor: int

@@ -13,6 +13,8 @@ from shared.domain import StateMachine
 
 
 class PlanStatus(StrEnum):
+    """Where a repayment plan stands."""
+
     AGREED = "agreed"
     CANCELLED = "cancelled"
     COMPLETED = "completed"
@@ -20,6 +22,8 @@ class PlanStatus(StrEnum):
 
 
 class PlanEvent(StrEnum):
+    """What can happen to a repayment plan."""
+
     CANCEL = "cancel"
     PAID_OFF = "paid_off"
     BREAK = "break"  # missed instalments beyond the grace period (not yet detected automatically)
@@ -35,12 +39,16 @@ PLAN = StateMachine[PlanStatus, PlanEvent]("plan", {
 
 
 class InstalmentStatus(StrEnum):
+    """How much of an instalment is paid."""
+
     DUE = "due"
     PARTLY_PAID = "partly_paid"
     PAID = "paid"
 
 
 class InstalmentEvent(StrEnum):
+    """A payment allocated to an instalment."""
+
     PART_PAYMENT = "part_payment"  # a payment that leaves something owed
     SETTLED = "settled"            # a payment that covers what was owed
 

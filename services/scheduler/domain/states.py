@@ -14,12 +14,16 @@ from shared.domain import StateMachine
 
 
 class TreatmentStatus(StrEnum):
+    """Where an account's treatment stands."""
+
     ACTIVE = "active"    # steps are planned and requested
     PAUSED = "paused"    # an agreed plan: no contact until it ends
     STOPPED = "stopped"  # paid, or the plan completed: no contact this delinquency cycle
 
 
 class TreatmentEvent(StrEnum):
+    """What can happen to a treatment."""
+
     OVERDUE_UPDATED = "overdue_updated"  # new facts about the same delinquency cycle
     NEW_CYCLE = "new_cycle"              # a later due date: a new delinquency
     PLAN_AGREED = "plan_agreed"
@@ -56,6 +60,8 @@ def plan_event(kind: str) -> TreatmentEvent:
 
 
 class StepStatus(StrEnum):
+    """Where a treatment step stands."""
+
     PENDING = "pending"      # waiting for due_at (a durable timer)
     REQUESTED = "requested"  # a contact request is on its way to compliance
     DONE = "done"            # sent, or handed to an agent
@@ -65,6 +71,8 @@ class StepStatus(StrEnum):
 
 
 class StepEvent(StrEnum):
+    """What can happen to a treatment step."""
+
     PLANNED = "planned"      # the timeline calls for the step now (creation is PENDING + PLANNED)
     DUE = "due"              # the timer claimed it
     DEFERRED = "deferred"    # compliance: not now, retry at a time

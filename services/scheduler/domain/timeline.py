@@ -1,4 +1,5 @@
-"""Treatment timeline v1 (BRIEF 2): DPD 1-15 reminders by SMS or e-mail, 16-30 calls, 31+ field visits.
+"""Treatment timeline v1 (docs/domain.md, "Contact timeline"): DPD 1-15 reminders by SMS or e-mail,
+16-30 calls, 31+ field visits.
 
 Pure logic: given what we know about an account, which step comes next and on which channel.
 """
@@ -16,6 +17,8 @@ _NAMESPACE = uuid.UUID("6f1c2a52-7d3e-4c55-9a0b-3e4f0c1d2b7a")
 
 @dataclass(frozen=True, slots=True)
 class StepPlan:
+    """The next step: its name, channel and template."""
+
     step: str
     channel: Channel
     template_id: str

@@ -8,12 +8,16 @@ from enum import StrEnum
 
 
 class AccountStatus(StrEnum):
+    """An account's collection status."""
+
     OVERDUE = "overdue"
     CURED = "cured"  # the overdue amount was paid
 
 
 @dataclass(frozen=True, slots=True)
 class Balances:
+    """An account's balances and status after a payment."""
+
     overdue_minor: int
     outstanding_minor: int
     status: AccountStatus

@@ -1,6 +1,6 @@
-"""Segmentation rule v1 (documented in docs/domain.md).
+"""Segmentation rule v1 (documented in docs/domain.md, "Segmentation").
 
-A customer's tier follows credit quality and how long the account is overdue (BRIEF 1):
+A customer's tier follows credit quality and how long the account is overdue:
 prime accounts get mild, flexible treatment; high-risk ones the strongest lawful measures.
 """
 
@@ -16,6 +16,8 @@ _SCORE_TO_RATING = ((750, "A"), (700, "B"), (650, "C"), (600, "D"))
 
 @dataclass(frozen=True, slots=True)
 class Classification:
+    """A segment and DPD bucket, with the reason (stored and published)."""
+
     segment: Segment
     dpd_bucket: str
     rating: str
@@ -31,7 +33,7 @@ def rating_from_score(score: int) -> str:
 
 
 def dpd_bucket(days_past_due: int) -> str:
-    """The BRIEF timeline's buckets; 0 means at the due date (early-warning stage)."""
+    """The contact timeline's DPD buckets (docs/domain.md); 0 means at the due date (early-warning stage)."""
     if days_past_due <= 0:
         return "0"
     if days_past_due <= 15:
