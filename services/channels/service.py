@@ -34,7 +34,9 @@ from shared.logging import mask_text
 from shared.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
-E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+# ASCII digits only and the whole string (no trailing newline): the provider checks as strictly, and
+# refuses a whole batch for one bad number.
+E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +104,7 @@ def prepare_messages(claimed: Sequence[Any], cipher: PiiCipher) -> tuple[list[Ou
             text = render(a.template_id, TemplateContext(a.account_id, a.days_past_due, a.overdue_minor, a.currency,
                                                          a.due_date, a.locale))
             if a.channel == "sms":
-                if not E164.match(to):
+                if not E164.fullmatch(to):
                     raise ValueError("the phone number is not in E.164 form")
                 ready.append(OutgoingSms(a.contact_id, to, text.body))
             else:

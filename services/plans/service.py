@@ -77,10 +77,11 @@ async def _replayed(uow: UnitOfWork, tenant: str, idempotency_key: str | None) -
 async def agree_plan(uow: UnitOfWork, *, tenant: str, account_id: str, customer_id: str, currency: str,
                      reason: str, instalments: Sequence[tuple[date, Decimal]], idempotency_key: str | None,
                      today: date) -> PlanView:
-    """Record an agreed plan and announce it. The same Idempotency-Key returns the same plan."""
-    schedule = build_schedule(list(instalments), currency=currency, today=today)
+    """Record an agreed plan and announce it. The same Idempotency-Key returns the same plan, even after
+    its first due date has passed (the key is looked up before the schedule is checked against today)."""
     if (replayed := await _replayed(uow, tenant, idempotency_key)) is not None:
         return replayed
+    schedule = build_schedule(list(instalments), currency=currency, today=today)
     active = await repo.agreed_plan(uow.session, tenant=tenant, account_id=account_id)
     if active is not None:
         raise PlanConflict(f"Account {account_id!r} already has plan {active.plan_id}; cancel it first.")

@@ -20,7 +20,7 @@ MAX_BATCH = 1000
 
 class ContactIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
-    phone: str | None = Field(default=None, pattern=r"^\+[1-9]\d{6,14}$", description="E.164")
+    phone: str | None = Field(default=None, pattern=r"^\+[1-9][0-9]{6,14}$", description="E.164")
     email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)
     address: str | None = Field(default=None, max_length=500)
     time_zone: TimeZone = "Asia/Shanghai"

@@ -1,0 +1,303 @@
+"""Channels' use cases on real PostgreSQL: approved contacts recorded once, claims and provider answers,
+recovery of interrupted dispatches and delivery receipts; statuses committed, outcomes in the outbox rows
+of the same transaction.
+
+The table is shared by every test of the session: each test works on its own tenant, looks only at its
+own rows, and settles what it leaves 'sending' or 'dispatching' so that no later claim or recovery picks it up."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, NamedTuple
+
+import pytest
+from sqlalchemy import select, text
+
+from services.channels import service
+from services.channels.db.models import ContactAttempt
+from services.channels.domain.messages import SendResult
+from services.channels.settings import Settings
+from shared.contracts import CloudEvent, topics
+from shared.contracts.events import Channel, ContactApprovedV1, ContactOutcomeV1, ContactRequestV1
+from shared.crypto import PiiCipher
+from shared.db import create_engine, session_factory
+from shared.settings import DEV_PII_KEYS
+from shared.uow import UnitOfWork
+from tests.helpers import committed
+
+pytestmark = pytest.mark.integration
+CIPHER = PiiCipher(DEV_PII_KEYS, "dev1")
+POLICY = service.RetryPolicy(max_tries=2, backoff_base_s=2.0, backoff_max_s=300.0)
+
+
+class Outboxed(NamedTuple):
+    topic: str
+    key: bytes
+    event: CloudEvent
+
+
+PARK = text("UPDATE contact_attempts SET status = 'failed', detail = 'left by a test' "
+            "WHERE tenant = :tenant AND status IN ('sending', 'dispatching')")
+_WRITTEN_HERE = text("SELECT topic, key, value FROM outbox WHERE xmin = pg_current_xact_id()::xid ORDER BY id")
+
+
+@asynccontextmanager
+async def committed_reading_outbox(sessions: Any) -> AsyncIterator[tuple[UnitOfWork, list[Outboxed]]]:
+    """``tests.helpers.committed``, plus the outbox rows its transaction wrote, read inside that transaction
+    just before it commits (once committed, any running relay may publish and delete them)."""
+    written: list[Outboxed] = []
+    async with committed(sessions) as uow:
+        commit = uow.session.commit
+
+        async def read_outbox_then_commit() -> None:
+            rows = (await uow.session.execute(_WRITTEN_HERE)).all()
+            written.extend(Outboxed(r.topic, r.key, CloudEvent.from_bytes(r.value)) for r in rows)
+            await commit()
+
+        uow.session.commit = read_outbox_then_commit  # type: ignore[method-assign]
+        yield uow, written
+
+
+def outcomes(outbox: list[Outboxed]) -> dict[str, ContactOutcomeV1]:
+    """The ContactOutcome payloads by contact id (at most one each)."""
+    assert {o.topic for o in outbox} <= {topics.CONTACT_OUTCOME.name}
+    found: dict[str, ContactOutcomeV1] = {}
+    for o in outbox:
+        payload = ContactOutcomeV1.model_validate(o.event.data)
+        assert (o.event.type, o.event.subject, o.key) == (
+            topics.CONTACT_OUTCOME.event_type, payload.contact_id, f"{payload.tenant}:{payload.customer_id}".encode())
+        assert payload.contact_id not in found, "two outcomes for one contact"
+        found[payload.contact_id] = payload
+    return found
+
+
+@pytest.fixture
+async def sessions(infra) -> AsyncIterator:  # type: ignore[no-untyped-def, type-arg]
+    engine = create_engine(Settings(database_url=infra.database_url))
+    yield session_factory(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
+async def tenant(sessions) -> AsyncIterator[str]:  # type: ignore[no-untyped-def]
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    yield name
+    async with sessions() as session:  # settle what this test left to send: no later claim or recovery sees it
+        await session.execute(PARK, {"tenant": name})
+        await session.commit()
+
+
+DESTINATIONS = {Channel.SMS: "+8613900000001", Channel.EMAIL: "kunde@example.com",
+                Channel.CALL: "+8613900000001", Channel.FIELD: "上海市浦东新区1号"}
+
+
+def approval(tenant: str, channel: Channel, n: int) -> ContactApprovedV1:
+    sms_like = channel is not Channel.EMAIL
+    return ContactApprovedV1(decision_id=str(uuid.uuid4()), request=ContactRequestV1(
+        tenant=tenant, contact_id=f"{tenant}-{channel.value}-{n}", attempt=1, account_id=f"A{n}",
+        customer_id=f"C{n}", channel=channel, treatment_step=f"d5-{channel.value}", segment="standard",
+        days_past_due=5, destination=CIPHER.seal(DESTINATIONS[channel], context=tenant), time_zone="Asia/Shanghai",
+        locale="zh-CN", template_id="reminder.sms" if sms_like else "reminder.email", currency="CNY",
+        overdue_minor=12_345, due_date=date(2026, 1, 15), requested_at=datetime.now(UTC)))
+
+
+async def record(sessions: Any, approvals: list[ContactApprovedV1]) -> tuple[int, list[Outboxed]]:
+    async with committed_reading_outbox(sessions) as (uow, outbox):
+        created = await service.record_approved(uow, approved=approvals)
+    return created, outbox
+
+
+async def claim(sessions: Any, tenant: str) -> dict[str, Any]:
+    """Claim what is due (as the dispatcher does, committed) and return this tenant's claimed rows."""
+    async with committed(sessions) as uow:
+        claimed = await service.claim_for_dispatch(uow, limit=10_000)
+    return {a.contact_id: a for a in claimed if a.tenant == tenant}
+
+
+async def answer(sessions: Any, results: list[SendResult]) -> list[Outboxed]:
+    async with committed_reading_outbox(sessions) as (uow, outbox):
+        await service.record_results(uow, results=results, policy=POLICY)
+    return outbox
+
+
+async def attempts(sessions: Any, tenant: str) -> dict[str, ContactAttempt]:
+    async with sessions() as session:
+        rows = (await session.execute(select(ContactAttempt).where(ContactAttempt.tenant == tenant))).scalars()
+        return {a.contact_id: a for a in rows}
+
+
+async def test_approved_contacts_are_recorded_once_and_agent_channels_become_tasks(
+        sessions, tenant) -> None:  # type: ignore[no-untyped-def]
+    approvals = [approval(tenant, channel, n) for n, channel in enumerate(Channel)]
+    sms, email, call, field = (a.request.contact_id for a in approvals)
+    created, outbox = await record(sessions, approvals)
+
+    assert created == 4
+    rows = await attempts(sessions, tenant)
+    assert {cid: (a.status, a.tries, a.provider_ref) for cid, a in rows.items()} == {
+        sms: ("sending", 0, None), email: ("sending", 0, None),
+        call: ("task_created", 0, None), field: ("task_created", 0, None)}
+    stored = rows[sms]
+    assert (stored.account_id, stored.customer_id, stored.template_id, stored.overdue_minor, stored.currency) == (
+        "A0", "C0", "reminder.sms", 12_345, "CNY")
+    assert CIPHER.open(stored.destination_sealed or "", context=tenant) == "+8613900000001"
+    assert stored.destination_sealed == approvals[0].request.destination  # stored sealed, as it came
+    tasks = outcomes(outbox)
+    assert set(tasks) == {call, field}
+    for contact_id, channel, n in ((call, Channel.CALL, 2), (field, Channel.FIELD, 3)):
+        o = tasks[contact_id]
+        assert (o.tenant, o.account_id, o.customer_id, o.channel, o.outcome) == (
+            tenant, f"A{n}", f"C{n}", channel, "task_created")
+        assert o.detail and channel.value in o.detail
+    assert {o.key for o in outbox} == {f"{tenant}:C2".encode(), f"{tenant}:C3".encode()}
+
+    # the same approvals redelivered (a new event id for the same contact): nothing inserted, nothing emitted
+    created, outbox = await record(sessions, approvals)
+    assert (created, outbox) == (0, [])
+    assert {cid: a.status for cid, a in (await attempts(sessions, tenant)).items()} == {
+        cid: a.status for cid, a in rows.items()}
+    # mixed with a new one, only the new one counts
+    created, outbox = await record(sessions, [approvals[2], approval(tenant, Channel.CALL, 9)])
+    assert created == 1
+    assert list(outcomes(outbox)) == [f"{tenant}-call-9"]
+
+
+async def test_provider_answers_sent_retried_with_backoff_and_failed(
+        sessions, tenant) -> None:  # type: ignore[no-untyped-def]
+    approvals = [approval(tenant, Channel.SMS, n) for n in range(3)] + [approval(tenant, Channel.EMAIL, 3)]
+    ok, retry, refused, mail = (a.request.contact_id for a in approvals)
+    await record(sessions, approvals)
+
+    claimed = await claim(sessions, tenant)
+    assert set(claimed) == {ok, retry, refused, mail}
+    assert {(a.status, a.tries) for a in claimed.values()} == {("dispatching", 1)}
+    assert all(a.dispatched_at is not None for a in claimed.values())
+    assert (await claim(sessions, tenant)) == {}  # a claimed row is nobody else's
+    before = datetime.now(UTC)
+    outbox = await answer(sessions, [
+        SendResult(ok, True, provider_ref="msg-ok"),
+        SendResult(retry, False, error="provider answered 503", retryable=True),
+        SendResult(refused, False, error="provider refused: +8613900000001 is barred"),
+        SendResult(mail, False, error="recipient refused: kunde@example.com unknown")])
+
+    rows = await attempts(sessions, tenant)
+    assert (rows[ok].status, rows[ok].provider_ref, rows[ok].detail) == ("sent", "msg-ok", None)
+    assert (rows[retry].status, rows[retry].tries, rows[retry].provider_ref) == ("sending", 1, None)
+    assert rows[retry].next_try_at >= before + timedelta(seconds=POLICY.backoff_base_s ** 1 - 0.5)
+    assert rows[retry].detail == "provider answered 503"
+    assert (rows[refused].status, rows[mail].status) == ("failed", "failed")
+    assert "8613900000001" not in (rows[refused].detail or "") and "0001" in (rows[refused].detail or "")
+    assert "kunde@example.com" not in (rows[mail].detail or "")
+    told = outcomes(outbox)
+    assert set(told) == {ok, refused, mail}  # the retried one is announced only once it is settled
+    assert (told[ok].outcome, told[ok].provider_ref, told[ok].channel) == ("sent", "msg-ok", Channel.SMS)
+    assert (told[refused].outcome, told[refused].detail) == ("failed", rows[refused].detail)
+    assert (told[mail].outcome, told[mail].channel) == ("failed", Channel.EMAIL)
+    assert not any("kunde@example.com" in o.event.to_bytes().decode() for o in outbox)
+
+    assert (await claim(sessions, tenant)) == {}  # backing off: not claimable yet
+    # the provider's answer for `ok` arrives again (a retried HTTP response): nothing new
+    assert await answer(sessions, [SendResult(ok, True, provider_ref="msg-ok")]) == []
+
+    async with sessions() as session:  # the backoff has passed
+        await session.execute(text("UPDATE contact_attempts SET next_try_at = now() WHERE contact_id = :id"),
+                              {"id": retry})
+        await session.commit()
+    again = await claim(sessions, tenant)
+    assert {cid: (a.status, a.tries) for cid, a in again.items()} == {retry: ("dispatching", 2)}
+    outbox = await answer(sessions, [SendResult(retry, False, error="provider answered 503", retryable=True)])
+    rows = await attempts(sessions, tenant)
+    assert (rows[retry].status, rows[retry].tries) == ("failed", 2)  # POLICY.max_tries reached
+    assert {cid: (o.outcome, o.detail) for cid, o in outcomes(outbox).items()} == {
+        retry: ("failed", "provider answered 503")}
+    assert (await claim(sessions, tenant)) == {}
+
+
+async def test_interrupted_sms_is_sent_again_and_interrupted_email_never(
+        sessions, tenant) -> None:  # type: ignore[no-untyped-def]
+    approvals = [approval(tenant, Channel.SMS, 0), approval(tenant, Channel.EMAIL, 1),
+                 approval(tenant, Channel.SMS, 2), approval(tenant, Channel.SMS, 3)]
+    sms, mail, worn_out, recent = (a.request.contact_id for a in approvals)
+    await record(sessions, approvals)
+    assert set(await claim(sessions, tenant)) == {sms, mail, worn_out, recent}
+    # the process died during the provider calls: the rows stay 'dispatching' past the lease
+    async with sessions() as session:
+        await session.execute(text(
+            "UPDATE contact_attempts SET dispatched_at = now() - interval '1 hour', "
+            "tries = CASE WHEN contact_id = :worn THEN 5 ELSE tries END "
+            "WHERE tenant = :tenant AND contact_id <> :recent"), {"tenant": tenant, "worn": worn_out, "recent": recent})
+        await session.commit()
+
+    async with committed_reading_outbox(sessions) as (uow, outbox):
+        recovered = await service.recover_interrupted(uow, lease_s=1800, max_tries=5)
+    assert recovered >= 3
+
+    rows = await attempts(sessions, tenant)
+    assert (rows[sms].status, rows[sms].tries) == ("sending", 1)
+    assert rows[sms].next_try_at <= datetime.now(UTC)
+    assert (rows[mail].status, rows[worn_out].status) == ("unknown", "failed")
+    assert rows[recent].status == "dispatching"  # still inside its lease: maybe still being sent
+    assert "not re-sent" in (rows[mail].detail or "")
+    told = outcomes(outbox)
+    assert {cid: o.outcome for cid, o in told.items() if cid.startswith(tenant)} == {
+        mail: "unknown", worn_out: "failed"}
+    assert told[mail].detail == rows[mail].detail
+
+    again = await claim(sessions, tenant)
+    assert {cid: (a.status, a.tries) for cid, a in again.items()} == {sms: ("dispatching", 2)}
+    outbox = await answer(sessions, [SendResult(sms, True, provider_ref="msg-1")])  # the provider dedupes it
+    assert {cid: o.outcome for cid, o in outcomes(outbox).items()} == {sms: "sent"}
+
+    async with sessions() as session:
+        await session.execute(text("UPDATE contact_attempts SET dispatched_at = now() - interval '1 hour' "
+                                   "WHERE contact_id = :id"), {"id": mail})
+        await session.commit()
+    async with committed_reading_outbox(sessions) as (uow, outbox):
+        await service.recover_interrupted(uow, lease_s=1800, max_tries=5)
+    assert not [o for o in outbox if o.event.subject.startswith(tenant)]  # type: ignore[union-attr]
+    rows = await attempts(sessions, tenant)
+    assert {cid: a.status for cid, a in rows.items()} == {
+        sms: "sent", mail: "unknown", worn_out: "failed", recent: "dispatching"}
+    assert await claim(sessions, tenant) == {}
+
+
+async def test_delivery_receipts(sessions, tenant) -> None:  # type: ignore[no-untyped-def]
+    approvals = [approval(tenant, Channel.SMS, n) for n in range(4)] + [approval(tenant, Channel.EMAIL, 4)]
+    delivered, undelivered, overtaken, overtaken_failed, mail = (a.request.contact_id for a in approvals)
+    await record(sessions, approvals)
+    await claim(sessions, tenant)
+    await answer(sessions, [SendResult(delivered, True, provider_ref="m-0"),
+                            SendResult(undelivered, True, provider_ref="m-1"),
+                            SendResult(mail, True, provider_ref="<m-4@example>")])
+    # overtaken and overtaken_failed: the receipt arrives while our own record still says 'dispatching'
+
+    receipts = [service.Receipt(delivered, "m-0", True), service.Receipt(undelivered, "m-1", False),
+                service.Receipt(overtaken, "m-2", True), service.Receipt(overtaken_failed, "m-3", False),
+                service.Receipt(mail, "<m-4@example>", True),
+                service.Receipt(f"{tenant}-nobody", "m-x", True)]
+    async with committed_reading_outbox(sessions) as (uow, outbox):
+        updated = await service.record_receipts(uow, receipts=receipts)
+    assert updated == 4
+    rows = await attempts(sessions, tenant)
+    assert {cid: (a.status, a.provider_ref) for cid, a in rows.items()} == {
+        delivered: ("delivered", "m-0"), undelivered: ("failed", "m-1"), overtaken: ("delivered", "m-2"),
+        overtaken_failed: ("failed", "m-3"), mail: ("sent", "<m-4@example>")}
+    told = outcomes(outbox)
+    assert {cid: (o.outcome, o.provider_ref) for cid, o in told.items()} == {
+        undelivered: ("failed", "m-1"), overtaken_failed: ("failed", "m-3")}
+    assert f"{tenant}-nobody" not in rows
+
+    # the same receipts again change nothing
+    async with committed_reading_outbox(sessions) as (uow, outbox):
+        assert await service.record_receipts(uow, receipts=receipts) == 0
+    assert outbox == []
+
+    # the provider's own answers to the overtaken sends arrive last
+    outbox = await answer(sessions, [SendResult(overtaken, True, provider_ref="m-2"),
+                                     SendResult(overtaken_failed, True, provider_ref="m-3")])
+    rows = await attempts(sessions, tenant)
+    assert (rows[overtaken].status, rows[overtaken_failed].status) == ("delivered", "failed")
+    assert {cid: o.outcome for cid, o in outcomes(outbox).items()} == {overtaken: "sent"}  # never 'sent' after failed

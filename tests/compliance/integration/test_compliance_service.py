@@ -1,0 +1,244 @@
+"""Compliance's use cases on real PostgreSQL: decisions committed with every rule's verdict, and the
+events in the outbox rows of the same transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select, text
+
+from services.compliance import service
+from services.compliance.db.models import ContactDecision
+from services.compliance.settings import Settings
+from shared.contracts import CloudEvent, topics
+from shared.contracts.events import Channel, ContactApprovedV1, ContactRejectedV1, ContactRequestV1
+from shared.crypto import PiiCipher
+from shared.db import create_engine, session_factory
+from shared.messaging import build_event
+from shared.settings import DEV_PII_KEYS
+from shared.uow import UnitOfWork
+from tests.helpers import committed
+
+pytestmark = pytest.mark.integration
+CIPHER = PiiCipher(DEV_PII_KEYS, "dev1")
+
+# Zones without daylight saving, one per UTC offset from -11 to +14: whatever the hour now, some are in
+# the middle of the day and some in the middle of the night.
+ZONES = ("Pacific/Pago_Pago", "Pacific/Honolulu", "Pacific/Gambier", "Pacific/Pitcairn", "America/Phoenix",
+         "America/Regina", "America/Bogota", "America/La_Paz", "America/Argentina/Buenos_Aires",
+         "America/Noronha", "Atlantic/Cape_Verde", "Africa/Abidjan", "Africa/Lagos", "Africa/Johannesburg",
+         "Africa/Nairobi", "Asia/Dubai", "Asia/Karachi", "Asia/Dhaka", "Asia/Bangkok", "Asia/Shanghai",
+         "Asia/Tokyo", "Australia/Brisbane", "Pacific/Noumea", "Pacific/Tarawa", "Pacific/Fakaofo",
+         "Pacific/Kiritimati")
+
+
+def zone_where_local_hour_is_in(first: int, last: int) -> tuple[str, datetime]:
+    """A zone whose local hour now is in [first, last], and the local time there."""
+    now = datetime.now(UTC)
+    for name in ZONES:
+        local = now.astimezone(ZoneInfo(name))
+        if first <= local.hour <= last:
+            return name, local
+    raise AssertionError(f"no zone in the list is between {first}:00 and {last}:59 now")
+
+
+class Outboxed(NamedTuple):
+    topic: str
+    key: bytes
+    event: CloudEvent
+
+
+_WRITTEN_HERE = text("SELECT topic, key, value FROM outbox WHERE xmin = pg_current_xact_id()::xid ORDER BY id")
+
+
+@asynccontextmanager
+async def committed_reading_outbox(sessions: Any) -> AsyncIterator[tuple[UnitOfWork, list[Outboxed]]]:
+    """``tests.helpers.committed``, plus the outbox rows its transaction wrote, read inside that transaction
+    just before it commits (once committed, any running relay may publish and delete them)."""
+    written: list[Outboxed] = []
+    async with committed(sessions) as uow:
+        commit = uow.session.commit
+
+        async def read_outbox_then_commit() -> None:
+            rows = (await uow.session.execute(_WRITTEN_HERE)).all()
+            written.extend(Outboxed(r.topic, r.key, CloudEvent.from_bytes(r.value)) for r in rows)
+            await commit()
+
+        uow.session.commit = read_outbox_then_commit  # type: ignore[method-assign]
+        yield uow, written
+
+
+@pytest.fixture
+async def sessions(infra) -> AsyncIterator:  # type: ignore[no-untyped-def, type-arg]
+    engine = create_engine(Settings(database_url=infra.database_url))
+    yield session_factory(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
+def tenant() -> str:
+    return f"t-{uuid.uuid4().hex[:8]}"
+
+
+def contact_request(tenant: str, *, contact_id: str | None = None, channel: Channel = Channel.SMS,
+                    time_zone: str = "Asia/Shanghai", account_id: str = "A1", customer_id: str = "C1",
+                    attempt: int = 1) -> ContactRequestV1:
+    sms = channel is not Channel.EMAIL
+    return ContactRequestV1(
+        tenant=tenant, contact_id=contact_id or f"c-{uuid.uuid4().hex}", attempt=attempt, account_id=account_id,
+        customer_id=customer_id, channel=channel, treatment_step=f"d5-{channel.value}", segment="standard",
+        days_past_due=5,
+        destination=CIPHER.seal("+8613900000001" if sms else "kunde@example.com", context=tenant),
+        time_zone=time_zone, locale="zh-CN", template_id="reminder.sms" if sms else "reminder.email",
+        currency="CNY", overdue_minor=1_000, due_date=date.today() - timedelta(days=5),
+        requested_at=datetime.now(UTC))
+
+
+ROOT_TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+def as_delivered(request: ContactRequestV1) -> tuple[ContactRequestV1, CloudEvent]:
+    """The request as the scheduler emitted it, itself caused by an earlier event (the correlation root)."""
+    root = CloudEvent(id=f"root-{uuid.uuid4()}", source="urn:test", type="test.Root", time=datetime.now(UTC),
+                      tenant=request.tenant, traceparent=ROOT_TRACE, data={})
+    event = build_event(topics.CONTACT_REQUESTED, request, tenant=request.tenant, customer_id=request.customer_id,
+                        source="urn:gentle-collections:scheduler", cause=root, subject=request.contact_id)
+    return request, event
+
+
+async def decisions_of(sessions: Any, contact_id: str) -> list[ContactDecision]:
+    async with sessions() as session:
+        return list((await session.execute(
+            select(ContactDecision).where(ContactDecision.contact_id == contact_id)
+            .order_by(ContactDecision.decided_at))).scalars())
+
+
+async def test_a_daytime_request_is_approved_logged_with_every_verdict_and_caused_by_the_request(
+        sessions, tenant) -> None:  # type: ignore[no-untyped-def]
+    zone, _ = zone_where_local_hour_is_in(10, 19)
+    request, cause = as_delivered(contact_request(tenant, time_zone=zone))
+    async with committed_reading_outbox(sessions) as (uow, outbox):
+        await service.decide_requests(uow, requests=[(request, cause)])
+
+    [decision] = await decisions_of(sessions, request.contact_id)
+    assert (decision.tenant, decision.account_id, decision.customer_id, decision.channel, decision.attempt) == (
+        tenant, "A1", "C1", "sms", 1)
+    assert (decision.outcome, decision.rule_id, decision.retry_at) == ("approved", "-", None)
+    assert [(r["rule_id"], r["verdict"], r["retry_at"]) for r in decision.rules_evaluated] == [
+        ("HOUSE-DUP", "pass", None), ("CN-HOURS", "pass", None)]
+    assert all(r["reason"] for r in decision.rules_evaluated)
+
+    [(topic, key, event)] = outbox
+    assert (topic, key) == (topics.CONTACT_APPROVED.name, f"{tenant}:C1".encode())
+    assert (event.type, event.tenant, event.subject) == (topics.CONTACT_APPROVED.event_type, tenant,
+                                                         request.contact_id)
+    assert event.source == "urn:test"  # the unit of work's source
+    assert (event.causationid, event.correlationid, event.traceparent) == (cause.id, cause.correlationid, ROOT_TRACE)
+    assert cause.correlationid is not None and cause.correlationid != cause.id
+    approved = ContactApprovedV1.model_validate(event.data)
+    assert approved == ContactApprovedV1(decision_id=decision.decision_id, request=request)
+
+
+async def test_a_night_request_is_deferred_to_eight_local_and_email_is_not_bound_by_the_hours(
+        sessions, tenant) -> None:  # type: ignore[no-untyped-def]
+    zone, local_now = zone_where_local_hour_is_in(1, 5)
+    sms, sms_cause = as_delivered(contact_request(tenant, time_zone=zone, customer_id="C1"))
+    email, email_cause = as_delivered(contact_request(tenant, channel=Channel.EMAIL, time_zone=zone,
+                                                      account_id="A2", customer_id="C2"))
+    async with committed_reading_outbox(sessions) as (uow, outbox):
+        await service.decide_requests(uow, requests=[(sms, sms_cause), (email, email_cause)])
+
+    eight_local = datetime.combine(local_now.date(), time(8, 0), tzinfo=ZoneInfo(zone))
+    [deferred] = await decisions_of(sessions, sms.contact_id)
+    assert (deferred.outcome, deferred.rule_id) == ("deferred", "CN-HOURS")
+    assert deferred.retry_at == eight_local
+    assert deferred.retry_at.astimezone(ZoneInfo(zone)).time() == time(8, 0)
+    assert deferred.retry_at > datetime.now(UTC)
+    assert [(r["rule_id"], r["verdict"]) for r in deferred.rules_evaluated] == [("HOUSE-DUP", "pass"),
+                                                                              ("CN-HOURS", "defer")]
+    assert datetime.fromisoformat(deferred.rules_evaluated[1]["retry_at"]) == eight_local
+    [mail_decision] = await decisions_of(sessions, email.contact_id)
+    assert (mail_decision.outcome, mail_decision.rule_id) == ("approved", "-")
+
+    by_topic = {o.topic: o.event for o in outbox}
+    assert len(outbox) == 2 and set(by_topic) == {topics.CONTACT_REJECTED.name, topics.CONTACT_APPROVED.name}
+    rejected_event = by_topic[topics.CONTACT_REJECTED.name]
+    assert (rejected_event.causationid, rejected_event.subject) == (sms_cause.id, sms.contact_id)
+    rejected = ContactRejectedV1.model_validate(rejected_event.data)
+    assert (rejected.decision_id, rejected.contact_id, rejected.attempt, rejected.channel) == (
+        deferred.decision_id, sms.contact_id, 1, Channel.SMS)
+    assert (rejected.rule_id, rejected.retry_at) == ("CN-HOURS", eight_local)
+    assert by_topic[topics.CONTACT_APPROVED.name].causationid == email_cause.id
+
+
+async def test_a_contact_is_approved_once_within_a_batch_and_across_batches(
+        sessions, tenant) -> None:  # type: ignore[no-untyped-def]
+    zone, _ = zone_where_local_hour_is_in(10, 19)
+    contact_id = f"c-{uuid.uuid4().hex}"
+    first, again = (as_delivered(contact_request(tenant, contact_id=contact_id, time_zone=zone)) for _ in range(2))
+    other = as_delivered(contact_request(tenant, time_zone=zone, account_id="A2", customer_id="C2"))
+    async with committed_reading_outbox(sessions) as (uow, outbox):
+        await service.decide_requests(uow, requests=[first, again, other])
+
+    assert [(o.topic, o.event.subject, o.event.causationid) for o in outbox] == [
+        (topics.CONTACT_APPROVED.name, contact_id, first[1].id),
+        (topics.CONTACT_REJECTED.name, contact_id, again[1].id),
+        (topics.CONTACT_APPROVED.name, other[0].contact_id, other[1].id)]
+    blocked = ContactRejectedV1.model_validate(outbox[1].event.data)
+    assert (blocked.rule_id, blocked.retry_at) == ("HOUSE-DUP", None)
+
+    # redelivered by the scheduler in a later batch (e.g. a re-request after a restart)
+    later = as_delivered(contact_request(tenant, contact_id=contact_id, time_zone=zone, attempt=2))
+    async with committed_reading_outbox(sessions) as (uow, outbox):
+        await service.decide_requests(uow, requests=[later])
+    [(topic, _, event)] = outbox
+    assert topic == topics.CONTACT_REJECTED.name
+    assert ContactRejectedV1.model_validate(event.data).rule_id == "HOUSE-DUP"
+
+    decisions = await decisions_of(sessions, contact_id)
+    assert sorted((d.outcome, d.rule_id, d.attempt) for d in decisions) == [
+        ("approved", "-", 1), ("blocked", "HOUSE-DUP", 1), ("blocked", "HOUSE-DUP", 2)]
+    for d in decisions:
+        if d.outcome == "blocked":
+            assert [(r["rule_id"], r["verdict"]) for r in d.rules_evaluated] == [("HOUSE-DUP", "block"),
+                                                                               ("CN-HOURS", "pass")]
+
+
+async def test_the_decision_log_is_the_tenants_own_and_needs_a_filter(
+        sessions, tenant) -> None:  # type: ignore[no-untyped-def]
+    zone, _ = zone_where_local_hour_is_in(10, 19)
+    account_id = f"ACC-{uuid.uuid4().hex[:8]}"
+    requests = [as_delivered(contact_request(tenant, time_zone=zone, account_id=account_id)) for _ in range(2)]
+    async with committed_reading_outbox(sessions) as (uow, _):
+        await service.decide_requests(uow, requests=requests)
+    contact_id = requests[0][0].contact_id
+
+    other_tenant = f"t-{uuid.uuid4().hex[:8]}"
+    async with sessions() as session:
+        by_account = await service.decision_log(session, tenant=tenant, contact_id=None, account_id=account_id,
+                                                limit=10)
+        by_contact = await service.decision_log(session, tenant=tenant, contact_id=contact_id, account_id=None,
+                                                limit=10)
+        both = await service.decision_log(session, tenant=tenant, contact_id=contact_id, account_id=account_id,
+                                          limit=10)
+        limited = await service.decision_log(session, tenant=tenant, contact_id=None, account_id=account_id,
+                                             limit=1)
+        foreign = [await service.decision_log(session, tenant=other_tenant, contact_id=contact_id, account_id=None,
+                                              limit=10),
+                   await service.decision_log(session, tenant=other_tenant, contact_id=None, account_id=account_id,
+                                              limit=10)]
+        with pytest.raises(service.FilterRequired):
+            await service.decision_log(session, tenant=tenant, contact_id=None, account_id=None, limit=10)
+
+    assert sorted(d.contact_id for d in by_account) == sorted(r.contact_id for r, _ in requests)
+    assert {d.tenant for d in by_account} == {tenant}
+    assert [d.contact_id for d in by_contact] == [d.contact_id for d in both] == [contact_id]
+    assert len(limited) == 1
+    assert foreign == [[], []]
+    assert service.FilterRequired.status == 400
