@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from typing import Annotated, Any
@@ -17,6 +18,7 @@ from shared.domain import DomainError
 from shared.logging import request_id_var, tenant_var
 
 PROBLEM = "application/problem+json"
+log = logging.getLogger(__name__)
 
 
 class ProblemError(Exception):
@@ -50,6 +52,12 @@ def install_problem_handlers(app: FastAPI) -> None:
         errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
         return problem(422, "Invalid request", "The request body or parameters failed validation.",
                        errors=errors)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        # logged with its traceback by the server; the caller gets a problem, never internals
+        log.error("unhandled error", exc_info=exc)
+        return problem(500, "Internal error", "The request failed unexpectedly; it has been logged.")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -83,7 +83,8 @@ class UnitOfWork:
         event = build_event(topic, payload, tenant=tenant, customer_id=customer_id, source=source or self.source,
                             cause=cause, subject=subject)
         if event_id is not None:
-            event = event.model_copy(update={"id": event_id})
+            # validated: an id the envelope refuses would be published and then dead-lettered by every consumer
+            event = CloudEvent.model_validate(event.model_dump() | {"id": event_id})
         self._emitted.append(Emitted(topic, event, customer_id))
         return event
 

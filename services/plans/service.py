@@ -78,7 +78,9 @@ async def agree_plan(uow: UnitOfWork, *, tenant: str, account_id: str, customer_
                      reason: str, instalments: Sequence[tuple[date, Decimal]], idempotency_key: str | None,
                      today: date) -> PlanView:
     """Record an agreed plan and announce it. The same Idempotency-Key returns the same plan, even after
-    its first due date has passed (the key is looked up before the schedule is checked against today)."""
+    its first due date has passed (the key is looked up before the schedule is checked against today).
+    An empty key is no key."""
+    idempotency_key = idempotency_key or None
     if (replayed := await _replayed(uow, tenant, idempotency_key)) is not None:
         return replayed
     schedule = build_schedule(list(instalments), currency=currency, today=today)

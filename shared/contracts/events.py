@@ -22,7 +22,8 @@ def _require_sealed(value: str) -> str:
 def _require_zone(value: str) -> str:
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    # OSError: 'Asia' names a directory of the zone database, a very long name is too long for a path
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
         raise ValueError(f"unknown IANA time zone {value!r}") from exc
     return value
 

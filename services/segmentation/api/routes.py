@@ -16,6 +16,7 @@ from shared.deps import CipherDep, SessionDep, TenantDep, UowDep
 
 router = APIRouter(prefix="/v1", tags=["partners"])
 MAX_BATCH = 1000
+MAX_EVENT_ID = 200  # CloudEvent.id (shared/contracts/envelope.py)
 
 
 class ContactIn(BaseModel):
@@ -101,9 +102,14 @@ async def _ingest(uow: UowDep, cipher: PiiCipher, tenant: str, batch: BatchIn,
         # A partner-chosen id makes a resent batch harmless: consumers dedupe on it. A payment without
         # one is identified by its payment id, so re-posting it can never count it twice.
         partner_id = item.event_id or (f"payment-{item.payment_id}" if isinstance(item, PaymentIn) else None)
+        event_id = f"{tenant}:{kind}:{partner_id}" if partner_id else None
+        if event_id is not None and len(event_id) > MAX_EVENT_ID:
+            results.append(ItemResult(index=index, status="rejected", errors=[{
+                "loc": ["event_id" if item.event_id else "payment_id"],
+                "msg": f"too long: the event id '{tenant}:{kind}:<your id>' must fit in {MAX_EVENT_ID} characters"}]))
+            continue
         result = ItemResult(index=index, status="accepted")
         results.append(result)
-        event_id = f"{tenant}:{kind}:{partner_id}" if partner_id else None
         accepted.append((result, service.PartnerEvent(topic, payload, subject=item.account_id, event_id=event_id)))
     if accepted:
         ids = service.accept_partner_events(uow, events=[e for _, e in accepted])

@@ -1,0 +1,62 @@
+"""Every error leaves as RFC 9457 problem details: domain errors with their status, the unexpected as 500."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import httpx
+from fastapi import APIRouter
+
+from services.plans.settings import Settings
+from shared.domain import IllegalTransition, NotFound
+from shared.service import build_app
+
+
+class Light(StrEnum):
+    OFF = "off"
+
+
+class LightEvent(StrEnum):
+    DIM = "dim"
+
+
+router = APIRouter()
+
+
+@router.get("/boom")
+async def boom() -> None:
+    raise RuntimeError("secret internals: password=hunter2")
+
+
+@router.get("/missing")
+async def missing() -> None:
+    raise NotFound("No plan 'p-1' in your tenant.")
+
+
+@router.get("/illegal")
+async def illegal() -> None:
+    raise IllegalTransition("light", Light.OFF, LightEvent.DIM)
+
+
+async def _get(path: str) -> httpx.Response:
+    app = build_app(Settings(app_env="test"), title="t", routers=[router])
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        return await client.get(path)
+
+
+async def test_an_unexpected_error_is_a_500_problem_without_internals() -> None:
+    response = await _get("/boom")
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["title"] == "Internal error"
+    assert "hunter2" not in response.text and "secret" not in response.text
+
+
+async def test_domain_errors_carry_their_status() -> None:
+    missing = await _get("/missing")
+    assert (missing.status_code, missing.json()["title"]) == (404, "Not found")
+    assert missing.json()["detail"] == "No plan 'p-1' in your tenant."
+    illegal = await _get("/illegal")
+    assert (illegal.status_code, illegal.headers["content-type"]) == (409, "application/problem+json")
+    assert "'dim' does not apply to state 'off'" in illegal.json()["detail"]
