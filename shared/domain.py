@@ -52,4 +52,5 @@ class StateMachine(Generic[StateT, EventT]):
 
     def terminal(self) -> set[StateT]:
         """States no event leaves."""
-        return {s for s, edges in self.transitions.items() if all(t == s for t in edges.values())}
+        states = set(self.transitions) | {t for edges in self.transitions.values() for t in edges.values()}
+        return {s for s in states if all(t == s for t in self.transitions.get(s, {}).values())}

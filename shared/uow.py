@@ -84,7 +84,9 @@ class UnitOfWork:
                             cause=cause, subject=subject)
         if event_id is not None:
             # validated: an id the envelope refuses would be published and then dead-lettered by every consumer
-            event = CloudEvent.model_validate(event.model_dump() | {"id": event_id})
+            # the first event of a chain is its own correlation
+            correlation = event.correlationid if cause is not None else event_id
+            event = CloudEvent.model_validate(event.model_dump() | {"id": event_id, "correlationid": correlation})
         self._emitted.append(Emitted(topic, event, customer_id))
         return event
 

@@ -40,9 +40,10 @@ TREATMENT = StateMachine[TreatmentStatus, TreatmentEvent]("treatment", {
     # new overdue data never unpauses: only the plan's end does
     _P: {_E.OVERDUE_UPDATED: _P, _E.NEW_CYCLE: _P, _E.PLAN_AGREED: _P, _E.PLAN_ENDED: _A,
          _E.PLAN_COMPLETED: _S, _E.PAID_IN_FULL: _S},
-    # a stopped account comes back only for a new delinquency; a plan agreed after the stop is
-    # honoured (paused), so a later cycle does not contact a customer who has a plan
-    _S: {_E.NEW_CYCLE: _A, _E.PLAN_AGREED: _P, _E.PLAN_COMPLETED: _S, _E.PAID_IN_FULL: _S},
+    # a stopped account comes back only for a new delinquency. A plan event for the cycle it closed does
+    # not apply: pausing would let the plan's cancellation revive contact with a customer who paid, and
+    # "paid, then plan agreed" would end elsewhere than "plan agreed, then paid" (both end stopped).
+    _S: {_E.NEW_CYCLE: _A, _E.PLAN_COMPLETED: _S, _E.PAID_IN_FULL: _S},
 })
 
 
