@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Table
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import ARRAY, Table, Text, any_, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlmodel import SQLModel
 
@@ -39,3 +42,16 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 def table_of(model: type[SQLModel]) -> Table:
     """The Core table behind a SQLModel table model, for executemany statements without ORM overhead."""
     return model.__table__  # type: ignore[attr-defined, no-any-return]
+
+
+def any_of(column: Any, values: Iterable[str]) -> Any:
+    """``column = ANY(:array)``: one cached statement whatever the number of values (an expanding
+    ``IN (...)`` is a new statement, planned again, for every batch size)."""
+    return column == any_(bindparam(None, list(values), type_=ARRAY(Text)))
+
+
+def keys_table(**columns: Sequence[str]) -> Any:
+    """A derived table of key tuples from parallel arrays (``unnest(:a), unnest(:b)``), to join on:
+    PostgreSQL plans a row-value ``IN`` over many tuples as a long ``OR``, planned again per batch size."""
+    return select(*(func.unnest(bindparam(None, list(values), type_=ARRAY(Text))).label(name)
+                    for name, values in columns.items())).subquery()

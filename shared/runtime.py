@@ -42,8 +42,12 @@ class Runtime(Generic[S]):
                                  poll_interval_s=settings.outbox_poll_interval_s,
                                  linger_s=settings.outbox_linger_ms / 1000)
         # Every unit of work wakes the relay after it commits; workers add their own listeners.
-        self.units = UnitOfWorkFactory(self.sessions, source=settings.spec.source)
-        self.units.after_commit.append(self.relay.wake)
+        # Units of work for routes and workers, and for the consumer's batches; both wake the relay when
+        # they wrote events. A worker that waits for consumed work (the channels dispatcher) listens to
+        # consumer_units.after_commit: listening to its own commits would wake it forever.
+        self.units = UnitOfWorkFactory(self.sessions, source=settings.spec.source, on_events=[self.relay.wake])
+        self.consumer_units = UnitOfWorkFactory(self.sessions, source=settings.spec.source,
+                                                on_events=[self.relay.wake])
         self.consumer: ConsumerRunner | None = None
         self._background: list[asyncio.Task[None]] = []
         self.stopping = asyncio.Event()
@@ -54,7 +58,7 @@ class Runtime(Generic[S]):
         self.relay.start()
         if handlers:
             self.consumer = ConsumerRunner(config=ConsumerConfig.from_settings(self.settings), handlers=handlers,
-                                           units=self.units, producer=self.producer)
+                                           units=self.consumer_units, producer=self.producer)
             await _with_startup_retries("Kafka consumer group", self.consumer.start, self.settings.startup_timeout_s)
         self._background = [asyncio.create_task(loop(self), name=loop.__name__) for loop in loops]
 

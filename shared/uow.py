@@ -3,8 +3,8 @@
 A use case receives a :class:`UnitOfWork`, reads and writes through ``uow.session`` (repositories add
 and flush, never commit) and announces what happened with :meth:`UnitOfWork.emit`. The entry point
 that opened the unit of work commits it: :meth:`UnitOfWork.commit` writes the emitted events to the
-outbox in the same transaction, commits, and only then wakes the relay (and any other listener), so
-an event is published if and only if the state change that caused it is durable.
+outbox in the same transaction, commits, and only then wakes the relay (when it emitted events) and
+any other listener, so an event is published if and only if the state change that caused it is durable.
 
 Who opens one: the consumer runner per batch (its inbox rows are in the same transaction), a route
 per request (``shared.deps.UowDep``), a worker per claim. Nothing else writes the outbox.
@@ -51,10 +51,12 @@ class UnitOfWork:
     """
 
     def __init__(self, session: AsyncSession, *, source: str,
-                 after_commit: Sequence[Callable[[], None]] = ()) -> None:
+                 after_commit: Sequence[Callable[[], None]] = (),
+                 on_events: Sequence[Callable[[], None]] = ()) -> None:
         self.session = session
         self.source = source
         self._after_commit = after_commit
+        self._on_events = on_events
         self._emitted: list[Emitted] = []
         self._committed = False
 
@@ -96,12 +98,13 @@ class UnitOfWork:
         return list(self._emitted)
 
     async def commit(self) -> None:
-        """Write the emitted events to the outbox, commit, then wake the listeners (the relay)."""
-        await add_to_outbox(self.session, [(e.topic, e.event, e.customer_id) for e in self._emitted])
+        """Write the emitted events to the outbox, commit, then wake the listeners: ``on_events`` (the
+        relay) when there are events to publish, ``after_commit`` after every commit."""
+        emitted = await add_to_outbox(self.session, [(e.topic, e.event, e.customer_id) for e in self._emitted])
         await self.session.commit()
         self._committed = True
         self._emitted.clear()
-        for listener in self._after_commit:
+        for listener in (*self._on_events, *self._after_commit) if emitted else self._after_commit:
             listener()
 
     async def rollback(self) -> None:
@@ -111,12 +114,16 @@ class UnitOfWork:
 
 
 class UnitOfWorkFactory:
-    """Makes units of work for one service: its sessions, its event source, its commit listeners."""
+    """Makes units of work for one service: its sessions, its event source, its commit listeners
+    (``on_events``: woken when a commit wrote events, the relay; ``after_commit``: after every commit)."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, source: str) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, source: str,
+                 on_events: Sequence[Callable[[], None]] = ()) -> None:
         self.sessions = sessions
         self.source = source
+        self.on_events: list[Callable[[], None]] = list(on_events)
         self.after_commit: list[Callable[[], None]] = []
 
     def __call__(self) -> UnitOfWork:
-        return UnitOfWork(self.sessions(), source=self.source, after_commit=self.after_commit)
+        return UnitOfWork(self.sessions(), source=self.source, after_commit=self.after_commit,
+                          on_events=self.on_events)

@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.channels.db.models import ContactAttempt
-from shared.db import table_of
+from shared.db import any_of, table_of
 
 ATTEMPTS: Any = table_of(ContactAttempt)
 
@@ -43,7 +43,7 @@ async def lock(session: AsyncSession, contact_ids: Iterable[str]) -> dict[str, A
     ids = sorted(set(contact_ids))
     if not ids:
         return {}
-    rows = await session.execute(select(ATTEMPTS).where(ATTEMPTS.c.contact_id.in_(ids))
+    rows = await session.execute(select(ATTEMPTS).where(any_of(ATTEMPTS.c.contact_id, ids))
                                  .order_by(ATTEMPTS.c.contact_id).with_for_update())
     return {r.contact_id: r for r in rows}
 

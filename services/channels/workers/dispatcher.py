@@ -1,7 +1,7 @@
 """The dispatcher: claims approved SMS and e-mail, sends them through the adapters, records the answers.
 
 One unit of work per claim and one per record (see ``service.py`` for why the provider call sits
-between two commits); woken after every commit of this service, else polls.
+between two commits); woken after every committed consumer batch, else polls.
 """
 
 from __future__ import annotations
@@ -77,12 +77,12 @@ async def _none() -> list[SendResult]:
 
 
 async def dispatch_loop(runtime: Runtime[Settings]) -> None:
-    """Runs the dispatcher for the service's lifetime; woken after every commit of this service."""
+    """Runs the dispatcher for the service's lifetime; woken after every committed consumer batch."""
     s = runtime.settings
     async with httpx.AsyncClient() as client:
         dispatcher = Dispatcher(
             runtime, SmsProvider(client, s.sms_base_url, s.sms_sender, timeout_s=s.sms_timeout_s),
             MailProvider(s.smtp_host, s.smtp_port, s.mail_from, tls=s.smtp_tls, username=s.smtp_username,
                          password=s.smtp_password, timeout_s=s.smtp_timeout_s))
-        runtime.units.after_commit.append(dispatcher.wake)
+        runtime.consumer_units.after_commit.append(dispatcher.wake)  # new approved contacts to send
         await dispatcher.run()

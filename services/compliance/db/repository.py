@@ -10,7 +10,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.compliance.db.models import ContactDecision
-from shared.db import table_of
+from shared.db import any_of, table_of
 
 
 async def approved_contact_ids(session: AsyncSession, contact_ids: Iterable[str]) -> set[str]:
@@ -19,7 +19,7 @@ async def approved_contact_ids(session: AsyncSession, contact_ids: Iterable[str]
     if not ids:
         return set()
     return set((await session.execute(
-        select(ContactDecision.contact_id).where(ContactDecision.contact_id.in_(ids),  # type: ignore[attr-defined]
+        select(ContactDecision.contact_id).where(any_of(ContactDecision.contact_id, ids),
                                                  ContactDecision.outcome == "approved"))).scalars())  # type: ignore[arg-type]
 
 

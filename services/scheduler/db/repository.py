@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, or_, select, tuple_, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.scheduler.db.models import Treatment, TreatmentPayment, TreatmentStep
-from shared.db import table_of
+from shared.db import any_of, keys_table, table_of
 
 TREATMENTS = table_of(Treatment)
 STEPS = table_of(TreatmentStep)
@@ -23,9 +23,11 @@ async def lock_treatments(session: AsyncSession, keys: Collection[AccountKey]) -
     """The stored treatments of these (tenant, account_id) keys, locked for this transaction."""
     if not keys:
         return {}
+    wanted = keys_table(tenant=[t for t, _ in keys], account_id=[a for _, a in keys])
     rows = await session.execute(
-        select(TREATMENTS).where(tuple_(TREATMENTS.c.tenant, TREATMENTS.c.account_id).in_(list(keys)))
-        .order_by(TREATMENTS.c.tenant, TREATMENTS.c.account_id).with_for_update())
+        select(TREATMENTS).join(wanted, and_(TREATMENTS.c.tenant == wanted.c.tenant,
+                                             TREATMENTS.c.account_id == wanted.c.account_id))
+        .order_by(TREATMENTS.c.tenant, TREATMENTS.c.account_id).with_for_update(of=TREATMENTS))
     return {(r.tenant, r.account_id): r for r in rows}
 
 
@@ -54,7 +56,7 @@ async def lock_steps(session: AsyncSession, contact_ids: Iterable[str]) -> dict[
     ids = sorted(set(contact_ids))
     if not ids:
         return {}
-    rows = await session.execute(select(STEPS).where(STEPS.c.contact_id.in_(ids))
+    rows = await session.execute(select(STEPS).where(any_of(STEPS.c.contact_id, ids))
                                  .order_by(STEPS.c.contact_id).with_for_update())
     return {r.contact_id: dict(r._mapping) for r in rows}
 

@@ -6,12 +6,12 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.segmentation.db.models import Account, Payment, SegmentChange
-from shared.db import table_of
+from shared.db import keys_table, table_of
 
 ACCOUNTS = table_of(Account)
 AccountKey = tuple[str, str]
@@ -21,10 +21,11 @@ async def stored_as_of(session: AsyncSession, keys: Collection[AccountKey]) -> d
     """When each stored account's facts were true, locked for this transaction."""
     if not keys:
         return {}
+    wanted = keys_table(tenant=[t for t, _ in keys], account_id=[a for _, a in keys])
     rows = await session.execute(
         select(ACCOUNTS.c.tenant, ACCOUNTS.c.account_id, ACCOUNTS.c.as_of)
-        .where(tuple_(ACCOUNTS.c.tenant, ACCOUNTS.c.account_id).in_(list(keys)))
-        .order_by(ACCOUNTS.c.tenant, ACCOUNTS.c.account_id).with_for_update())
+        .join(wanted, and_(ACCOUNTS.c.tenant == wanted.c.tenant, ACCOUNTS.c.account_id == wanted.c.account_id))
+        .order_by(ACCOUNTS.c.tenant, ACCOUNTS.c.account_id).with_for_update(of=ACCOUNTS))
     return {(r.tenant, r.account_id): r.as_of for r in rows}
 
 

@@ -221,3 +221,30 @@ async def test_a_malformed_number_fails_alone_without_failing_the_rest_of_the_ba
     assert rows[odd.request.contact_id].status == "failed"
     assert rows[good.request.contact_id].status == "sent", rows[good.request.contact_id].detail
     assert len(await rig.sms(good.request.contact_id)) == 1
+
+
+async def test_the_dispatcher_is_woken_by_consumer_batches_not_by_its_own_commits(infra) -> None:  # type: ignore[no-untyped-def]
+    """Its own claims commit too: if those woke it, an idle dispatcher would spin (a CPU-bound loop)."""
+    import httpx
+
+    from services.channels.adapters.mail import MailProvider
+    from services.channels.adapters.sms import SmsProvider
+    from services.channels.settings import Settings
+    from services.channels.workers.dispatcher import Dispatcher
+    from shared.runtime import Runtime
+
+    runtime = Runtime(Settings(database_url=infra.database_url, kafka_bootstrap_servers=infra.kafka, app_env="test"))
+    try:
+        async with httpx.AsyncClient() as client:
+            dispatcher = Dispatcher(runtime, SmsProvider(client, "http://127.0.0.1:9", "T"),
+                                    MailProvider("127.0.0.1", 9, "x@example.com"))
+            runtime.consumer_units.after_commit.append(dispatcher.wake)
+            await dispatcher.recover_stale()
+            await dispatcher.dispatch_once()
+            assert not dispatcher._wakeup.is_set()  # its own (empty) claim and recovery commits
+            async with runtime.consumer_units() as uow:  # a consumer batch commits
+                await uow.commit()
+            assert dispatcher._wakeup.is_set()
+    finally:
+        await runtime.producer.stop()
+        await runtime.engine.dispose()

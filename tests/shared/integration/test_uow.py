@@ -356,3 +356,17 @@ async def test_emit_refuses_a_payload_naming_no_tenant_and_customer(db: Db, case
         assert uow.emitted == []
         await uow.commit()
     assert await db.outbox() == []
+
+
+async def test_the_relay_is_woken_only_when_events_were_written(db: Db) -> None:
+    relay: list[str] = []
+    every: list[str] = []
+    units = UnitOfWorkFactory(db.sessions, source=SOURCE, on_events=[lambda: relay.append("relay")])
+    units.after_commit.append(lambda: every.append("commit"))
+    async with units() as uow:  # nothing to publish: a claim that found no work, say
+        await uow.commit()
+    assert (relay, every) == ([], ["commit"])
+    async with units() as uow:
+        uow.emit(topics.PAYMENT_RECEIVED, payment(db.tenant))
+        await uow.commit()
+    assert (relay, every) == (["relay"], ["commit", "commit"])
