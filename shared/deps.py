@@ -14,7 +14,8 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.crypto import PiiCipher
-from shared.http import TenantDep
+from shared.http import ProblemError
+from shared.logging import tenant_var
 from shared.runtime import Runtime
 from shared.settings import ServiceSettings
 from shared.uow import UnitOfWork
@@ -62,3 +63,17 @@ def get_cipher(runtime: RuntimeDep) -> PiiCipher:
 
 
 CipherDep = Annotated[PiiCipher, Depends(get_cipher)]
+
+
+def tenant_from_api_key(request: Request, settings: SettingsDep) -> str:
+    """The caller's tenant, from ``Authorization: Bearer <key>`` or ``X-API-Key``; 401 otherwise."""
+    auth = request.headers.get("authorization", "")
+    key = auth[7:].strip() if auth.lower().startswith("bearer ") else request.headers.get("x-api-key", "")
+    tenant = settings.api_keys.get(key) if key else None
+    if tenant is None:
+        raise ProblemError(401, "Unauthorized", "Send a valid API key as 'Authorization: Bearer <key>'.")
+    tenant_var.set(tenant)
+    return str(tenant)
+
+
+TenantDep = Annotated[str, Depends(tenant_from_api_key)]

@@ -1,13 +1,13 @@
-"""HTTP plumbing: RFC 9457 problem details, API-key tenancy, request metrics and ids."""
+"""HTTP plumbing: RFC 9457 problem details, request metrics and ids (tenancy: shared/deps.py)."""
 
 from __future__ import annotations
 
 import logging
 import time
 import uuid
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -62,20 +62,6 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         return problem(exc.status_code, str(exc.detail), str(exc.detail))
-
-
-def tenant_from_api_key(request: Request) -> str:
-    """Resolve the caller's tenant from ``Authorization: Bearer <key>`` or ``X-API-Key``."""
-    auth = request.headers.get("authorization", "")
-    key = auth[7:].strip() if auth.lower().startswith("bearer ") else request.headers.get("x-api-key", "")
-    tenant = request.app.state.settings.api_keys.get(key) if key else None
-    if tenant is None:
-        raise ProblemError(401, "Unauthorized", "Send a valid API key as 'Authorization: Bearer <key>'.")
-    tenant_var.set(tenant)
-    return str(tenant)
-
-
-TenantDep = Annotated[str, Depends(tenant_from_api_key)]
 
 
 class MetricsMiddleware:
