@@ -50,6 +50,12 @@ class StateMachine(Generic[StateT, EventT]):
         """Whether ``event`` applies in ``state``."""
         return event in self.transitions.get(state, {})
 
+    def describe(self) -> str:
+        """The transition table as Markdown (state, event, next state), for docs/domain.md."""
+        rows = [f"| `{state.value}` | `{event.value}` | `{target.value}` |"
+                for state, edges in self.transitions.items() for event, target in edges.items()]
+        return "\n".join([f"| {self.name} state | event | next state |", "|---|---|---|", *rows])
+
     def terminal(self) -> set[StateT]:
         """States no event leaves."""
         states = set(self.transitions) | {t for edges in self.transitions.values() for t in edges.values()}

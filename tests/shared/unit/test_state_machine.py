@@ -110,3 +110,15 @@ def test_random_sequences_stay_within_the_table_and_terminal_states_absorb(event
         assert state in Light
         if before in LAMP.terminal():
             assert state is before
+
+
+def test_docs_show_every_state_machine_as_the_code_has_it() -> None:
+    from pathlib import Path
+
+    from services.channels.domain.states import ATTEMPT
+    from services.plans.domain.states import INSTALMENT, PLAN
+    from services.scheduler.domain.states import STEP, TREATMENT
+
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "domain.md").read_text(encoding="utf-8")
+    for machine in (TREATMENT, STEP, ATTEMPT, PLAN, INSTALMENT):
+        assert machine.describe() in doc, f"docs/domain.md: the {machine.name} table is out of date"
