@@ -45,7 +45,7 @@ async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
 async def get_uow(runtime: RuntimeDep) -> AsyncIterator[UnitOfWork]:
@@ -54,7 +54,9 @@ async def get_uow(runtime: RuntimeDep) -> AsyncIterator[UnitOfWork]:
         yield uow
 
 
-UowDep = Annotated[UnitOfWork, Depends(get_uow)]
+# scope="function": the unit of work ends before the response is sent, so a failure to commit or roll
+# back is the response, never a 2xx already on its way.
+UowDep = Annotated[UnitOfWork, Depends(get_uow, scope="function")]
 
 
 def get_cipher(runtime: RuntimeDep) -> PiiCipher:

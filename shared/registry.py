@@ -44,11 +44,12 @@ class ServiceSpec:
 
 
 SERVICES: tuple[ServiceSpec, ...] = (
-    ServiceSpec("segmentation", 8001, "partner ingestion, accounts, segments"),
-    ServiceSpec("scheduler", 8002, "treatments, steps, durable timers"),
-    ServiceSpec("compliance", 8003, "contact rules, decision log, checks"),
-    ServiceSpec("channels", 8004, "SMS, e-mail, agent tasks, delivery receipts"),
-    ServiceSpec("plans", 8005, "repayment plans"),
+    ServiceSpec("segmentation", 8001, "Ingests overdue accounts and payments (Kafka, and partners' REST calls) "
+                                      "and classifies accounts into segments."),
+    ServiceSpec("scheduler", 8002, "Runs each account's treatment timeline and asks for contacts."),
+    ServiceSpec("compliance", 8003, "Approves, defers or blocks every contact (contact hours, duplicates)."),
+    ServiceSpec("channels", 8004, "Makes approved contacts: SMS and e-mail, call and visit tasks for agents."),
+    ServiceSpec("plans", 8005, "Records repayment plans and follows their instalments."),
 )
 BY_NAME: dict[str, ServiceSpec] = {s.name: s for s in SERVICES}
 NAMES: tuple[str, ...] = tuple(s.name for s in SERVICES)

@@ -23,7 +23,6 @@ log = logging.getLogger(__name__)
 S = TypeVar("S", bound=ServiceSettings)
 Worker = Callable[["Runtime[Any]"], Coroutine[Any, Any, None]]
 """A background loop (timers, dispatchers) that runs for the service's lifetime."""
-BackgroundLoop = Worker  # the name used before workers/ existed
 
 
 class Runtime(Generic[S]):
@@ -41,7 +40,6 @@ class Runtime(Generic[S]):
         self.relay = OutboxRelay(self.sessions, self.producer, batch_size=settings.outbox_batch_size,
                                  poll_interval_s=settings.outbox_poll_interval_s,
                                  linger_s=settings.outbox_linger_ms / 1000)
-        # Every unit of work wakes the relay after it commits; workers add their own listeners.
         # Units of work for routes and workers, and for the consumer's batches; both wake the relay when
         # they wrote events. A worker that waits for consumed work (the channels dispatcher) listens to
         # consumer_units.after_commit: listening to its own commits would wake it forever.

@@ -14,6 +14,7 @@ After cosmicpython's ``unit_of_work.py`` and pyeventsourcing's ``policy(event, p
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -24,6 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.contracts import CloudEvent, Topic
 from shared.messaging import add_to_outbox, build_event
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,9 @@ class UnitOfWork:
                         tb: TracebackType | None) -> None:
         try:
             if not self._committed:
+                if exc is None and self._emitted:
+                    log.error("unit of work left without commit: its events are discarded",
+                              extra={"events": [e.topic.name for e in self._emitted]})
                 await self.rollback()
         finally:
             await self.session.close()
@@ -79,6 +85,8 @@ class UnitOfWork:
         ``cause`` carries correlation and causation ids from the event being handled; ``event_id``
         replaces the generated id (a partner's own id, so a resent batch dedupes downstream).
         """
+        if self._committed:
+            raise RuntimeError("this unit of work is committed: an event emitted now would be lost")
         if not isinstance(payload, topic.payload):
             raise TypeError(f"{topic.name} carries {topic.payload.__name__}, not {type(payload).__name__}")
         tenant, customer_id = _owner(payload)
@@ -105,7 +113,10 @@ class UnitOfWork:
         self._committed = True
         self._emitted.clear()
         for listener in (*self._on_events, *self._after_commit) if emitted else self._after_commit:
-            listener()
+            try:
+                listener()
+            except Exception:  # the commit stands: a listener must not turn it into a failure
+                log.exception("after-commit listener failed", extra={"listener": repr(listener)})
 
     async def rollback(self) -> None:
         """Discard the transaction and the events it emitted."""

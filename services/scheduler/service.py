@@ -184,7 +184,7 @@ async def _transition(uow: UnitOfWork, treatment: Any, event: TreatmentEvent, re
                                     status=after.value, reason=reason, overdue_minor=overdue_minor)
     if after is not TreatmentStatus.ACTIVE:
         await repo.cancel_steps(uow.session, tenant=treatment.tenant, account_id=treatment.account_id,
-                                statuses=CANCELLABLE, reason=reason)
+                                statuses=CANCELLABLE, status=StepStatus.CANCELLED.value, reason=reason)
 
 
 async def apply_plan_events(uow: UnitOfWork, *, plan_events: Sequence[PlanEventV1]) -> None:
@@ -193,8 +193,7 @@ async def apply_plan_events(uow: UnitOfWork, *, plan_events: Sequence[PlanEventV
         stored = (await repo.lock_treatments(uow.session, [(p.tenant, p.account_id)])).get((p.tenant, p.account_id))
         if stored is None:
             continue
-        verb = "completed" if p.kind == "completed" else p.kind
-        await _transition(uow, stored, plan_event(p.kind), f"plan {p.plan_id} {verb}")
+        await _transition(uow, stored, plan_event(p.kind), f"plan {p.plan_id} {p.kind}")
 
 
 async def apply_payments(uow: UnitOfWork, *, payments: Sequence[PaymentReceivedV1]) -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 
 from shared.contracts import events as ev
+from shared.registry import SERVICES
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +46,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     CONTACT_APPROVED, CONTACT_REJECTED, CONTACT_OUTCOME, PLAN_EVENT,
 )
 BY_NAME = {t.name: t for t in ALL_TOPICS}
-CONSUMER_GROUPS = ("segmentation", "scheduler", "compliance", "channels", "plans")
+CONSUMER_GROUPS: tuple[str, ...] = tuple(s.consumer_group for s in SERVICES)  # every service consumes
 
 
 def dlq_topic(group: str) -> str:

@@ -22,6 +22,7 @@ from shared.contracts import events as ev
 from shared.contracts.envelope import CloudEvent
 from shared.contracts.topics import ALL_TOPICS, BY_NAME, CONSUMER_GROUPS, Topic, dlq_topic, message_key
 from shared.crypto import PREFIX
+from shared.registry import SERVICES
 from shared.settings import EMBEDDED_KAFKA
 from shared.tools import catalog
 
@@ -58,12 +59,7 @@ REST_INGEST: dict[str, str] = {
 # Everyone who sends or receives, as the document's tags (one per operation).
 ACTORS: dict[str, str] = {
     CORE_BANKING: "The bank's core system (outside gentle collections): publishes overdue accounts and payments.",
-    "segmentation": "Ingests overdue accounts and payments (Kafka, and partners' REST calls) and classifies "
-                    "accounts into segments.",
-    "scheduler": "Runs each account's treatment timeline and asks for contacts.",
-    "compliance": "Approves, defers or blocks every contact (contact hours, frequency caps, duplicates).",
-    "channels": "Makes approved contacts: SMS and e-mail, call and visit tasks for agents.",
-    "plans": "Records repayment plans and follows their instalments.",
+    **{service.name: service.description for service in SERVICES},
     OPERATORS: "People running the platform: they inspect and replay dead letters with "
                "`python -m shared.tools.dlq`.",
 }

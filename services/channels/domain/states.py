@@ -3,6 +3,7 @@
     (new) --queued--> sending --claimed--> dispatching --accepted--> sent --delivered--> delivered
     (new) --task--> task_created (calls, visits: an agent's work)
     dispatching --retry / resend--> sending;  --refused / gave_up--> failed;  --interrupted--> unknown
+    unknown --accepted--> sent (an e-mail found interrupted whose send then reported success)
     a receipt may overtake our own record of the send: dispatching --delivered|undelivered--> ...
 """
 
@@ -53,7 +54,8 @@ ATTEMPT = StateMachine[AttemptStatus, AttemptEvent]("contact attempt", {
     _S.SENT: {_E.DELIVERED: _S.DELIVERED, _E.UNDELIVERED: _S.FAILED},
     _S.DELIVERED: {},
     _S.FAILED: {},
-    _S.UNKNOWN: {},
+    # an interrupted e-mail's send may still report success: then it did go out
+    _S.UNKNOWN: {_E.ACCEPTED: _S.SENT},
     _S.TASK_CREATED: {},
 })
 

@@ -62,8 +62,9 @@ async def lock_steps(session: AsyncSession, contact_ids: Iterable[str]) -> dict[
 
 
 async def insert_steps(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert new steps; one another transaction inserted meanwhile is kept (a replay never doubles a step)."""
     if rows:
-        await session.execute(insert(STEPS), list(rows))
+        await session.execute(insert(STEPS).on_conflict_do_nothing(index_elements=["contact_id"]), list(rows))
 
 
 _UPDATE_STEP = (
@@ -84,12 +85,12 @@ async def update_steps(session: AsyncSession, steps: Sequence[Mapping[str, Any]]
 
 
 async def cancel_steps(session: AsyncSession, *, tenant: str, account_id: str, statuses: Collection[str],
-                       reason: str) -> None:
-    """Cancel the account's steps that are in one of ``statuses`` (those the step machine lets cancel)."""
+                       status: str, reason: str) -> None:
+    """Move the account's steps in one of ``statuses`` (those the step machine lets cancel) to ``status``."""
     await session.execute(
         update(STEPS).where(STEPS.c.tenant == tenant, STEPS.c.account_id == account_id,
                             or_(*(STEPS.c.status == s for s in statuses)))
-        .values(status="cancelled", last_reason=reason, updated_at=func.now()))
+        .values(status=status, last_reason=reason, updated_at=func.now()))
 
 
 async def record_payment(session: AsyncSession, *, tenant: str, payment_id: str, account_id: str,

@@ -37,6 +37,8 @@ async def save_accounts(session: AsyncSession, rows: Sequence[Mapping[str, Any]]
     await session.execute(stmt.on_conflict_do_update(
         index_elements=["tenant", "account_id"],
         set_={c: stmt.excluded[c] for c in rows[0] if c not in ("tenant", "account_id")} | {"updated_at": func.now()},
+        # the service decided with the rows locked; this guard only keeps a racing older fact out
+        where=ACCOUNTS.c.as_of <= stmt.excluded.as_of,
     ), list(rows))
 
 

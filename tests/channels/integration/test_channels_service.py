@@ -263,6 +263,12 @@ async def test_interrupted_sms_is_sent_again_and_interrupted_email_never(
         sms: "sent", mail: "unknown", worn_out: "failed", recent: "dispatching"}
     assert await claim(sessions, tenant) == {}
 
+    # the interrupted SMTP call did finish after all: the e-mail went out, and the record says so
+    outbox = await answer(sessions, [SendResult(mail, True, provider_ref="<m@x>")])
+    assert {cid: o.outcome for cid, o in outcomes(outbox).items()} == {mail: "sent"}
+    rows = await attempts(sessions, tenant)
+    assert (rows[mail].status, rows[mail].provider_ref) == ("sent", "<m@x>")
+
 
 async def test_delivery_receipts(sessions, tenant) -> None:  # type: ignore[no-untyped-def]
     approvals = [approval(tenant, Channel.SMS, n) for n in range(4)] + [approval(tenant, Channel.EMAIL, 4)]

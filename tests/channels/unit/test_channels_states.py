@@ -38,6 +38,7 @@ ATTEMPT_TABLE: dict[tuple[AttemptStatus, AttemptEvent], AttemptStatus] = {
     (S.DISPATCHING, E.REFUSED): S.FAILED,
     (S.DISPATCHING, E.GAVE_UP): S.FAILED,
     (S.DISPATCHING, E.INTERRUPTED): S.UNKNOWN,
+    (S.UNKNOWN, E.ACCEPTED): S.SENT,  # an interrupted e-mail whose send then reported success
     (S.DISPATCHING, E.DELIVERED): S.DELIVERED,
     (S.DISPATCHING, E.UNDELIVERED): S.FAILED,
     (S.SENT, E.DELIVERED): S.DELIVERED,
@@ -45,7 +46,7 @@ ATTEMPT_TABLE: dict[tuple[AttemptStatus, AttemptEvent], AttemptStatus] = {
 }
 # Reached once the provider took it, refused it for good, it may have gone out, or an agent has it.
 SETTLED = frozenset({S.SENT, S.DELIVERED, S.FAILED, S.UNKNOWN, S.TASK_CREATED})
-TERMINAL = {S.DELIVERED, S.FAILED, S.UNKNOWN, S.TASK_CREATED}
+TERMINAL = {S.DELIVERED, S.FAILED, S.TASK_CREATED}
 PAIRS = [(s, e) for s in AttemptStatus for e in AttemptEvent]
 
 

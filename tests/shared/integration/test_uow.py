@@ -370,3 +370,20 @@ async def test_the_relay_is_woken_only_when_events_were_written(db: Db) -> None:
         uow.emit(topics.PAYMENT_RECEIVED, payment(db.tenant))
         await uow.commit()
     assert (relay, every) == (["relay"], ["commit", "commit"])
+
+
+async def test_a_failing_listener_does_not_undo_or_fail_the_commit(db: Db) -> None:
+    def broken() -> None:
+        raise RuntimeError("listener bug")
+
+    async with db.unit(after_commit=[broken]) as uow:
+        uow.emit(topics.PAYMENT_RECEIVED, payment(db.tenant))
+        await uow.commit()  # does not raise: the transaction is durable, the listener's failure is logged
+    assert len(await db.outbox()) == 1
+
+
+async def test_emitting_after_the_commit_is_refused(db: Db) -> None:
+    async with db.unit() as uow:
+        await uow.commit()
+        with pytest.raises(RuntimeError, match="committed"):
+            uow.emit(topics.PAYMENT_RECEIVED, payment(db.tenant))
