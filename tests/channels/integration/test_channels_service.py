@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any
 
 import pytest
 from sqlalchemy import select, text
@@ -20,45 +19,20 @@ from services.channels import service
 from services.channels.db.models import ContactAttempt
 from services.channels.domain.messages import SendResult
 from services.channels.settings import Settings
-from shared.contracts import CloudEvent, topics
+from shared.contracts import topics
 from shared.contracts.events import Channel, ContactApprovedV1, ContactOutcomeV1, ContactRequestV1
 from shared.crypto import PiiCipher
 from shared.db import create_engine, session_factory
 from shared.settings import DEV_PII_KEYS
-from shared.uow import UnitOfWork
-from tests.helpers import committed
+from tests.helpers import Outboxed, committed, committed_reading_outbox
 
 pytestmark = pytest.mark.integration
 CIPHER = PiiCipher(DEV_PII_KEYS, "dev1")
 POLICY = service.RetryPolicy(max_tries=2, backoff_base_s=2.0, backoff_max_s=300.0)
 
 
-class Outboxed(NamedTuple):
-    topic: str
-    key: bytes
-    event: CloudEvent
-
-
 PARK = text("UPDATE contact_attempts SET status = 'failed', detail = 'left by a test' "
             "WHERE tenant = :tenant AND status IN ('sending', 'dispatching')")
-_WRITTEN_HERE = text("SELECT topic, key, value FROM outbox WHERE xmin = pg_current_xact_id()::xid ORDER BY id")
-
-
-@asynccontextmanager
-async def committed_reading_outbox(sessions: Any) -> AsyncIterator[tuple[UnitOfWork, list[Outboxed]]]:
-    """``tests.helpers.committed``, plus the outbox rows its transaction wrote, read inside that transaction
-    just before it commits (once committed, any running relay may publish and delete them)."""
-    written: list[Outboxed] = []
-    async with committed(sessions) as uow:
-        commit = uow.session.commit
-
-        async def read_outbox_then_commit() -> None:
-            rows = (await uow.session.execute(_WRITTEN_HERE)).all()
-            written.extend(Outboxed(r.topic, r.key, CloudEvent.from_bytes(r.value)) for r in rows)
-            await commit()
-
-        uow.session.commit = read_outbox_then_commit  # type: ignore[method-assign]
-        yield uow, written
 
 
 def outcomes(outbox: list[Outboxed]) -> dict[str, ContactOutcomeV1]:

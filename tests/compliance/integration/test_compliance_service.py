@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, NamedTuple
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from services.compliance import service
 from services.compliance.db.models import ContactDecision
@@ -22,8 +21,7 @@ from shared.crypto import PiiCipher
 from shared.db import create_engine, session_factory
 from shared.messaging import build_event
 from shared.settings import DEV_PII_KEYS
-from shared.uow import UnitOfWork
-from tests.helpers import committed
+from tests.helpers import committed_reading_outbox
 
 pytestmark = pytest.mark.integration
 CIPHER = PiiCipher(DEV_PII_KEYS, "dev1")
@@ -46,32 +44,6 @@ def zone_where_local_hour_is_in(first: int, last: int) -> tuple[str, datetime]:
         if first <= local.hour <= last:
             return name, local
     raise AssertionError(f"no zone in the list is between {first}:00 and {last}:59 now")
-
-
-class Outboxed(NamedTuple):
-    topic: str
-    key: bytes
-    event: CloudEvent
-
-
-_WRITTEN_HERE = text("SELECT topic, key, value FROM outbox WHERE xmin = pg_current_xact_id()::xid ORDER BY id")
-
-
-@asynccontextmanager
-async def committed_reading_outbox(sessions: Any) -> AsyncIterator[tuple[UnitOfWork, list[Outboxed]]]:
-    """``tests.helpers.committed``, plus the outbox rows its transaction wrote, read inside that transaction
-    just before it commits (once committed, any running relay may publish and delete them)."""
-    written: list[Outboxed] = []
-    async with committed(sessions) as uow:
-        commit = uow.session.commit
-
-        async def read_outbox_then_commit() -> None:
-            rows = (await uow.session.execute(_WRITTEN_HERE)).all()
-            written.extend(Outboxed(r.topic, r.key, CloudEvent.from_bytes(r.value)) for r in rows)
-            await commit()
-
-        uow.session.commit = read_outbox_then_commit  # type: ignore[method-assign]
-        yield uow, written
 
 
 @pytest.fixture

@@ -5,52 +5,24 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from services.plans import service
 from services.plans.db.models import AppliedPayment, Plan, PlanInstalment
 from services.plans.settings import Settings
-from shared.contracts import CloudEvent, topics
+from shared.contracts import topics
 from shared.contracts.events import PaymentReceivedV1, PlanEventV1
 from shared.db import create_engine, session_factory
 from shared.domain import NotFound
-from shared.uow import UnitOfWork
-from tests.helpers import committed
+from tests.helpers import Outboxed, committed, committed_reading_outbox
 
 pytestmark = pytest.mark.integration
 TODAY = datetime.now(UTC).date()
-
-
-class Outboxed(NamedTuple):
-    topic: str
-    key: bytes
-    event: CloudEvent
-
-
-_WRITTEN_HERE = text("SELECT topic, key, value FROM outbox WHERE xmin = pg_current_xact_id()::xid ORDER BY id")
-
-
-@asynccontextmanager
-async def committed_reading_outbox(sessions: Any) -> AsyncIterator[tuple[UnitOfWork, list[Outboxed]]]:
-    """``tests.helpers.committed``, plus the outbox rows its transaction wrote, read inside that transaction
-    just before it commits (once committed, any running relay may publish and delete them)."""
-    written: list[Outboxed] = []
-    async with committed(sessions) as uow:
-        commit = uow.session.commit
-
-        async def read_outbox_then_commit() -> None:
-            rows = (await uow.session.execute(_WRITTEN_HERE)).all()
-            written.extend(Outboxed(r.topic, r.key, CloudEvent.from_bytes(r.value)) for r in rows)
-            await commit()
-
-        uow.session.commit = read_outbox_then_commit  # type: ignore[method-assign]
-        yield uow, written
 
 
 def plan_events(outbox: list[Outboxed]) -> list[PlanEventV1]:
