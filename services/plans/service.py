@@ -20,9 +20,9 @@ from services.plans.domain.schedule import allocate, build_schedule
 from services.plans.domain.states import (
     INSTALMENT,
     PLAN,
+    InstalmentStatus,
     PlanEvent,
     PlanStatus,
-    instalment_status,
     payment_event,
 )
 from shared.contracts import topics
@@ -127,7 +127,8 @@ async def plans_of_account(session: object, *, tenant: str, account_id: str) -> 
 async def apply_payments(uow: UnitOfWork, *, payments: Sequence[PaymentReceivedV1]) -> None:
     """Allocate each payment (once) to the account's agreed plan, oldest instalment first; paid off
     means completed."""
-    for p in payments:
+    # by account, keeping each account's own order: row locks are always taken in the same order
+    for p in sorted(payments, key=lambda p: (p.tenant, p.account_id)):
         plan = await repo.agreed_plan(uow.session, tenant=p.tenant, account_id=p.account_id, currency=p.currency,
                                       lock=True)
         if plan is None:
@@ -139,9 +140,8 @@ async def apply_payments(uow: UnitOfWork, *, payments: Sequence[PaymentReceivedV
         by_seq = {i.seq: i for i in schedule}
         for seq, applied in allocate(p.amount_minor, [(i.seq, i.amount_minor - i.paid_minor) for i in schedule]):
             instalment = by_seq[seq]
-            before = instalment_status(amount_minor=instalment.amount_minor, paid_minor=instalment.paid_minor)
-            INSTALMENT.apply(before, payment_event(owed_minor=instalment.amount_minor - instalment.paid_minor,
-                                                   applied_minor=applied))
+            event = payment_event(owed_minor=instalment.amount_minor - instalment.paid_minor, applied_minor=applied)
+            instalment.status = INSTALMENT.apply(InstalmentStatus(instalment.status), event).value
             instalment.paid_minor += applied
         plan.paid_minor = min(plan.paid_minor + p.amount_minor, plan.total_minor)
         plan.updated_at = datetime.now(UTC)

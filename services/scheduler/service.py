@@ -44,6 +44,10 @@ log = logging.getLogger(__name__)
 CANCELLABLE = tuple(s.value for s in StepStatus if STEP.allows(s, StepEvent.CANCELLED))
 
 
+def _by_account(p: PlanEventV1 | PaymentReceivedV1) -> tuple[str, str]:
+    return p.tenant, p.account_id
+
+
 def _emit_request(uow: UnitOfWork, step: Mapping[str, Any], cause: CloudEvent | None) -> None:
     request = ContactRequestV1(
         tenant=step["tenant"], contact_id=step["contact_id"], attempt=step["attempt"], account_id=step["account_id"],
@@ -189,7 +193,7 @@ async def _transition(uow: UnitOfWork, treatment: Any, event: TreatmentEvent, re
 
 async def apply_plan_events(uow: UnitOfWork, *, plan_events: Sequence[PlanEventV1]) -> None:
     """An agreed plan pauses the treatment; a cancelled or broken one resumes it; completed stops it."""
-    for p in plan_events:
+    for p in sorted(plan_events, key=_by_account):  # same lock order everywhere; each account's order kept
         stored = (await repo.lock_treatments(uow.session, [(p.tenant, p.account_id)])).get((p.tenant, p.account_id))
         if stored is None:
             continue
@@ -198,7 +202,7 @@ async def apply_plan_events(uow: UnitOfWork, *, plan_events: Sequence[PlanEventV
 
 async def apply_payments(uow: UnitOfWork, *, payments: Sequence[PaymentReceivedV1]) -> None:
     """A payment that clears the overdue amount stops the treatment; each payment counts once."""
-    for p in payments:
+    for p in sorted(payments, key=_by_account):  # same lock order everywhere; each account's order kept
         if not await repo.record_payment(uow.session, tenant=p.tenant, payment_id=p.payment_id,
                                          account_id=p.account_id, amount_minor=p.amount_minor):
             continue

@@ -59,7 +59,8 @@ async def record_overdue(uow: UnitOfWork, *, overdue: Sequence[tuple[AccountOver
 
 async def record_payments(uow: UnitOfWork, *, payments: Sequence[PaymentReceivedV1]) -> None:
     """Record each payment once and reduce the account's balances; a cleared overdue amount cures it."""
-    for p in payments:
+    # by account, keeping each account's own order: row locks are always taken in the same order
+    for p in sorted(payments, key=lambda p: (p.tenant, p.account_id)):
         if not await repo.record_payment(uow.session, tenant=p.tenant, payment_id=p.payment_id,
                                          account_id=p.account_id, amount_minor=p.amount_minor, currency=p.currency,
                                          paid_at=p.paid_at):

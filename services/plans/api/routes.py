@@ -9,7 +9,6 @@ from fastapi import APIRouter, Header, Response
 from pydantic import BaseModel, Field
 
 from services.plans import service
-from services.plans.domain.states import instalment_status
 from shared.contracts.events import Currency, Ident
 from shared.deps import SessionDep, TenantDep, UowDep
 from shared.money import from_minor
@@ -62,7 +61,7 @@ def _public(view: service.PlanView) -> PlanPublic:
         instalments=[InstalmentPublic(
             seq=i.seq, due_date=i.due_date, amount=from_minor(i.amount_minor, plan.currency),
             amount_minor=i.amount_minor, paid_minor=i.paid_minor,
-            status=instalment_status(amount_minor=i.amount_minor, paid_minor=i.paid_minor).value)
+            status=i.status)
             for i in view.instalments])
 
 

@@ -40,6 +40,8 @@ class PlanInstalment(SQLModel, table=True):
     due_date: date
     amount_minor: int = Field(sa_type=BigInteger)
     paid_minor: int = Field(default=0, sa_type=BigInteger)
+    # due | partly_paid | paid (domain/states.py INSTALMENT)
+    status: str = Field(default="due", sa_column_kwargs={"server_default": "due"})
 
 
 class AppliedPayment(SQLModel, table=True):

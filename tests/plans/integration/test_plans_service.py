@@ -137,6 +137,7 @@ async def test_payments_go_to_the_oldest_instalment_count_once_and_complete_the_
     [(plan, instalments)] = await stored(sessions, tenant)
     assert (plan.status, plan.paid_minor) == ("agreed", 40_000)
     assert [i.paid_minor for i in instalments] == [30_000, 10_000]  # the oldest first, the rest to the next
+    assert [i.status for i in instalments] == ["paid", "partly_paid"]  # stored by the instalment machine
 
     assert await pay(sessions, payment(tenant, "PAY-1", 40_000)) == []  # and redelivered in a later batch
     [(plan, instalments)] = await stored(sessions, tenant)
