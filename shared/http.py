@@ -18,6 +18,7 @@ from shared.domain import DomainError
 from shared.logging import request_id_var, tenant_var
 
 PROBLEM = "application/problem+json"
+RETRY_AFTER_S = 5  # seconds a client should wait after a 503 (a dependency outage)
 log = logging.getLogger(__name__)
 
 
@@ -55,7 +56,15 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        # logged with its traceback by the server; the caller gets a problem, never internals
+        from shared.kafka.consumer import is_transient  # the one definition of "the infrastructure is at fault"
+
+        if is_transient(exc):  # the database or the broker is unreachable: try again shortly
+            log.warning("dependency unavailable", extra={"error": type(exc).__name__})
+            response = problem(503, "Service unavailable",
+                               "A dependency (database or broker) is unavailable; retry shortly.")
+            response.headers["Retry-After"] = str(RETRY_AFTER_S)
+            return response
+        # logged with its traceback; the caller gets a problem, never internals
         log.error("unhandled error", exc_info=exc)
         return problem(500, "Internal error", "The request failed unexpectedly; it has been logged.")
 

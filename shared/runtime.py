@@ -10,6 +10,7 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy import text
 
+from shared import metrics
 from shared.crypto import PiiCipher
 from shared.db import create_engine, session_factory
 from shared.kafka.consumer import ConsumerConfig, ConsumerRunner, Handler
@@ -47,24 +48,59 @@ class Runtime(Generic[S]):
         self.consumer_units = UnitOfWorkFactory(self.sessions, source=settings.spec.source,
                                                 on_events=[self.relay.wake])
         self.consumer: ConsumerRunner | None = None
+        self._consumer_start: asyncio.Task[None] | None = None
+        self._consumer_error: str | None = None
         self._background: list[asyncio.Task[None]] = []
         self.stopping = asyncio.Event()
 
     async def start(self, handlers: dict[str, Handler], loops: Sequence[Worker] = ()) -> None:
-        """Start the producer, the relay, the consumer (if the service has handlers) and the workers."""
+        """Start the producer, the relay, the consumer (if the service has handlers) and the workers.
+
+        The consumer joins its group in the background: joining can take seconds (a rebalance), and the
+        service answers HTTP meanwhile, reporting ``consumer: starting`` on /readyz until it runs.
+        """
         await _with_startup_retries("Kafka", self.producer.start, self.settings.startup_timeout_s)
         self.relay.start()
         if handlers:
             self.consumer = ConsumerRunner(config=ConsumerConfig.from_settings(self.settings), handlers=handlers,
                                            units=self.consumer_units, producer=self.producer)
-            await _with_startup_retries("Kafka consumer group", self.consumer.start, self.settings.startup_timeout_s)
+            self._consumer_start = asyncio.create_task(self._start_consumer(self.consumer), name="consumer-start")
         self._background = [asyncio.create_task(loop(self), name=loop.__name__) for loop in loops]
+
+    async def _start_consumer(self, consumer: ConsumerRunner) -> None:
+        try:
+            await _with_startup_retries("Kafka consumer group", consumer.start, self.settings.startup_timeout_s)
+        except Exception as exc:
+            self._consumer_error = str(exc)
+            metrics.CONSUMER_HALTED.labels(consumer.group).set(1)
+            log.critical("consumer could not start", extra={"group": consumer.group, "error": str(exc)})
+
+    def consumer_state(self) -> str:
+        """``ok``, ``starting``, ``halted: <reason>``, or ``none`` for a service without a consumer."""
+        if self.consumer is None:
+            return "none"
+        if self.consumer.running:
+            return "ok"
+        reason = self._consumer_error or self.consumer.halted_reason
+        if reason is None and self._consumer_start is not None and not self._consumer_start.done():
+            return "starting"
+        return f"halted: {reason or 'stopped'}"
+
+    @property
+    def alive(self) -> bool:
+        """False once the consumer halted or could not start: a restart is what cures it (liveness)."""
+        return not self.consumer_state().startswith("halted")
 
     async def stop(self) -> None:
         """Drain in order: consumers, background loops, outbox, producer, database."""
         self.stopping.set()
+        if self._consumer_start is not None and not self._consumer_start.done():
+            self._consumer_start.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._consumer_start
         if self.consumer is not None:
-            await self.consumer.stop(self.settings.shutdown_timeout_s)
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # a halted consumer's task ended badly
+                await self.consumer.stop(self.settings.shutdown_timeout_s)
         for task in self._background:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -88,7 +124,7 @@ class Runtime(Generic[S]):
         except Exception as exc:
             checks["kafka"] = f"error: {type(exc).__name__}"
         if self.consumer is not None:
-            checks["consumer"] = "ok" if self.consumer.running else f"halted: {self.consumer.halted_reason}"
+            checks["consumer"] = self.consumer_state()
         return checks
 
 

@@ -48,9 +48,13 @@ def build_app(
     app.add_middleware(MetricsMiddleware)
     install_problem_handlers(app)
 
-    @app.get("/healthz", tags=["ops"])
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    @app.get("/healthz", tags=["ops"], response_model=None)
+    async def healthz(runtime: RuntimeDep) -> Any:
+        """Liveness: fails (503) once the consumer halted or could not start, so an orchestrator restarts it."""
+        if runtime.alive:
+            return {"status": "ok"}
+        return problem(503, "Not alive", "The consumer has stopped; restart the service.",
+                       consumer=runtime.consumer_state())
 
     @app.get("/readyz", tags=["ops"], response_model=None)
     async def readyz(runtime: RuntimeDep) -> Any:

@@ -60,3 +60,17 @@ async def test_domain_errors_carry_their_status() -> None:
     illegal = await _get("/illegal")
     assert (illegal.status_code, illegal.headers["content-type"]) == (409, "application/problem+json")
     assert "'dim' does not apply to state 'off'" in illegal.json()["detail"]
+
+
+@router.get("/db-down")
+async def db_down() -> None:
+    raise ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)")
+
+
+async def test_an_unreachable_dependency_is_a_503_with_retry_after() -> None:
+    response = await _get("/db-down")
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["retry-after"] == "5"
+    assert response.json()["title"] == "Service unavailable"
+    assert "127.0.0.1" not in response.text
