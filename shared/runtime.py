@@ -76,11 +76,12 @@ class Runtime(Generic[S]):
             log.critical("consumer could not start", extra={"group": consumer.group, "error": str(exc)})
 
     def consumer_state(self) -> str:
-        """``ok``, ``starting``, ``halted: <reason>``, or ``none`` for a service without a consumer."""
+        """``ok``, ``starting``, ``retrying: <what>`` (an outage it is waiting out: not ready, but alive),
+        ``halted: <reason>``, or ``none`` for a service without a consumer."""
         if self.consumer is None:
             return "none"
         if self.consumer.running:
-            return "ok"
+            return f"retrying: {self.consumer.degraded}" if self.consumer.degraded else "ok"
         reason = self._consumer_error or self.consumer.halted_reason
         if reason is None and self._consumer_start is not None and not self._consumer_start.done():
             return "starting"

@@ -46,6 +46,8 @@ class ServiceSettings(BaseSettings):
     kafka_poll_timeout_ms: int = Field(200, ge=0, le=60_000, validation_alias="KAFKA_POLL_TIMEOUT_MS")
     # Delay before the n-th retry (from 0) of a transient error: base * 2**n (consumer and offset commits).
     kafka_consumer_backoff_base_s: float = Field(0.2, ge=0, le=60, validation_alias="KAFKA_CONSUMER_BACKOFF_BASE_S")
+    # The longest wait between retries of a transient error: the consumer retries until the fault clears.
+    kafka_consumer_backoff_max_s: float = Field(30.0, gt=0, le=600, validation_alias="KAFKA_CONSUMER_BACKOFF_MAX_S")
     outbox_linger_ms: int = Field(5, ge=0, validation_alias="OUTBOX_LINGER_MS")
     # Rows the outbox relay claims and publishes per transaction.
     outbox_batch_size: int = Field(1000, ge=1, le=100_000, validation_alias="OUTBOX_BATCH_SIZE")

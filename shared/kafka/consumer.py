@@ -72,9 +72,12 @@ class ConsumerConfig:
     """When a poll returns fewer than ``max_batch // 2`` records, wait this long and poll once more."""
     # Failure handling.
     max_transient_retries: int = 5
-    """Retries of a transient error (then the consumer halts)."""
+    """Retries of a transient error before the consumer reports itself degraded (not ready); it goes on
+    retrying until the fault clears: an outage never halts it."""
     backoff_base_s: float = 0.2
-    """Delay before retry ``n`` (from 0) is ``backoff_base_s * 2**n``."""
+    """Delay before retry ``n`` (from 0) is ``backoff_base_s * 2**n``, at most ``backoff_max_s``."""
+    backoff_max_s: float = 30.0
+    """The longest wait between two retries of a transient error."""
     dlq_max_consecutive: int = 50
     """Halt when more than this many messages in a row on one partition would be dead-lettered."""
     dlq_max_invalid_ratio: float | None = 0.5
@@ -97,6 +100,7 @@ class ConsumerConfig:
             ("max_transient_retries and dlq_max_consecutive must be >= 0",
              min(self.max_transient_retries, self.dlq_max_consecutive) >= 0),
             ("backoff_base_s must be >= 0", self.backoff_base_s >= 0),
+            ("backoff_max_s must be > 0", self.backoff_max_s > 0),
             ("dlq_max_invalid_ratio must be between 0 and 1",
              self.dlq_max_invalid_ratio is None or 0 <= self.dlq_max_invalid_ratio <= 1),
             ("dlq_ratio_min_messages must be >= 1", self.dlq_ratio_min_messages >= 1),
@@ -115,6 +119,7 @@ class ConsumerConfig:
             fetch_max_wait_ms=s.kafka_fetch_max_wait_ms, max_batch=s.kafka_max_batch,
             poll_timeout_ms=s.kafka_poll_timeout_ms, linger_ms=s.kafka_consumer_linger_ms,
             max_transient_retries=s.max_transient_retries, backoff_base_s=s.kafka_consumer_backoff_base_s,
+            backoff_max_s=s.kafka_consumer_backoff_max_s,
             dlq_max_consecutive=s.dlq_max_consecutive, dlq_max_invalid_ratio=s.dlq_max_invalid_ratio,
             dlq_ratio_min_messages=s.dlq_ratio_min_messages,
             session_timeout_ms=s.kafka_session_timeout_ms, rebalance_timeout_ms=s.kafka_rebalance_timeout_ms,
@@ -222,6 +227,10 @@ class ConsumerHalted(RuntimeError):
     """The consumer stopped itself; the service reports not ready until restarted."""
 
 
+class _StopRequested(ConsumerHalted):
+    """stop() was called while a transient error was being retried: leave without committing."""
+
+
 class PoisonMessage(Exception):
     def __init__(self, record: ConsumerRecord[bytes, bytes], error: str) -> None:
         super().__init__(error)
@@ -280,6 +289,9 @@ class ConsumerRunner:
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self.halted_reason: str | None = None
+        # Set while a transient error outlasts max_transient_retries (the service reports not ready).
+        self.degraded: str | None = None
+        self._stop_requested = asyncio.Event()
         self._consumer = AIOKafkaConsumer(
             *handlers, bootstrap_servers=config.bootstrap_servers, group_id=config.group, client_id=config.group,
             enable_auto_commit=False, auto_offset_reset="earliest", fetch_max_wait_ms=config.fetch_max_wait_ms,
@@ -295,6 +307,7 @@ class ConsumerRunner:
     async def stop(self, timeout_s: float = 20.0) -> None:
         """Graceful drain: finish and commit the batch in hand, then leave the group."""
         self._stopping = True
+        self._stop_requested.set()  # cut short a backoff in progress
         if self._task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), timeout_s)
@@ -317,6 +330,8 @@ class ConsumerRunner:
                 batch = await self._fetch()
                 if batch:
                     await self.process(batch)
+        except _StopRequested:
+            log.info("stopped during an outage; the batch in hand was not committed", extra={"group": self.group})
         except ConsumerHalted as exc:
             self.halted_reason = str(exc)
             metrics.CONSUMER_HALTED.labels(self.group).set(1)
@@ -387,7 +402,8 @@ class ConsumerRunner:
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         retries = self.config.max_transient_retries
-        for attempt in range(retries + 1):
+        attempt = 0
+        while True:
             # Partitions lost in a rebalance cannot be committed: their new owner will see the
             # events again and the inbox makes that harmless.
             owned = {tp: offset for tp, offset in offsets.items() if tp in self._consumer.assignment()}
@@ -395,16 +411,20 @@ class ConsumerRunner:
                 return
             try:
                 await self._consumer.commit(owned)
-                return
             except (CommitFailedError, IllegalStateError) as exc:
                 log.warning("offset commit refused after a rebalance; the new owner redelivers",
                             extra={"group": self.group, "error": repr(exc)})
                 return
             except Exception as exc:
-                # A failed commit only means redelivery; the inbox makes that harmless.
-                if attempt == retries:
+                # A failed commit only means redelivery; the inbox makes that harmless. An unreachable
+                # broker is waited out; another error halts after the retries.
+                if not is_transient(exc) and attempt >= retries:
                     raise ConsumerHalted(f"offset commit failed: {exc!r}") from exc
-                await asyncio.sleep(self.config.backoff_base_s * 2**attempt)
+                await self._wait_to_retry("committing offsets", exc, attempt)
+                attempt += 1
+                continue
+            self._recovered()
+            return
 
     async def _attempt(self, deliveries: list[Delivery]) -> Exception | None:
         """Handle ``deliveries`` in one transaction, retrying transient errors; returns the
@@ -418,22 +438,42 @@ class ConsumerRunner:
         return None
 
     async def _with_retries(self, deliveries: list[Delivery]) -> None:
-        retries = self.config.max_transient_retries
-        for attempt in range(retries + 1):
+        """Handle the batch; a transient error is retried with capped backoff until it clears (an outage
+        heals, it never halts the consumer); a non-transient one is raised."""
+        attempt = 0
+        while True:
             try:
                 await self._handle(deliveries)
+                self._recovered()
                 return
             except Exception as exc:
                 for d in deliveries:
                     metrics.EVENTS_FAILED.labels(self.group, d.topic).inc()
                 if not is_transient(exc):
                     raise
-                if attempt == retries:
-                    raise ConsumerHalted(f"transient error persisted after {attempt + 1} tries: {exc!r}") from exc
-                delay = self.config.backoff_base_s * 2**attempt
-                log.warning("transient error; retrying", extra={"group": self.group, "delay_s": delay,
-                                                                "error": repr(exc)})
-                await asyncio.sleep(delay)
+                await self._wait_to_retry("handling a batch", exc, attempt)
+                attempt += 1
+
+    async def _wait_to_retry(self, what: str, exc: BaseException, attempt: int) -> None:
+        """Back off before retry ``attempt``; report the consumer degraded once the retries it may take
+        quietly are spent; leave at once when stop() was called."""
+        if self._stopping:
+            raise _StopRequested(f"stopping while {what} failed: {exc!r}") from exc
+        delay = min(self.config.backoff_base_s * 2**attempt, self.config.backoff_max_s)
+        if attempt >= self.config.max_transient_retries and self.degraded is None:
+            self.degraded = f"{what}: {type(exc).__name__}; retrying every {self.config.backoff_max_s:g} s at most"
+            log.error("transient error persists; retrying until it clears",
+                      extra={"group": self.group, "error": repr(exc), "what": what})
+        else:
+            log.warning("transient error; retrying", extra={"group": self.group, "delay_s": delay,
+                                                            "error": repr(exc), "what": what})
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop_requested.wait(), delay)
+
+    def _recovered(self) -> None:
+        if self.degraded is not None:
+            log.warning("recovered from a transient error", extra={"group": self.group, "was": self.degraded})
+            self.degraded = None
 
     async def _handle(self, deliveries: list[Delivery]) -> None:
         started = time.perf_counter()
@@ -482,11 +522,12 @@ class ConsumerRunner:
                 await self._producer.send_and_wait(topic, value=record.value, key=record.key, headers=headers)
                 break
             except Exception as exc:
-                # Without the dead letter the offset must not move on: retry a transient failure, else halt.
-                if not is_transient(exc) or attempt >= self.config.max_transient_retries:
+                # Without the dead letter the offset must not move on: wait out a transient failure
+                # (an unreachable broker), halt on any other.
+                if not is_transient(exc):
                     raise ConsumerHalted(f"could not write the dead letter for {record.topic}/{record.partition}"
                                          f"@{record.offset} to {topic} after {attempt + 1} tries: {exc!r}") from exc
-                await asyncio.sleep(self.config.backoff_base_s * 2**attempt)
+                await self._wait_to_retry("writing a dead letter", exc, attempt)
                 attempt += 1
         metrics.EVENTS_DEAD_LETTERED.labels(self.group, record.topic).inc()
         log.error("event dead-lettered", extra={"group": self.group, "topic": record.topic,

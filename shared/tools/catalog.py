@@ -721,7 +721,8 @@ original key and value byte for byte and carries these headers:
 
 The dead-letter write is acknowledged before the offset is committed, so nothing is lost. Transient
 errors (database or broker unreachable) are never dead-lettered: they are retried with exponential
-backoff ({retries} retries by default) and then the consumer halts.
+backoff, capped, until the fault clears (after {retries} retries the service reports itself not ready
+while it goes on retrying); an outage never halts a consumer.
 
 **Halt rule** (per partition, after arroyo's `DlqLimit`): more than {limit} dead letters in a row on one
 partition (env `<SERVICE>_DLQ_MAX_CONSECUTIVE`), or more than {ratio:.0%} of the messages seen on one

@@ -3,6 +3,7 @@ with a fake consumer, producer and unit of work (no broker, no database)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from types import TracebackType
@@ -255,10 +256,64 @@ async def test_a_transient_dead_letter_write_failure_is_retried() -> None:
     assert kafka.committed == [{P0: 8}]
 
 
-@pytest.mark.parametrize("failure", [ValueError("message too large"), KafkaTimeoutError()])
-async def test_a_dead_letter_that_cannot_be_written_halts_without_committing(failure: Exception) -> None:
+async def test_a_dead_letter_that_cannot_be_written_halts_without_committing() -> None:
     runner, _, kafka = _runner([], backoff_base_s=0, max_transient_retries=2)
-    runner._producer = _FlakyProducer([failure] * 10)  # type: ignore[assignment]
+    runner._producer = _FlakyProducer([ValueError("message too large")] * 10)  # type: ignore[assignment]
     with pytest.raises(ConsumerHalted, match=rf"could not write the dead letter for {TOPIC}/0@7 to unit.dlq"):
         await runner.process({P0: [_poison(0, 7)]})
     assert kafka.committed == []
+
+
+async def test_an_unreachable_broker_is_waited_out_for_a_dead_letter_however_long_it_takes() -> None:
+    runner, _, kafka = _runner([], backoff_base_s=0, max_transient_retries=2)
+    producer = _FlakyProducer([KafkaTimeoutError()] * 10)  # far more failures than max_transient_retries
+    runner._producer = producer  # type: ignore[assignment]
+    await runner.process({P0: [_poison(0, 7)]})
+    assert [origin for origin, _ in producer.sent] == ["0@7"]
+    assert kafka.committed == [{P0: 8}]
+    assert runner.degraded is None  # recovered
+
+
+class _OutageUow(_FakeUow):
+    """A unit of work whose database is unreachable for the first ``failures`` transactions."""
+
+    failures = 0
+
+    async def commit(self) -> None:
+        if _OutageUow.failures > 0:
+            _OutageUow.failures -= 1
+            raise ConnectionRefusedError(111, "database down")
+
+
+async def test_a_database_outage_heals_instead_of_halting(monkeypatch: pytest.MonkeyPatch) -> None:
+    handled: list[str] = []
+    runner, producer, kafka = _runner(handled, backoff_base_s=0, max_transient_retries=3)
+    runner._units = _OutageUow  # type: ignore[assignment]
+    _OutageUow.failures = 25  # a long outage: far beyond the retries it takes quietly
+    states: list[str | None] = []
+    real_wait = runner._wait_to_retry
+
+    async def watching(what: str, exc: BaseException, attempt: int) -> None:
+        await real_wait(what, exc, attempt)
+        states.append(runner.degraded)
+
+    monkeypatch.setattr(runner, "_wait_to_retry", watching)
+    await runner.process({P0: [_valid(0, 3, "A")]})
+    assert handled[-1] == "A" and producer.sent == []  # handled once the database came back; no dead letter
+    assert kafka.committed == [{P0: 4}]
+    assert states[:3] == [None, None, None] and states[3] is not None and "ConnectionRefusedError" in states[3]
+    assert runner.degraded is None  # recovered: ready again
+
+
+async def test_stop_during_an_outage_leaves_without_committing() -> None:
+    runner, _, kafka = _runner([], backoff_base_s=5, max_transient_retries=0)
+    runner._units = _OutageUow  # type: ignore[assignment]
+    _OutageUow.failures = 10**6
+    task = asyncio.create_task(runner.process({P0: [_valid(0, 3, "A")]}))
+    await asyncio.sleep(0.05)
+    runner._stopping = True
+    runner._stop_requested.set()
+    with pytest.raises(consumer_module._StopRequested):
+        await asyncio.wait_for(task, 2)  # the 5 s backoff was cut short
+    assert kafka.committed == []
+    _OutageUow.failures = 0
