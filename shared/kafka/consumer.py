@@ -248,8 +248,12 @@ def parse_record(record: ConsumerRecord[bytes, bytes]) -> Delivery:
         if event.type != topic.event_type:
             raise PoisonMessage(record, f"event type {event.type!r} does not belong on {record.topic}")
         payload: BaseModel = topic.payload.model_validate(event.data)
+    except PoisonMessage:
+        raise
     except ValidationError as exc:
         raise PoisonMessage(record, _validation_summary(exc)) from exc
+    except Exception as exc:  # whatever a validator raises while parsing, the message is at fault
+        raise PoisonMessage(record, f"unparseable: {type(exc).__name__}") from exc
     if _payload_tenant(payload, event.tenant) != event.tenant:
         raise PoisonMessage(record, "payload tenant differs from envelope tenant")
     return Delivery(event, payload, record)

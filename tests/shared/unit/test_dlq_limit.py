@@ -317,3 +317,14 @@ async def test_stop_during_an_outage_leaves_without_committing() -> None:
         await asyncio.wait_for(task, 2)  # the 5 s backoff was cut short
     assert kafka.committed == []
     _OutageUow.failures = 0
+
+
+def test_any_error_while_parsing_is_the_message_s_fault(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A validator that raises something other than a validation error (an OSError from the zone
+    database, say) must dead-letter the message, not halt the consumer on every restart."""
+    def broken(data: Any) -> Any:
+        raise IsADirectoryError(21, "Is a directory: '/usr/share/zoneinfo/Asia'")
+
+    monkeypatch.setattr(topics.PAYMENT_RECEIVED.payload, "model_validate", broken)
+    with pytest.raises(consumer_module.PoisonMessage, match="unparseable: IsADirectoryError"):
+        consumer_module.parse_record(_valid(0, 1, "A"))
