@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import random
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError
 
 from shared.contracts import message_key, topics
 from shared.contracts.events import AccountOverdueV1
@@ -66,8 +68,8 @@ def portfolio(count: int, seed: int) -> list[AccountOverdueV1]:
 
 async def publish(bootstrap: str, accounts: list[AccountOverdueV1]) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-    await producer.start()
     try:
+        await producer.start()
         for account in accounts:
             event = build_event(topics.ACCOUNT_OVERDUE, account, tenant=account.tenant,
                                 customer_id=account.customer_id, source="urn:demo:core-banking",
@@ -86,7 +88,12 @@ def main() -> None:
     parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", EMBEDDED_KAFKA))
     args = parser.parse_args()
     accounts = portfolio(args.count, args.seed)
-    asyncio.run(publish(args.bootstrap, accounts))
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # the one-line message below says it all
+    try:
+        asyncio.run(publish(args.bootstrap, accounts))
+    except KafkaConnectionError:
+        raise SystemExit(f"no Kafka broker answers at {args.bootstrap}: start the stack first (make run), "
+                         "or set KAFKA_BOOTSTRAP_SERVERS") from None
     dpd = Counter("0" if a.days_past_due == 0 else "1-15" if a.days_past_due <= 15 else "16-30"
                   if a.days_past_due <= 30 else "31+" for a in accounts)
     zones = Counter(a.contact.time_zone for a in accounts)

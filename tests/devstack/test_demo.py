@@ -15,3 +15,16 @@ def test_demo_portfolio_covers_segments_buckets_and_zones() -> None:
     assert {a.credit_rating for a in accounts} == set("ABCDE")
     assert all(a.contact.phone and a.contact.phone.startswith("pii:v1:") for a in accounts)
     assert any(a.co_lenders for a in accounts)
+
+
+def test_demo_without_a_running_stack_says_so_in_one_line() -> None:
+    import subprocess
+    import sys
+
+    from devstack.embedded import free_port
+
+    done = subprocess.run([sys.executable, "-m", "devstack.demo", "--count", "3", "--bootstrap",
+                           f"127.0.0.1:{free_port()}"], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "make run" in lines[0] and "no Kafka broker answers" in lines[0], done.stderr
