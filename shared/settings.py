@@ -46,6 +46,10 @@ class ServiceSettings(BaseSettings):
     kafka_poll_timeout_ms: int = Field(200, ge=0, le=60_000, validation_alias="KAFKA_POLL_TIMEOUT_MS")
     # Delay before the n-th retry (from 0) of a transient error: base * 2**n (consumer and offset commits).
     kafka_consumer_backoff_base_s: float = Field(0.2, ge=0, le=60, validation_alias="KAFKA_CONSUMER_BACKOFF_BASE_S")
+    # Largest request the producer sends (the broker's message.max.bytes must allow it), and the largest
+    # dead letter written: a bigger poison message is dead-lettered truncated, with its size in a header.
+    kafka_max_request_size: int = Field(1_048_576, ge=65_536, validation_alias="KAFKA_MAX_REQUEST_SIZE")
+    dlq_max_message_bytes: int = Field(900_000, ge=1024, validation_alias="DLQ_MAX_MESSAGE_BYTES")
     # The longest wait between retries of a transient error: the consumer retries until the fault clears.
     kafka_consumer_backoff_max_s: float = Field(30.0, gt=0, le=600, validation_alias="KAFKA_CONSUMER_BACKOFF_MAX_S")
     outbox_linger_ms: int = Field(5, ge=0, validation_alias="OUTBOX_LINGER_MS")

@@ -85,6 +85,9 @@ class ConsumerConfig:
     (once ``dlq_ratio_min_messages`` were seen on it); ``None`` or 0 disables the check."""
     dlq_ratio_min_messages: int = 100
     """Messages a partition must have seen before the ratio is checked."""
+    dlq_max_message_bytes: int = 900_000
+    """A poison message larger than this (key + value) is dead-lettered truncated to it, its size in the
+    ``dlq.truncated`` header: the producer could not write it whole, and the consumer must not halt."""
     # Group membership.
     session_timeout_ms: int = 10_000
     rebalance_timeout_ms: int = 3_000
@@ -121,7 +124,7 @@ class ConsumerConfig:
             max_transient_retries=s.max_transient_retries, backoff_base_s=s.kafka_consumer_backoff_base_s,
             backoff_max_s=s.kafka_consumer_backoff_max_s,
             dlq_max_consecutive=s.dlq_max_consecutive, dlq_max_invalid_ratio=s.dlq_max_invalid_ratio,
-            dlq_ratio_min_messages=s.dlq_ratio_min_messages,
+            dlq_ratio_min_messages=s.dlq_ratio_min_messages, dlq_max_message_bytes=s.dlq_max_message_bytes,
             session_timeout_ms=s.kafka_session_timeout_ms, rebalance_timeout_ms=s.kafka_rebalance_timeout_ms,
             heartbeat_interval_ms=s.kafka_heartbeat_interval_ms, max_poll_interval_ms=s.kafka_max_poll_interval_ms,
         )
@@ -519,11 +522,17 @@ class ConsumerRunner:
             ("dlq.error", error.encode()[:4000]),
             ("dlq.time", str(int(time.time() * 1000)).encode()),
         ]
+        value, key = record.value, record.key
+        size = len(value or b"") + len(key or b"")
+        if size > self.config.dlq_max_message_bytes:
+            key = (key or b"")[:1024] or None
+            value = (value or b"")[:max(self.config.dlq_max_message_bytes - len(key or b""), 0)]
+            headers.append(("dlq.truncated", str(size).encode()))
         topic = dlq_topic(self.group)
         attempt = 0
         while True:
             try:
-                await self._producer.send_and_wait(topic, value=record.value, key=record.key, headers=headers)
+                await self._producer.send_and_wait(topic, value=value, key=key, headers=headers)
                 break
             except Exception as exc:
                 # Without the dead letter the offset must not move on: wait out a transient failure

@@ -18,4 +18,5 @@ def create_producer(settings: ServiceSettings, *, client_id: str | None = None) 
         linger_ms=settings.kafka_producer_linger_ms,
         max_batch_size=256 * 1024,
         request_timeout_ms=settings.kafka_request_timeout_ms,
+        max_request_size=settings.kafka_max_request_size,
     )

@@ -205,9 +205,10 @@ def _dead_letter(group: str) -> dict[str, Any]:
         "dlq.origin.partition": decimal,
         "dlq.origin.offset": decimal,
         "dlq.time": decimal,
+        "dlq.truncated": decimal,
     }
     headers = {name: {"type": "string", **special.get(name, {}), "description": text[0].upper() + text[1:] + "."}
-               for name, text in catalog.DLQ_HEADERS.items()}
+               for name, text in (catalog.DLQ_HEADERS | catalog.DLQ_OPTIONAL_HEADERS).items()}
     origin = BY_NAME[origins[0]]
     field = "request.currency" if "request" in catalog.EXAMPLES[origin.name]["data"] else "currency"
     error = f"1 validation error(s) for {origin.payload.__name__}: {field}: String should match pattern '^[A-Z]{{3}}$'"
@@ -220,7 +221,7 @@ def _dead_letter(group: str) -> dict[str, Any]:
                        "handler fails for a reason that is not transient. Transient errors are retried, "
                        "never dead-lettered.",
         "contentType": "application/octet-stream",
-        "headers": {"type": "object", "required": list(headers), "properties": headers},
+        "headers": {"type": "object", "required": list(catalog.DLQ_HEADERS), "properties": headers},
         "payload": {"description": "The original record value, byte for byte: normally a CloudEvent of the "
                                    "origin topic, but it may be anything (which may be why it is here)."},
         "bindings": _kafka(key={"description": "The original record key, byte for byte (normally "

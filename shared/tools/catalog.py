@@ -79,6 +79,10 @@ DLQ_HEADERS: dict[str, str] = {
     "dlq.error": "why: validation errors or the handler's exception (UTF-8, at most 4,000 bytes)",
     "dlq.time": "when it was dead-lettered, Unix epoch milliseconds (decimal string)",
 }
+DLQ_OPTIONAL_HEADERS: dict[str, str] = {
+    "dlq.truncated": "only on a message too large to dead-letter whole: its original size in bytes, key and value "
+                     "(decimal string); the value is cut to `DLQ_MAX_MESSAGE_BYTES`",
+}
 
 ENVELOPE_DOCS: dict[str, str] = {
     "specversion": "Always `1.0`.",
@@ -706,7 +710,7 @@ def _dlq_section() -> str:
     min_seen = defaults["dlq_ratio_min_messages"].default
     retries = defaults["max_transient_retries"].default
     dlqs = ", ".join(f"`{dlq_topic(g)}`" for g in CONSUMER_GROUPS)
-    headers = _table(["Header", "Value"], [[f"`{h}`", d] for h, d in DLQ_HEADERS.items()])
+    headers = _table(["Header", "Value"], [[f"`{h}`", d] for h, d in (DLQ_HEADERS | DLQ_OPTIONAL_HEADERS).items()])
     return f"""\
 ## Dead-letter topics
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 from shared.contracts.envelope import CloudEvent
 from shared.contracts.topics import ALL_TOPICS, CONSUMER_GROUPS, Topic, message_key
 from shared.crypto import PREFIX, PiiCipher
-from shared.kafka.consumer import ConsumerHalted, ConsumerRunner, DlqLimiter, parse_record
+from shared.kafka.consumer import ConsumerConfig, ConsumerHalted, ConsumerRunner, DlqLimiter, parse_record
 from shared.messaging import build_event
 from shared.settings import DEV_PII_KEYS
 from shared.tools import catalog
@@ -162,6 +162,7 @@ class _Producer:
 def _runner(producer: _Producer, limit: int) -> ConsumerRunner:
     runner = ConsumerRunner.__new__(ConsumerRunner)  # no broker: only the dead-letter path is exercised
     runner.group = "scheduler"
+    runner.config = ConsumerConfig(group="scheduler", bootstrap_servers="127.0.0.1:1")
     runner._producer = cast(Any, producer)
     runner._limiter = DlqLimiter(max_consecutive=limit, max_invalid_ratio=None)
     return runner

@@ -328,3 +328,22 @@ def test_any_error_while_parsing_is_the_message_s_fault(monkeypatch: pytest.Monk
     monkeypatch.setattr(topics.PAYMENT_RECEIVED.payload, "model_validate", broken)
     with pytest.raises(consumer_module.PoisonMessage, match="unparseable: IsADirectoryError"):
         consumer_module.parse_record(_valid(0, 1, "A"))
+
+
+async def test_a_poison_message_too_large_to_dead_letter_whole_is_truncated_not_fatal() -> None:
+    runner, _, kafka = _runner([], dlq_max_message_bytes=2048)
+
+    class Recording(_FakeProducer):
+        async def send_and_wait(self, topic: str, *, value: bytes | None, key: bytes | None,
+                                headers: Sequence[tuple[str, bytes]]) -> None:
+            self.last = (value, key, dict(headers))
+            await super().send_and_wait(topic, value=value, key=key, headers=headers)
+
+    recording = Recording()
+    runner._producer = recording  # type: ignore[assignment]
+    huge = _record(0, 9, b"{" + b"x" * 5_000_000)  # 5 MB of garbage: more than any producer request
+    await runner.process({P0: [huge]})
+    value, key, headers = recording.last
+    assert len(value or b"") + len(key or b"") <= 2048
+    assert headers["dlq.truncated"] == str(5_000_001 + len(huge.key or b"")).encode()
+    assert kafka.committed == [{P0: 10}]
