@@ -114,6 +114,39 @@ class MetricsMiddleware:
             request_id_var.reset(token)
             tenant_var.set(None)
 
+class BodyLimitMiddleware:
+    """Refuses a request body larger than ``max_bytes`` with 413, before it is read or parsed: at once
+    from ``Content-Length``, else while it streams in (a chunked body)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            status, title = (413, "Request body too large") if declared.isdigit() else (400, "Bad request")
+            response = problem(status, title, f"Send at most {self.max_bytes} bytes." if status == 413
+                               else "Content-Length is not a number.")
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise StarletteHTTPException(413, "Request body too large")
+            return message
+
+        await self.app(scope, limited, send)
+
+
 def _route_template(scope: Scope) -> str:
     """The matched route's template (set by the router), so labels never carry ids."""
     route = scope.get("route")

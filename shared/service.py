@@ -11,7 +11,7 @@ from fastapi import APIRouter, FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared.deps import RuntimeDep
-from shared.http import MetricsMiddleware, install_problem_handlers, problem
+from shared.http import BodyLimitMiddleware, MetricsMiddleware, install_problem_handlers, problem
 from shared.kafka.consumer import Handler
 from shared.logging import configure_logging
 from shared.runtime import Runtime, S, Worker
@@ -45,6 +45,7 @@ def build_app(
 
     app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.http_max_body_bytes)
     app.add_middleware(MetricsMiddleware)
     install_problem_handlers(app)
 

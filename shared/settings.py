@@ -69,6 +69,8 @@ class ServiceSettings(BaseSettings):
     pii_active_key: str = Field("dev1", validation_alias="PII_ACTIVE_KEY")
     api_keys: dict[str, str] = Field(default_factory=lambda: dict(DEV_API_KEYS), validation_alias="API_KEYS")
 
+    # Request bodies above this are refused with 413 before they are read (a batch of 1,000 events is ~1 MB).
+    http_max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, validation_alias="HTTP_MAX_BODY_BYTES")
     host: str = "127.0.0.1"
     # 0: the service's port in the registry (shared/registry.py); <PREFIX>PORT overrides it.
     port: int = Field(0, ge=0, le=65535)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 import httpx
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from services.plans.settings import Settings
 from shared.domain import IllegalTransition, NotFound
@@ -74,3 +75,30 @@ async def test_an_unreachable_dependency_is_a_503_with_retry_after() -> None:
     assert response.headers["retry-after"] == "5"
     assert response.json()["title"] == "Service unavailable"
     assert "127.0.0.1" not in response.text
+
+
+@router.post("/echo-size")
+async def echo_size(request: Request) -> dict[str, int]:
+    return {"size": len(await request.body())}
+
+
+async def _post(content: Any, headers: dict[str, str] | None = None) -> httpx.Response:
+    app = build_app(Settings(app_env="test", http_max_body_bytes=2048), title="t", routers=[router])
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        return await client.post("/echo-size", content=content, headers=headers)
+
+
+async def test_a_body_over_the_limit_is_a_413_before_it_is_read() -> None:
+    assert (await _post(b"x" * 2048)).json() == {"size": 2048}
+    declared = await _post(b"x" * 5000)
+    assert declared.status_code == 413 and declared.headers["content-type"] == "application/problem+json"
+
+    async def chunks() -> Any:  # no Content-Length: counted while it streams in
+        for _ in range(10):
+            yield b"x" * 1000
+
+    streamed = await _post(chunks())
+    assert streamed.status_code == 413 and streamed.json()["title"] == "Request body too large"
+    bad = await _post(b"{}", headers={"content-length": "abc"})
+    assert bad.status_code == 400
