@@ -32,6 +32,9 @@ Sealed = Annotated[str, AfterValidator(_require_sealed)]
 TimeZone = Annotated[str, AfterValidator(_require_zone)]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 Ident = Annotated[str, Field(min_length=1, max_length=128)]
+# Money in minor units: at most 10^15 (ten trillion in a two-decimal currency), so sums of a plan's
+# instalments stay far inside PostgreSQL's BIGINT and every JSON encoder's 64-bit integers.
+MAX_MINOR = 10**15
 TenantId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
 
 
@@ -84,8 +87,8 @@ class AccountOverdueV1(Payload):
     customer_id: Ident
     product: str = Field(min_length=1, max_length=64)
     currency: Currency
-    outstanding_minor: int = Field(ge=0)
-    overdue_minor: int = Field(gt=0)
+    outstanding_minor: int = Field(ge=0, le=MAX_MINOR)
+    overdue_minor: int = Field(gt=0, le=MAX_MINOR)
     days_past_due: int = Field(ge=0, le=36500)
     due_date: date
     credit_rating: Literal["A", "B", "C", "D", "E"] | None = None
@@ -111,7 +114,7 @@ class PaymentReceivedV1(Payload):
     account_id: Ident
     customer_id: Ident
     payment_id: Ident
-    amount_minor: int = Field(gt=0)
+    amount_minor: int = Field(gt=0, le=MAX_MINOR)
     currency: Currency
     paid_at: datetime
 
@@ -196,7 +199,7 @@ class Instalment(Payload):
 
     seq: int = Field(ge=1)
     due_date: date
-    amount_minor: int = Field(gt=0)
+    amount_minor: int = Field(gt=0, le=MAX_MINOR)
 
 
 class PlanEventV1(Payload):
@@ -208,6 +211,6 @@ class PlanEventV1(Payload):
     customer_id: Ident
     kind: Literal["agreed", "cancelled", "completed", "broken"]
     currency: Currency
-    total_minor: int = Field(ge=0)
+    total_minor: int = Field(ge=0, le=60 * MAX_MINOR)
     instalments: list[Instalment]
     occurred_at: datetime

@@ -100,3 +100,9 @@ async def test_treatments_need_a_valid_api_key(scheduler: ServiceApi, tenant_a: 
     assert problem["title"] == "Unauthorized"
     ok = await scheduler.client.get(f"/v1/treatments/{account}", headers={"X-API-Key": tenant_a.key})
     assert ok.status_code == 200 and ok.json()["account_id"] == account
+
+
+async def test_a_nul_character_in_the_path_is_a_422_not_a_500(scheduler: ServiceApi, tenant_a: Tenant) -> None:
+    response = await scheduler.client.get("/v1/treatments/ACC%00-1", headers=tenant_a.headers)
+    problem = assert_problem(response, 422)
+    assert "NUL" in problem["detail"]

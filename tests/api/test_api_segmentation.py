@@ -292,3 +292,16 @@ async def test_a_partner_event_id_of_the_allowed_length_gives_a_decodable_event_
         assert row.event.id == result["event_id"]  # what every consumer does first (parse_record)
     else:
         assert rows == []
+
+
+async def test_amounts_beyond_the_money_bound_are_rejected_per_item(segmentation: ServiceApi, tenant_a: Tenant) -> None:
+    huge = 2**70  # beyond any 64-bit integer
+    items = [overdue_item(), overdue_item(outstanding_minor=huge, overdue_minor=huge),
+             overdue_item(outstanding_minor=10**15 + 1)]
+    response = await segmentation.client.post("/v1/overdue-events", json={"events": items}, headers=tenant_a.headers)
+    assert response.status_code == 200, response.text
+    assert [r["status"] for r in response.json()["results"]] == ["accepted", "rejected", "rejected"]
+    assert len(await segmentation.outbox(tenant_a)) == 1
+    payments = await segmentation.client.post("/v1/payments", json={"events": [payment_item(amount_minor=huge)]},
+                                              headers=tenant_a.headers)
+    assert [r["status"] for r in payments.json()["results"]] == ["rejected"]
