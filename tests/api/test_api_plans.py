@@ -307,3 +307,13 @@ async def test_every_plans_route_needs_a_valid_api_key(
     assert await plans.outbox_containing(new_account) == []
     ok = await plans.client.get(f"/v1/plans/{pid}", headers={"X-API-Key": tenant_a.key})
     assert ok.status_code == 200  # the X-API-Key form works with a valid key
+
+
+@pytest.mark.parametrize("amount", [300, 300.0, 0.1])
+async def test_an_amount_sent_as_a_json_number_is_a_422_saying_so(
+        plans: ServiceApi, tenant_a: Tenant, amount: float) -> None:
+    account = unique("ACC")
+    body = plan_body(account, instalments=[{"due_date": in_days(10), "amount": amount}])
+    problem = assert_problem(await plans.client.post("/v1/plans", json=body, headers=tenant_a.headers), 422)
+    assert any("decimal string" in e["msg"] for e in problem["errors"])
+    assert await plans_of(plans, tenant_a, account) == []

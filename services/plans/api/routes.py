@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Any
 
 from fastapi import APIRouter, Header, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from services.plans import service
 from shared.contracts.events import Currency, Ident
@@ -18,7 +19,16 @@ router = APIRouter(prefix="/v1/plans", tags=["plans"])
 
 class InstalmentIn(BaseModel):
     due_date: date
-    amount: Decimal = Field(max_digits=16, description="Major units as a decimal string, e.g. \"500.00\"")
+    amount: str = Field(pattern=r"^-?[0-9]{1,16}(\.[0-9]{1,12})?$", max_length=30, examples=["500.00"],
+                        description="Major units as a decimal string, e.g. \"500.00\"; never a JSON number")
+
+    @field_validator("amount", mode="before")
+    @classmethod
+    def _decimal_string_only(cls, value: Any) -> Any:
+        # a JSON number may already have lost digits (0.1 + 0.2) in the sender's float
+        if not isinstance(value, str):
+            raise ValueError('send the amount as a decimal string, e.g. "500.00", not a JSON number')
+        return value
 
 
 class PlanCreate(BaseModel):
@@ -74,7 +84,7 @@ async def agree_plan(uow: UowDep, response: Response, tenant: TenantDep, body: P
     """
     view = await service.agree_plan(
         uow, tenant=tenant, account_id=body.account_id, customer_id=body.customer_id, currency=body.currency,
-        reason=body.reason, instalments=[(i.due_date, i.amount) for i in body.instalments],
+        reason=body.reason, instalments=[(i.due_date, Decimal(i.amount)) for i in body.instalments],
         idempotency_key=idempotency_key, today=datetime.now(UTC).date())
     await uow.commit()
     if view.replayed:
