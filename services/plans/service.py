@@ -36,6 +36,11 @@ class PlanConflict(DomainError):
     title = "Plan already agreed"
 
 
+class IdempotencyKeyReused(DomainError):
+    status = 422
+    title = "Idempotency-Key reused"
+
+
 class PlanNotActive(DomainError):
     status = 409
     title = "Plan not active"
@@ -67,21 +72,28 @@ async def _view(session: object, tenant: str, plan_id: str, *, lock: bool = Fals
     return PlanView(plan, await repo.instalments(session, plan_id), replayed)  # type: ignore[arg-type]
 
 
-async def _replayed(uow: UnitOfWork, tenant: str, idempotency_key: str | None) -> PlanView | None:
+async def _replayed(uow: UnitOfWork, tenant: str, idempotency_key: str | None,
+                    request_hash: str | None) -> PlanView | None:
     if not idempotency_key:
         return None
     existing = await repo.by_idempotency_key(uow.session, tenant=tenant, key=idempotency_key)
-    return None if existing is None else await _view(uow.session, tenant, existing, replayed=True)
+    if existing is None:
+        return None
+    view = await _view(uow.session, tenant, existing, replayed=True)
+    if request_hash is not None and view.plan.request_hash not in (None, request_hash):
+        raise IdempotencyKeyReused(f"Idempotency-Key {idempotency_key!r} was used for plan {existing} with another "
+                                   "request; use a new key for a new request.")
+    return view
 
 
 async def agree_plan(uow: UnitOfWork, *, tenant: str, account_id: str, customer_id: str, currency: str,
                      reason: str, instalments: Sequence[tuple[date, Decimal]], idempotency_key: str | None,
-                     today: date) -> PlanView:
+                     today: date, request_hash: str | None = None) -> PlanView:
     """Record an agreed plan and announce it. The same Idempotency-Key returns the same plan, even after
     its first due date has passed (the key is looked up before the schedule is checked against today).
     An empty key is no key."""
     idempotency_key = idempotency_key or None
-    if (replayed := await _replayed(uow, tenant, idempotency_key)) is not None:
+    if (replayed := await _replayed(uow, tenant, idempotency_key, request_hash)) is not None:
         return replayed
     schedule = build_schedule(list(instalments), currency=currency, today=today)
     active = await repo.agreed_plan(uow.session, tenant=tenant, account_id=account_id)
@@ -89,7 +101,7 @@ async def agree_plan(uow: UnitOfWork, *, tenant: str, account_id: str, customer_
         raise PlanConflict(f"Account {account_id!r} already has plan {active.plan_id}; cancel it first.")
     plan = Plan(plan_id=str(uuid.uuid4()), tenant=tenant, account_id=account_id, customer_id=customer_id,
                 currency=currency, total_minor=sum(s.amount_minor for s in schedule), status=PlanStatus.AGREED.value,
-                reason=reason, idempotency_key=idempotency_key)
+                reason=reason, idempotency_key=idempotency_key, request_hash=request_hash)
     rows = [PlanInstalment(plan_id=plan.plan_id, seq=s.seq, due_date=s.due_date, amount_minor=s.amount_minor)
             for s in schedule]
     try:
@@ -97,7 +109,7 @@ async def agree_plan(uow: UnitOfWork, *, tenant: str, account_id: str, customer_
             await repo.add_plan(uow.session, plan, rows)
     except IntegrityError as exc:
         # A concurrent request won the race: the same Idempotency-Key, or another plan for the account.
-        if (replayed := await _replayed(uow, tenant, idempotency_key)) is not None:
+        if (replayed := await _replayed(uow, tenant, idempotency_key, request_hash)) is not None:
             return replayed
         raise PlanConflict(f"Account {account_id!r} already has an agreed plan; cancel it first.") from exc
     _announce(uow, plan, rows, "agreed")

@@ -317,3 +317,17 @@ async def test_an_amount_sent_as_a_json_number_is_a_422_saying_so(
     problem = assert_problem(await plans.client.post("/v1/plans", json=body, headers=tenant_a.headers), 422)
     assert any("decimal string" in e["msg"] for e in problem["errors"])
     assert await plans_of(plans, tenant_a, account) == []
+
+
+async def test_the_same_idempotency_key_with_another_body_is_a_422_and_changes_nothing(
+        plans: ServiceApi, tenant_a: Tenant) -> None:
+    account, key = unique("ACC"), unique("idem")
+    headers = tenant_a.headers | {"Idempotency-Key": key}
+    first = await plans.client.post("/v1/plans", json=plan_body(account), headers=headers)
+    assert first.status_code == 201, first.text
+    same = await plans.client.post("/v1/plans", json=plan_body(account), headers=headers)
+    assert (same.status_code, same.json()["plan_id"]) == (200, first.json()["plan_id"])
+    other = plan_body(account, instalments=[{"due_date": in_days(10), "amount": "999.00"}])
+    problem = assert_problem(await plans.client.post("/v1/plans", json=other, headers=headers), 422)
+    assert problem["title"] == "Idempotency-Key reused" and first.json()["plan_id"] in problem["detail"]
+    assert [p.total_minor for p in await plans_of(plans, tenant_a, account)] == [80_000]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -80,12 +81,14 @@ async def agree_plan(uow: UowDep, response: Response, tenant: TenantDep, body: P
                      idempotency_key: str | None = Header(default=None, max_length=200)) -> PlanPublic:
     """Record an agreed plan and announce it; the scheduler pauses the account's treatment.
 
-    Send an ``Idempotency-Key`` header to make retries safe: the same key returns the same plan.
+    Send an ``Idempotency-Key`` header to make retries safe: the same key returns the same plan (200); the
+    same key with a different body is refused (422).
     """
     view = await service.agree_plan(
         uow, tenant=tenant, account_id=body.account_id, customer_id=body.customer_id, currency=body.currency,
         reason=body.reason, instalments=[(i.due_date, Decimal(i.amount)) for i in body.instalments],
-        idempotency_key=idempotency_key, today=datetime.now(UTC).date())
+        idempotency_key=idempotency_key, today=datetime.now(UTC).date(),
+        request_hash=hashlib.sha256(body.model_dump_json().encode()).hexdigest())
     await uow.commit()
     if view.replayed:
         response.status_code = 200

@@ -26,6 +26,8 @@ class Plan(SQLModel, table=True):
     status: str  # agreed | cancelled | completed
     reason: str = ""
     idempotency_key: str | None = None
+    # sha256 of the request that created the plan: the same Idempotency-Key with another body is refused
+    request_hash: str | None = Field(default=None, max_length=64)
     created_at: datetime | None = Field(default=None, sa_column=Column(
         DateTime(timezone=True), server_default=func.now(), nullable=False))
     updated_at: datetime | None = Field(default=None, sa_column=Column(
