@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.crypto import PiiCipher
@@ -67,10 +68,17 @@ def get_cipher(runtime: RuntimeDep) -> PiiCipher:
 CipherDep = Annotated[PiiCipher, Depends(get_cipher)]
 
 
-def tenant_from_api_key(request: Request, settings: SettingsDep) -> str:
-    """The caller's tenant, from ``Authorization: Bearer <key>`` or ``X-API-Key``; 401 otherwise."""
-    auth = request.headers.get("authorization", "")
-    key = auth[7:].strip() if auth.lower().startswith("bearer ") else request.headers.get("x-api-key", "")
+_BEARER = HTTPBearer(auto_error=False, scheme_name="apiKey", description="Your API key, as a bearer token")
+_API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="xApiKey",
+                        description="Your API key (instead of the Authorization header)")
+
+
+def tenant_from_api_key(settings: SettingsDep,
+                        bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+                        api_key: Annotated[str | None, Depends(_API_KEY)]) -> str:
+    """The caller's tenant, from ``Authorization: Bearer <key>`` or ``X-API-Key``; 401 otherwise.
+    Declared as security schemes, so "Authorize" in /docs works."""
+    key = (bearer.credentials.strip() if bearer is not None else None) or api_key or ""
     tenant = settings.api_keys.get(key) if key else None
     if tenant is None:
         raise ProblemError(401, "Unauthorized", "Send a valid API key as 'Authorization: Bearer <key>'.")

@@ -210,3 +210,10 @@ async def test_a_malformed_receipt_batch_is_a_422_problem_and_changes_nothing(
     assert snapshot(await attempts(api, tenant_a)) == before
     assert before[cid][0] == "sent"
     assert await api.outbox(tenant_a) == []
+
+
+async def test_a_non_ascii_token_is_a_401_not_a_500(receipts_api: tuple[ServiceApi, str]) -> None:
+    api, _ = receipts_api
+    response = await api.client.post("/v1/webhooks/sms/receipts", params={"token": "令牌"},
+                                     json={"receipts": []})
+    assert_problem(response, 401)

@@ -77,3 +77,15 @@ async def test_readyz_is_ready_once_the_producer_is_connected_to_the_broker(open
     response = await api.client.get("/readyz")
     assert response.status_code == 200, response.text
     assert response.json() == {"status": "ready", "checks": {"database": "ok", "kafka": "ok"}}
+
+
+@pytest.mark.parametrize("name", NAMES)
+async def test_openapi_declares_the_api_key_schemes(open_api: OpenService, name: str) -> None:
+    api = await open_api(name)
+    schema = (await api.client.get("/openapi.json")).json()
+    schemes = schema["components"]["securitySchemes"]
+    assert schemes["apiKey"] == {"type": "http", "scheme": "bearer", "description": "Your API key, as a bearer token"}
+    assert schemes["xApiKey"]["type"] == "apiKey" and schemes["xApiKey"]["name"] == "X-API-Key"
+    tenant_routes = [op for path, ops in schema["paths"].items() if path.startswith("/v1/") and "webhooks" not in path
+                     for op in ops.values()]
+    assert tenant_routes and all({"apiKey": []} in op["security"] for op in tenant_routes)

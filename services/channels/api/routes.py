@@ -52,7 +52,8 @@ class Receipts(BaseModel):
 def webhook_token_valid(settings: SettingsDep, token: str = "") -> None:
     """The receipt URL carries a shared token (CHANNELS_WEBHOOK_TOKEN)."""
     expected = settings.webhook_token if isinstance(settings, Settings) else ""
-    if not expected or not hmac.compare_digest(token, expected):
+    # bytes: compare_digest refuses str with non-ASCII characters (a 500 for a hostile token)
+    if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
         raise ProblemError(401, "Unauthorized", "Unknown webhook token.")
 
 
