@@ -4,13 +4,24 @@ from __future__ import annotations
 
 from decimal import Decimal, localcontext
 
-# ISO 4217 minor-unit exponents that differ from the usual 2.
-_MINOR_DIGITS = {"JPY": 0, "KRW": 0, "VND": 0, "CLP": 0, "ISK": 0, "BHD": 3, "KWD": 3, "OMR": 3, "JOD": 3, "TND": 3}
+from iso4217 import Currency as _Iso4217
+
+# ISO 4217 (the maintained `iso4217` package, SIX's list): code -> minor-unit exponent. Codes without a
+# minor unit (precious metals, funds, the test code XTS) are not money the platform collects.
+_MINOR_DIGITS: dict[str, int] = {c.code: c.exponent for c in _Iso4217 if c.exponent is not None}
+
+
+def is_currency(code: str) -> bool:
+    """Whether ``code`` is an ISO 4217 currency with a minor unit."""
+    return code in _MINOR_DIGITS
 
 
 def minor_digits(currency: str) -> int:
-    """How many decimal places the currency has."""
-    return _MINOR_DIGITS.get(currency, 2)
+    """How many decimal places the currency has (XOF 0, CNY 2, BHD 3, CLF 4); ValueError if not ISO 4217."""
+    try:
+        return _MINOR_DIGITS[currency]
+    except KeyError:
+        raise ValueError(f"{currency!r} is not an ISO 4217 currency") from None
 
 
 def to_minor(amount: Decimal, currency: str) -> int:

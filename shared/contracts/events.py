@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from shared.crypto import is_sealed
+from shared.money import is_currency
 
 
 def _require_sealed(value: str) -> str:
@@ -30,7 +31,13 @@ def _require_zone(value: str) -> str:
 
 Sealed = Annotated[str, AfterValidator(_require_sealed)]
 TimeZone = Annotated[str, AfterValidator(_require_zone)]
-Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+def _require_currency(value: str) -> str:
+    if not is_currency(value):
+        raise ValueError(f"{value!r} is not an ISO 4217 currency code with a minor unit")
+    return value
+
+
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$"), AfterValidator(_require_currency)]
 Ident = Annotated[str, Field(min_length=1, max_length=128)]
 # Money in minor units: at most 10^15 (ten trillion in a two-decimal currency), so sums of a plan's
 # instalments stay far inside PostgreSQL's BIGINT and every JSON encoder's 64-bit integers.

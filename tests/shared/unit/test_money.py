@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.money import format_amount, from_minor, minor_digits, to_minor
+from shared.money import format_amount, from_minor, is_currency, minor_digits, to_minor
 
 PROPS = settings(max_examples=200, deadline=None, database=None)
 CURRENCIES = ["CNY", "USD", "EUR", "JPY", "KRW", "KWD", "BHD"]
@@ -102,3 +102,31 @@ def test_to_minor_rejects_excess_decimals_beyond_context_precision() -> None:
     amount = Decimal("100.00000000000000000000000001")  # 29 significant digits, 26 decimals
     with pytest.raises(ValueError):
         to_minor(amount, "CNY")  # currently returns 10000, i.e. 100.00 CNY
+
+
+@pytest.mark.parametrize(("currency", "digits"), [("XOF", 0), ("JPY", 0), ("CNY", 2), ("IQD", 3), ("BHD", 3),
+                                                  ("CLF", 4)])
+def test_exponents_follow_iso_4217(currency: str, digits: int) -> None:
+    assert minor_digits(currency) == digits
+    assert to_minor(Decimal(1).scaleb(-digits), currency) == 1
+
+
+@pytest.mark.parametrize("code", ["XYZ", "XAU", "XTS", "cny", "CN"])
+def test_codes_that_are_not_iso_4217_money_are_refused(code: str) -> None:
+    assert not is_currency(code)
+    with pytest.raises(ValueError, match="ISO 4217"):
+        minor_digits(code)
+
+
+def test_contracts_refuse_a_currency_that_is_not_iso_4217() -> None:
+    from datetime import UTC, datetime
+
+    from pydantic import ValidationError
+
+    from shared.contracts.events import PaymentReceivedV1
+
+    good = {"tenant": "t", "account_id": "A", "customer_id": "C", "payment_id": "P", "amount_minor": 1,
+            "currency": "XOF", "paid_at": datetime.now(UTC)}
+    assert PaymentReceivedV1.model_validate(good).currency == "XOF"
+    with pytest.raises(ValidationError, match="ISO 4217"):
+        PaymentReceivedV1.model_validate(good | {"currency": "XYZ"})
