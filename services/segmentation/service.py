@@ -15,10 +15,20 @@ from services.segmentation.domain.accounts import AccountStatus, after_payment, 
 from services.segmentation.domain.segments import classify
 from shared.contracts import CloudEvent, topics
 from shared.contracts.events import AccountOverdueV1, AccountSegmentedV1, PaymentReceivedV1
-from shared.domain import NotFound
+from shared.domain import DomainError, NotFound
 from shared.uow import UnitOfWork
 
 PARTNER_SOURCE = "urn:gentle-collections:segmentation:partner-api"
+
+
+class CurrencyMismatch(DomainError):
+    status = 422
+    title = "Currency mismatch"
+
+
+async def account_currencies(session: Any, *, tenant: str, account_ids: Sequence[str]) -> dict[str, str]:
+    """The stored currency of each of these accounts of the tenant that exists."""
+    return await repo.currencies(session, tenant=tenant, account_ids=account_ids)
 
 
 async def record_overdue(uow: UnitOfWork, *, overdue: Sequence[tuple[AccountOverdueV1, CloudEvent]]) -> None:
@@ -66,8 +76,12 @@ async def record_payments(uow: UnitOfWork, *, payments: Sequence[PaymentReceived
                                          paid_at=p.paid_at):
             continue
         account = await repo.lock_account(uow.session, tenant=p.tenant, account_id=p.account_id)
-        if account is None or account.currency != p.currency:
+        if account is None:
             continue
+        if account.currency != p.currency:
+            # never silently ignored: the consumer dead-letters it with this reason
+            raise CurrencyMismatch(f"payment {p.payment_id} is in {p.currency}, account {p.account_id} in "
+                                   f"{account.currency}")
         after = after_payment(overdue_minor=account.overdue_minor, outstanding_minor=account.outstanding_minor,
                               status=AccountStatus(account.status), amount_minor=p.amount_minor)
         await repo.set_balances(uow.session, tenant=p.tenant, account_id=p.account_id,

@@ -305,3 +305,17 @@ async def test_amounts_beyond_the_money_bound_are_rejected_per_item(segmentation
     payments = await segmentation.client.post("/v1/payments", json={"events": [payment_item(amount_minor=huge)]},
                                               headers=tenant_a.headers)
     assert [r["status"] for r in payments.json()["results"]] == ["rejected"]
+
+
+async def test_a_payment_in_another_currency_than_its_account_is_rejected_per_item(
+        segmentation: ServiceApi, tenant_a: Tenant) -> None:
+    account = unique("ACC")
+    await seed_account(segmentation, tenant_a, account, co_lenders=[], phone_number=phone(), email="a@example.com")
+    before = len(await segmentation.outbox(tenant_a))
+    items = [payment_item(account_id=account, currency="USD"), payment_item(account_id=account, currency="CNY"),
+             payment_item(currency="USD")]  # an account not known yet: accepted (it may arrive later)
+    response = await segmentation.client.post("/v1/payments", json={"events": items}, headers=tenant_a.headers)
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == ["rejected", "accepted", "accepted"]
+    assert results[0]["errors"] == [{"loc": ["currency"], "msg": f"account {account} is in CNY, not USD"}]
+    assert len(await segmentation.outbox(tenant_a)) == before + 2

@@ -111,6 +111,8 @@ async def _ingest(uow: UowDep, cipher: PiiCipher, tenant: str, batch: BatchIn,
         result = ItemResult(index=index, status="accepted")
         results.append(result)
         accepted.append((result, service.PartnerEvent(topic, payload, subject=item.account_id, event_id=event_id)))
+    if kind == "payment" and accepted:
+        accepted = await _refuse_currency_mismatches(uow, tenant, accepted)
     if accepted:
         ids = service.accept_partner_events(uow, events=[e for _, e in accepted])
         await uow.commit()
@@ -118,6 +120,23 @@ async def _ingest(uow: UowDep, cipher: PiiCipher, tenant: str, batch: BatchIn,
             result.event_id = event_id
     n = sum(r.status == "accepted" for r in results)
     return BatchResult(accepted=n, rejected=len(results) - n, results=results)
+
+
+async def _refuse_currency_mismatches(uow: UowDep, tenant: str,
+                                      accepted: list[tuple[ItemResult, service.PartnerEvent]]
+                                      ) -> list[tuple[ItemResult, service.PartnerEvent]]:
+    """A payment in another currency than its (known) account is rejected here, never silently ignored."""
+    known = await service.account_currencies(uow.session, tenant=tenant,
+                                             account_ids=[e.subject for _, e in accepted])
+    kept = []
+    for result, event in accepted:
+        currency = getattr(event.payload, "currency", None)
+        if event.subject in known and known[event.subject] != currency:
+            result.status, result.errors = "rejected", [{
+                "loc": ["currency"], "msg": f"account {event.subject} is in {known[event.subject]}, not {currency}"}]
+            continue
+        kept.append((result, event))
+    return kept
 
 
 @router.post("/overdue-events", response_model=BatchResult)

@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.segmentation.db.models import Account, Payment, SegmentChange
-from shared.db import keys_table, table_of
+from shared.db import any_of, keys_table, table_of
 
 ACCOUNTS = table_of(Account)
 AccountKey = tuple[str, str]
@@ -65,6 +65,12 @@ async def set_balances(session: AsyncSession, *, tenant: str, account_id: str, o
                        outstanding_minor: int, status: str) -> None:
     await session.execute(update(Account).where(Account.tenant == tenant, Account.account_id == account_id)  # type: ignore[arg-type]
                           .values(overdue_minor=overdue_minor, outstanding_minor=outstanding_minor, status=status))
+
+
+async def currencies(session: AsyncSession, *, tenant: str, account_ids: Sequence[str]) -> dict[str, str]:
+    rows = await session.execute(select(ACCOUNTS.c.account_id, ACCOUNTS.c.currency)
+                                 .where(ACCOUNTS.c.tenant == tenant, any_of(ACCOUNTS.c.account_id, account_ids)))
+    return {r.account_id: r.currency for r in rows}
 
 
 async def accounts_with_id(session: AsyncSession, account_id: str) -> list[Account]:

@@ -73,3 +73,21 @@ async def test_an_older_fact_never_overwrites_a_newer_one(sessions) -> None:  # 
     async with sessions() as session:
         account = (await session.execute(select(Account).where(Account.tenant == tenant))).scalars().one()
     assert (account.overdue_minor, account.status) == (0, "cured")
+
+
+async def test_a_payment_in_another_currency_is_refused_never_ignored(sessions) -> None:  # type: ignore[no-untyped-def]
+    from services.segmentation.service import CurrencyMismatch
+
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    async with committed(sessions) as uow:
+        await handlers.on_account_overdue(uow, [overdue(tenant, 5, datetime.now(UTC))])
+    usd = PaymentReceivedV1(tenant=tenant, account_id="A1", customer_id="C1", payment_id="P-USD", amount_minor=100,
+                            currency="USD", paid_at=datetime.now(UTC))
+    event = build_event(topics.PAYMENT_RECEIVED, usd, tenant=tenant, customer_id="C1", source="urn:test")
+    record = ConsumerRecord(topics.PAYMENT_RECEIVED.name, 0, 0, 0, 0, b"", event.to_bytes(), None, 0, 0, [])
+    with pytest.raises(CurrencyMismatch, match="P-USD is in USD, account A1 in CNY"):
+        async with committed(sessions) as uow:  # the consumer then dead-letters the event with this reason
+            await handlers.on_payment_received(uow, [Delivery(event, usd, record)])
+    async with sessions() as session:
+        account = (await session.execute(select(Account).where(Account.tenant == tenant))).scalars().one()
+    assert account.overdue_minor == 1_005  # nothing applied, and the payment row rolled back with it
