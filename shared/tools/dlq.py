@@ -1,4 +1,6 @@
-"""Inspect and replay dead letters: ``python -m shared.tools.dlq list|replay --group NAME``.
+"""Inspect and replay dead letters: ``python -m shared.tools.dlq list|replay --group NAME``; move a
+halted consumer group past messages: ``python -m shared.tools.dlq skip --group NAME --topic T
+--partition P --offset N`` (stop the service first).
 
 `replay` re-publishes each dead letter's original key and value to its origin topic (from the
 ``dlq.origin.topic`` header) and commits its progress in the consumer group ``<group>.dlq-replay``, so
@@ -96,16 +98,53 @@ async def replay(bootstrap: str, group: str, *, limit: int, dry_run: bool) -> in
         await consumer.stop()
 
 
+async def committed_offset(bootstrap: str, group: str, topic: str, partition: int) -> int | None:
+    """The offset ``group`` has committed on ``topic``/``partition`` (None if it never committed)."""
+    tp = TopicPartition(topic, partition)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return await consumer.committed(tp)
+    finally:
+        await consumer.stop()
+
+
+async def skip_to(bootstrap: str, group: str, topic: str, partition: int, offset: int) -> int | None:
+    """Commit ``offset`` for ``group`` on ``topic``/``partition``: the group resumes there. For a consumer
+    halted by its dead-letter limits, whose batch is not committed: after fixing (or dead-lettering) what
+    stopped it, move past the messages it must not see again. Stop the service first: a group with
+    running members refuses commits from outside. Returns the offset committed before."""
+    tp = TopicPartition(topic, partition)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        before = await consumer.committed(tp)
+        await consumer.commit({tp: offset})
+        return before
+    finally:
+        await consumer.stop()
+
+
 def main() -> None:
     """Command line entry point."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=("list", "replay"))
+    parser.add_argument("command", choices=("list", "replay", "skip"))
     parser.add_argument("--group", required=True, choices=CONSUMER_GROUPS)
     parser.add_argument("--limit", type=int, default=1000)
     parser.add_argument("--dry-run", action="store_true", help="replay: show what would be replayed")
+    parser.add_argument("--topic", help="skip: the topic the group consumes")
+    parser.add_argument("--partition", type=int, help="skip: the partition")
+    parser.add_argument("--offset", type=int, help="skip: the offset the group resumes at (the first one it reads)")
     parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", EMBEDDED_KAFKA))
     args = parser.parse_args()
-    if args.command == "list":
+    if args.command == "skip":
+        if args.topic is None or args.partition is None or args.offset is None or args.offset < 0:
+            parser.error("skip needs --topic, --partition and --offset (>= 0)")
+        before = asyncio.run(skip_to(args.bootstrap, args.group, args.topic, args.partition, args.offset))
+        sys.stdout.write(f"{args.group} on {args.topic}/{args.partition}: committed offset {before} -> "
+                         f"{args.offset}; restart the service\n")
+    elif args.command == "list":
         letters = asyncio.run(list_letters(args.bootstrap, args.group, limit=args.limit))
         for letter in letters:
             sys.stdout.write(f"{letter.partition}@{letter.offset}  from {letter.origin}  {letter.error[:200]}\n")

@@ -296,3 +296,15 @@ async def test_a_lone_failing_event_is_dead_lettered_not_fatal(env: dict, infra)
     assert runner.halted_reason is None
     letters = [r for r in await _dlq_records(env, 1) if b"cannot apply payment P7" in dict(r.headers)["dlq.error"]]
     assert len(letters) == 1
+
+
+async def test_dlq_skip_moves_a_stopped_group_past_messages(env: dict, infra) -> None:  # type: ignore[no-untyped-def]
+    from shared.tools.dlq import committed_offset, skip_to
+
+    group = f"{env['group']}-halted"
+    assert await committed_offset(infra.kafka, group, TOPIC.name, 1) is None
+    assert await skip_to(infra.kafka, group, TOPIC.name, 1, 7) is None
+    assert await committed_offset(infra.kafka, group, TOPIC.name, 1) == 7
+    assert await skip_to(infra.kafka, group, TOPIC.name, 1, 9) == 7  # reports where it was
+    assert await committed_offset(infra.kafka, group, TOPIC.name, 1) == 9
+    assert await committed_offset(infra.kafka, group, TOPIC.name, 0) is None  # other partitions untouched
