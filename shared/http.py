@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import metrics
 from shared.domain import DomainError
+from shared.errors import is_data_error, is_transient
 from shared.logging import request_id_var, tenant_var
 
 PROBLEM = "application/problem+json"
@@ -37,13 +38,6 @@ def problem(status: int, title: str, detail: str, type_: str = "about:blank", **
     return JSONResponse(body, status_code=status, media_type=PROBLEM)
 
 
-def _is_data_error(exc: BaseException) -> bool:
-    """PostgreSQL's data exceptions (SQLSTATE class 22): the value, not the service, is at fault."""
-    orig = getattr(exc, "orig", None)
-    sqlstate = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "__cause__", None), "sqlstate", None)
-    return isinstance(sqlstate, str) and sqlstate.startswith("22")
-
-
 def install_problem_handlers(app: FastAPI) -> None:
     """Map every error to problem details in one place."""
 
@@ -63,9 +57,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        from shared.kafka.consumer import is_transient  # the one definition of "the infrastructure is at fault"
-
-        if _is_data_error(exc):  # the database refused a value (a NUL character, a number out of range)
+        if is_data_error(exc):  # the database refused a value (a NUL character, a number out of range)
             return problem(422, "Invalid request", "A value in the request cannot be stored (for example a NUL "
                            "character or a number out of range); nothing was changed.")
         if is_transient(exc):  # the database or the broker is unreachable: try again shortly

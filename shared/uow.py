@@ -24,6 +24,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.contracts import CloudEvent, Topic
+from shared.contracts.events import payload_owner
 from shared.messaging import add_to_outbox, build_event
 
 log = logging.getLogger(__name__)
@@ -36,15 +37,6 @@ class Emitted:
     topic: Topic
     event: CloudEvent
     customer_id: str
-
-
-def _owner(payload: BaseModel) -> tuple[str, str]:
-    """The (tenant, customer_id) a payload is about: top level, or inside a wrapped request."""
-    for holder in (payload, getattr(payload, "request", None)):
-        tenant, customer_id = getattr(holder, "tenant", None), getattr(holder, "customer_id", None)
-        if tenant is not None and customer_id is not None:
-            return str(tenant), str(customer_id)
-    raise TypeError(f"{type(payload).__name__} names no tenant and customer_id: it cannot be keyed")
 
 
 class UnitOfWork:
@@ -89,7 +81,10 @@ class UnitOfWork:
             raise RuntimeError("this unit of work is committed: an event emitted now would be lost")
         if not isinstance(payload, topic.payload):
             raise TypeError(f"{topic.name} carries {topic.payload.__name__}, not {type(payload).__name__}")
-        tenant, customer_id = _owner(payload)
+        owner = payload_owner(payload)
+        if owner is None:
+            raise TypeError(f"{type(payload).__name__} names no tenant and customer_id: it cannot be keyed")
+        tenant, customer_id = owner
         event = build_event(topic, payload, tenant=tenant, customer_id=customer_id, source=source or self.source,
                             cause=cause, subject=subject)
         if event_id is not None:

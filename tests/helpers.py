@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
 
@@ -46,3 +48,23 @@ async def committed_reading_outbox(sessions: Any) -> AsyncIterator[tuple[UnitOfW
 
         uow.session.commit = read_outbox_then_commit  # type: ignore[method-assign]
         yield uow, written
+
+
+# Zones without daylight saving, one per UTC offset from -11 to +14: whatever the hour now, some are in
+# the middle of the day and some in the middle of the night.
+ZONES = ("Pacific/Pago_Pago", "Pacific/Honolulu", "Pacific/Gambier", "Pacific/Pitcairn", "America/Phoenix",
+         "America/Regina", "America/Bogota", "America/La_Paz", "America/Argentina/Buenos_Aires",
+         "America/Noronha", "Atlantic/Cape_Verde", "Africa/Abidjan", "Africa/Lagos", "Africa/Johannesburg",
+         "Africa/Nairobi", "Asia/Dubai", "Asia/Karachi", "Asia/Dhaka", "Asia/Bangkok", "Asia/Shanghai",
+         "Asia/Tokyo", "Australia/Brisbane", "Pacific/Noumea", "Pacific/Tarawa", "Pacific/Fakaofo",
+         "Pacific/Kiritimati")
+
+
+def zone_where_local_hour_is_in(first: int, last: int) -> tuple[str, datetime]:
+    """A zone whose local hour now is in [first, last], and the local time there."""
+    now = datetime.now(UTC)
+    for name in ZONES:
+        local = now.astimezone(ZoneInfo(name))
+        if first <= local.hour <= last:
+            return name, local
+    raise AssertionError(f"no zone in the list is between {first}:00 and {last}:59 now")

@@ -57,14 +57,13 @@ class Receipt:
     delivered: bool
 
 
-def _emit_outcome(uow: UnitOfWork, a: Mapping[str, Any] | Any, outcome: str, *, provider_ref: str | None = None,
+def _emit_outcome(uow: UnitOfWork, a: Mapping[str, Any], outcome: str, *, provider_ref: str | None = None,
                   detail: str | None = None) -> None:
-    get = a.get if isinstance(a, Mapping) else a._mapping.get
     payload = ContactOutcomeV1(
-        tenant=get("tenant"), contact_id=get("contact_id"), account_id=get("account_id"),
-        customer_id=get("customer_id"), channel=get("channel"), outcome=outcome, provider_ref=provider_ref,
-        detail=detail, occurred_at=datetime.now(UTC))
-    uow.emit(topics.CONTACT_OUTCOME, payload, subject=get("contact_id"))
+        tenant=a["tenant"], contact_id=a["contact_id"], account_id=a["account_id"], customer_id=a["customer_id"],
+        channel=a["channel"], outcome=outcome, provider_ref=provider_ref, detail=detail,
+        occurred_at=datetime.now(UTC))
+    uow.emit(topics.CONTACT_OUTCOME, payload, subject=a["contact_id"])
 
 
 async def record_approved(uow: UnitOfWork, *, approved: Sequence[ContactApprovedV1]) -> int:
@@ -82,7 +81,7 @@ async def record_approved(uow: UnitOfWork, *, approved: Sequence[ContactApproved
     created = await repo.insert_new(uow.session, rows)
     for a in created:
         if a.status == AttemptStatus.TASK_CREATED:
-            _emit_outcome(uow, a, "task_created", detail=f"{a.channel} task for an agent")
+            _emit_outcome(uow, a._mapping, "task_created", detail=f"{a.channel} task for an agent")
     return len(created)
 
 

@@ -168,8 +168,7 @@ async def record_outcomes(uow: UnitOfWork, *, outcomes: Sequence[ContactOutcomeV
     await repo.update_steps(uow.session, list(changed.values()))
 
 
-async def _transition(uow: UnitOfWork, treatment: Any, event: TreatmentEvent, reason: str,
-                      *, overdue_minor: int | None = None) -> None:
+async def _transition(uow: UnitOfWork, treatment: Any, event: TreatmentEvent, reason: str) -> None:
     """Apply ``event`` to a stored treatment; a treatment that is no longer active has its open steps
     cancelled, so a deferral coming back later cannot revive one."""
     before = TreatmentStatus(treatment.status)
@@ -179,13 +178,9 @@ async def _transition(uow: UnitOfWork, treatment: Any, event: TreatmentEvent, re
         log.info("treatment event not applicable", extra={"event": event.value, "status": before.value})
         after = None
     if after is None or (after is before and after is TreatmentStatus.ACTIVE):
-        if overdue_minor is not None:
-            await repo.set_treatment_status(uow.session, tenant=treatment.tenant, account_id=treatment.account_id,
-                                            status=before.value, reason=treatment.status_reason,
-                                            overdue_minor=overdue_minor)
         return
     await repo.set_treatment_status(uow.session, tenant=treatment.tenant, account_id=treatment.account_id,
-                                    status=after.value, reason=reason, overdue_minor=overdue_minor)
+                                    status=after.value, reason=reason)
     if after is not TreatmentStatus.ACTIVE:
         await repo.cancel_steps(uow.session, tenant=treatment.tenant, account_id=treatment.account_id,
                                 statuses=CANCELLABLE, status=StepStatus.CANCELLED.value, reason=reason)
@@ -210,13 +205,9 @@ async def apply_payments(uow: UnitOfWork, *, payments: Sequence[PaymentReceivedV
         if stored is None or stored.currency != p.currency:
             continue
         remaining = max(stored.overdue_minor - p.amount_minor, 0)
+        await repo.set_overdue(uow.session, tenant=p.tenant, account_id=p.account_id, overdue_minor=remaining)
         if remaining == 0:
-            await _transition(uow, stored, TreatmentEvent.PAID_IN_FULL, f"paid in full by {p.payment_id}",
-                              overdue_minor=0)
-        else:
-            await repo.set_treatment_status(uow.session, tenant=p.tenant, account_id=p.account_id,
-                                            status=stored.status, reason=stored.status_reason,
-                                            overdue_minor=remaining)
+            await _transition(uow, stored, TreatmentEvent.PAID_IN_FULL, f"paid in full by {p.payment_id}")
 
 
 async def request_due_steps(uow: UnitOfWork, *, limit: int = 500) -> int:

@@ -221,3 +221,13 @@ class PlanEventV1(Payload):
     total_minor: int = Field(ge=0, le=60 * MAX_MINOR)
     instalments: list[Instalment]
     occurred_at: datetime
+
+
+def payload_owner(payload: BaseModel) -> tuple[str, str] | None:
+    """The (tenant, customer_id) a payload is about, top level or inside a wrapped request (an approved
+    contact); None when it names neither."""
+    for holder in (payload, getattr(payload, "request", None)):
+        tenant, customer_id = getattr(holder, "tenant", None), getattr(holder, "customer_id", None)
+        if tenant is not None and customer_id is not None:
+            return str(tenant), str(customer_id)
+    return None

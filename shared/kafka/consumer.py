@@ -40,12 +40,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaConnectionError, KafkaTimeoutError
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from pydantic import BaseModel, ValidationError
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from shared import metrics
 from shared.contracts import BY_NAME, CloudEvent, dlq_topic
+from shared.contracts.events import payload_owner
+from shared.errors import is_transient
 from shared.logging import event_id_var, tenant_var
 from shared.messaging import claim_inbox
 from shared.settings import ServiceSettings
@@ -209,23 +210,6 @@ class Delivery:
 Handler = Callable[[UnitOfWork, list[Delivery]], Awaitable[None]]
 """A topic's handler: the batch's unit of work (not yet committed) and the batch's new deliveries."""
 
-_TRANSIENT_SQLSTATES = {"40001", "40P01", "57P01", "57P03", "08000", "08003", "08006", "53300"}
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Errors worth retrying: the infrastructure, not the message, is at fault."""
-    if isinstance(exc, (OSError, TimeoutError, KafkaConnectionError, KafkaTimeoutError,
-                        OperationalError, InterfaceError)):
-        return True
-    if isinstance(exc, DBAPIError):
-        if exc.connection_invalidated:
-            return True
-        sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(getattr(exc.orig, "__cause__", None),
-                                                                    "sqlstate", None)
-        return sqlstate in _TRANSIENT_SQLSTATES
-    return False
-
-
 class ConsumerHalted(RuntimeError):
     """The consumer stopped itself; the service reports not ready until restarted."""
 
@@ -257,18 +241,10 @@ def parse_record(record: ConsumerRecord[bytes, bytes]) -> Delivery:
         raise PoisonMessage(record, _validation_summary(exc)) from exc
     except Exception as exc:  # whatever a validator raises while parsing, the message is at fault
         raise PoisonMessage(record, f"unparseable: {type(exc).__name__}") from exc
-    if _payload_tenant(payload, event.tenant) != event.tenant:
+    owner = payload_owner(payload)
+    if owner is not None and owner[0] != event.tenant:
         raise PoisonMessage(record, "payload tenant differs from envelope tenant")
     return Delivery(event, payload, record)
-
-
-def _payload_tenant(payload: BaseModel, default: str) -> str:
-    """The tenant a payload speaks for (top level, or inside a wrapped request)."""
-    for holder in (payload, getattr(payload, "request", None)):
-        tenant = getattr(holder, "tenant", None)
-        if tenant is not None:
-            return str(tenant)
-    return default
 
 
 def _validation_summary(exc: ValidationError) -> str:

@@ -17,26 +17,10 @@ from shared.contracts import topics
 from shared.contracts.events import Channel, ContactRequestV1
 from shared.messaging import build_event
 from tests.api.support import CIPHER, ServiceApi, Tenant, assert_problem, unique
+from tests.helpers import zone_where_local_hour_is_in
 
 pytestmark = pytest.mark.integration
 
-# Zones without daylight saving, one per UTC offset from -11 to +14: at any hour some are in the middle of
-# the day and some in the middle of the night (as in tests/compliance/integration).
-ZONES = ("Pacific/Pago_Pago", "Pacific/Honolulu", "Pacific/Gambier", "Pacific/Pitcairn", "America/Phoenix",
-         "America/Regina", "America/Bogota", "America/La_Paz", "America/Argentina/Buenos_Aires",
-         "America/Noronha", "Atlantic/Cape_Verde", "Africa/Abidjan", "Africa/Lagos", "Africa/Johannesburg",
-         "Africa/Nairobi", "Asia/Dubai", "Asia/Karachi", "Asia/Dhaka", "Asia/Bangkok", "Asia/Shanghai",
-         "Asia/Tokyo", "Australia/Brisbane", "Pacific/Noumea", "Pacific/Tarawa", "Pacific/Fakaofo",
-         "Pacific/Kiritimati")
-
-
-def zone_where_local_hour_is_in(first: int, last: int) -> tuple[str, datetime]:
-    now = datetime.now(UTC)
-    for name in ZONES:
-        local = now.astimezone(ZoneInfo(name))
-        if first <= local.hour <= last:
-            return name, local
-    raise AssertionError(f"no zone in the list is between {first}:00 and {last}:59 now")
 
 
 def request(tenant: Tenant, account_id: str, contact_id: str, *, attempt: int = 1,

@@ -43,12 +43,14 @@ async def save_treatments(session: AsyncSession, rows: Sequence[Mapping[str, Any
 
 
 async def set_treatment_status(session: AsyncSession, *, tenant: str, account_id: str, status: str,
-                               reason: str, overdue_minor: int | None = None) -> None:
-    values: dict[str, Any] = {"status": status, "status_reason": reason, "updated_at": func.now()}
-    if overdue_minor is not None:
-        values["overdue_minor"] = overdue_minor
+                               reason: str) -> None:
     await session.execute(update(TREATMENTS).where(TREATMENTS.c.tenant == tenant, TREATMENTS.c.account_id == account_id)
-                          .values(**values))
+                          .values(status=status, status_reason=reason, updated_at=func.now()))
+
+
+async def set_overdue(session: AsyncSession, *, tenant: str, account_id: str, overdue_minor: int) -> None:
+    await session.execute(update(TREATMENTS).where(TREATMENTS.c.tenant == tenant, TREATMENTS.c.account_id == account_id)
+                          .values(overdue_minor=overdue_minor, updated_at=func.now()))
 
 
 async def lock_steps(session: AsyncSession, contact_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
