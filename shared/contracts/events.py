@@ -43,6 +43,10 @@ Ident = Annotated[str, Field(min_length=1, max_length=128)]
 # instalments stay far inside PostgreSQL's BIGINT and every JSON encoder's 64-bit integers.
 MAX_MINOR = 10**15
 TenantId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
+# What the customer recognises the account by, as the lender shows it: the last 2-6 letters or digits of
+# the card or account number ("1234" is shown as 尾号1234 / "ending 1234"). Longer values are refused,
+# so a full card or account number can never travel in clear.
+AccountRef = Annotated[str, Field(pattern=r"^[0-9A-Za-z]{2,6}$")]
 
 
 class Payload(BaseModel):
@@ -102,6 +106,7 @@ class AccountOverdueV1(Payload):
     credit_score: int | None = Field(default=None, ge=300, le=950)
     contact: CustomerContact
     co_lenders: list[CoLender] = Field(default_factory=list, max_length=20)
+    account_ref: AccountRef | None = None
 
     @model_validator(mode="after")
     def _check(self) -> AccountOverdueV1:
@@ -141,6 +146,10 @@ class AccountSegmentedV1(Payload):
     outstanding_minor: int
     reason: str
     contact: CustomerContact
+    account_ref: AccountRef | None = None
+    # the time of the overdue fact this classification is of (its event time): payments made after it
+    # are not yet in ``overdue_minor``. None from producers older than this field: the envelope's time.
+    as_of: datetime | None = None
 
 
 class ContactRequestV1(Payload):
@@ -163,6 +172,7 @@ class ContactRequestV1(Payload):
     overdue_minor: int
     due_date: date
     requested_at: datetime
+    account_ref: AccountRef | None = None
 
 
 class ContactApprovedV1(Payload):

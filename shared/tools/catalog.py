@@ -120,6 +120,9 @@ FIELD_DOCS: dict[str, str] = {
     "decision_id": "Id of the compliance decision (audit trail).",
     "occurred_at": "When it happened (UTC).",
     "locale": "Language of messages to the customer.",
+    "account_ref": "How the customer knows the account, as the lender shows it: the last 2-6 letters or "
+                   "digits of its card or account number (`8842` reads 尾号8842 / \"ending 8842\"). Longer values "
+                   "are refused, so a full number never travels in clear. Without it messages name no number.",
     "time_zone": "The customer's IANA time zone; contact hours are checked in it.",
     "CustomerContact.name": "Full name, sealed.",
     "CustomerContact.phone": "Mobile number in E.164 (`+8613800138000`) before sealing.",
@@ -135,6 +138,9 @@ FIELD_DOCS: dict[str, str] = {
     "PaymentReceivedV1.amount_minor": "Amount paid, in minor units of `currency`.",
     "PaymentReceivedV1.paid_at": "When the payment was booked (UTC).",
     "AccountSegmentedV1.dpd_bucket": "DPD bucket: `0`, `1-15`, `16-30`, `31-60`, `61-90` or `90+`.",
+    "AccountSegmentedV1.as_of": "Time of the overdue fact classified (its event `time`): payments booked "
+                                "after it are not yet deducted from `overdue_minor`. Absent from older "
+                                "producers: read the envelope `time`.",
     "AccountSegmentedV1.reason":
         "Why this segment: policy version, rating and DPD (for people, not parsing).",
     "ContactRequestV1.attempt": "1 for the first request; one more each time compliance defers the contact.",
@@ -221,7 +227,7 @@ _REQUEST_1 = {
     "customer_id": CUSTOMER, "channel": "sms", "treatment_step": "reminder", "segment": "standard",
     "days_past_due": 9, "destination": SEALED_PHONE, "time_zone": "Asia/Shanghai", "locale": "zh-CN",
     "template_id": "reminder.sms", "currency": "CNY", "overdue_minor": 125000, "due_date": "2025-03-10",
-    "requested_at": "2025-03-19T15:00:02Z",
+    "requested_at": "2025-03-19T15:00:02Z", "account_ref": "8842",
 }
 _REQUEST_2 = _REQUEST_1 | {"attempt": 2, "requested_at": "2025-03-20T00:00:01Z"}
 
@@ -256,7 +262,7 @@ def _examples() -> dict[str, dict[str, Any]]:
                       "product": "consumer-loan", "currency": "CNY", "outstanding_minor": 483000,
                       "overdue_minor": 125000, "days_past_due": 9, "due_date": "2025-03-10",
                       "credit_rating": "C", "credit_score": 668, "contact": _CONTACT,
-                      "co_lenders": [{"tenant": "tenant-b", "share": "0.3"}],
+                      "co_lenders": [{"tenant": "tenant-b", "share": "0.3"}], "account_ref": "8842",
                   }, traceparent=TRACEPARENT, correlationid=_OVERDUE_ID),
         _envelope(_PAYMENT_ID, t["core.payment-received.v1"], "urn:tenant-a:core-banking", ACCOUNT,
                   "2025-03-21T06:12:45Z", {
@@ -270,6 +276,7 @@ def _examples() -> dict[str, dict[str, Any]]:
             "dpd_bucket": "1-15", "days_past_due": 9, "due_date": "2025-03-10", "currency": "CNY",
             "overdue_minor": 125000, "outstanding_minor": 483000,
             "reason": "seg-v1: rating C, DPD 9: neither prime nor high-risk", "contact": _CONTACT,
+            "account_ref": "8842", "as_of": "2025-03-19T15:00:00Z",
         }, traceparent=TRACEPARENT, correlationid=_OVERDUE_ID, causationid=_OVERDUE_ID),
         _envelope(_REQUESTED_ID, t["scheduler.contact-requested.v1"], "urn:gentle-collections:scheduler",
                   CONTACT_ID, "2025-03-19T15:00:02Z", _REQUEST_1,
@@ -578,11 +585,31 @@ def _conventions() -> str:
 ## Keys and ordering
 
 Every topic is keyed by **`tenant:customer_id`** (UTF-8), e.g. `{key}`. Kafka keeps the order of a
-key's records within its partition, so one consumer sees all of a customer's events in order, across
-all of the customer's accounts: a payment cannot overtake the overdue notice it settles, and the
-scheduler and compliance can apply per-customer limits (contact frequency caps count contacts across
-all accounts of a customer) without coordinating between replicas. Producers must use the same key:
-a wrong key does not lose the event, but it loses the ordering.
+key's records within one partition of one topic, so one consumer replica sees all of a customer's
+events on a topic, across all of the customer's accounts, and the scheduler and compliance can apply
+per-customer limits without coordinating between replicas. Producers must use the same key: a wrong
+key does not lose the event, but it loses that locality.
+
+**Order is not guaranteed across topics, and producers retry, replay and publish late.** A payment
+can reach the scheduler before the overdue notice it settles (they travel on different topics, and
+the notice goes through segmentation first); a plan event can arrive before the account exists; a
+receipt can overtake our own record of the send. Every consumer therefore reaches the same state
+whatever the order, by keeping facts and deriving state from all of them:
+
+- an overdue notice is a snapshot of the account at its event `time` (`as_of`); the newest snapshot
+  wins and an older one arriving late changes nothing;
+- a payment is kept (once per `payment_id`) even when its account is not known yet; the amount
+  overdue is the newest snapshot's `overdue_minor` less the payments booked (`paid_at`) after that
+  snapshot: payments before it are already in it;
+- a plan event is kept even when no treatment exists yet; a plan's last word (`completed`,
+  `cancelled`, `broken`) wins over `agreed` whatever the arrival order;
+- a contact outcome applies by `occurred_at`: an older outcome arriving late does not overwrite a
+  newer one.
+
+A test drives every interleaving of one account's events through the real services and the real
+database and checks the end state equals the one the sorted sequence gives
+(`tests/scheduler/integration/test_order_independence.py`,
+`tests/segmentation/integration/test_order_independence.py`).
 
 ## Data conventions
 
