@@ -17,10 +17,15 @@ HANDLER_LATENCY = Histogram(
     "event_handler_duration_seconds", "Handler latency per batch, including its transaction", ["group", "topic"],
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
-CONSUMER_LAG = Gauge("consumer_lag", "High watermark minus position", ["group", "topic", "partition"])
-CONSUMER_HALTED = Gauge("consumer_halted", "1 when a consumer stopped itself (DLQ limit, retries)", ["group"])
+CONSUMER_LAG = Gauge("consumer_lag", "Events not yet committed per assigned partition: last known high watermark "
+                     "minus the offset this consumer committed", ["group", "topic", "partition"])
+CONSUMER_HALTED = Gauge("consumer_halted", "1 when a consumer stopped itself (DLQ limit, unexpected error)", ["group"])
+CONSUMER_RETRYING = Gauge("consumer_retrying", "1 while a transient error (database or broker unreachable) outlasts "
+                          "the retries taken quietly: the consumer waits it out, not ready", ["group"])
 OUTBOX_BACKLOG = Gauge("outbox_backlog", "Outbox rows not yet published")
 OUTBOX_OLDEST_AGE = Gauge("outbox_oldest_age_seconds", "Age of the oldest unpublished outbox row")
 OUTBOX_PUBLISHED = Counter("outbox_published_total", "Outbox rows published to Kafka", ["topic"])
 CONTACT_DECISIONS = Counter("contact_decisions_total", "Compliance decisions", ["outcome", "rule"])
 CONTACTS_SENT = Counter("contacts_sent_total", "Contacts handed to a provider", ["channel", "outcome"])
+REQUESTS_RESENT = Counter("scheduler_requests_resent_total",
+                          "Contact requests sent again after no verdict came within SCHEDULER_REQUEST_TIMEOUT_S")

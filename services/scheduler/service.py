@@ -1,8 +1,10 @@
 """Scheduler's use cases: what happens when an account is segmented, a contact is rejected or has an
 outcome, a plan changes, a payment arrives, and a deferred step falls due.
 
-Each is a keyword-only async function taking the unit of work; statuses come from the state machines
-in ``domain/states.py``, the next step from ``domain/timeline.py``; ``db/repository.py`` stores them.
+Each is a keyword-only async function taking the unit of work. Every fact is kept whatever order it
+arrives in (the newest overdue snapshot, every payment, each plan's last word, each contact's newest
+outcome); the treatment's status is derived from them (``domain/standing.py``), a step's from the step
+machine (``domain/states.py``), the next step from ``domain/timeline.py``; ``db/repository.py`` stores them.
 Steps are durable timers: a step due now is requested in the transaction that creates it; a deferred
 one waits in PostgreSQL until the timer worker claims it.
 """
@@ -10,24 +12,25 @@ one waits in PostgreSQL until the timer worker claims it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Collection, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.scheduler.db import repository as repo
 from services.scheduler.db.models import Treatment, TreatmentStep
-from services.scheduler.domain.states import (
-    STEP,
-    TREATMENT,
-    StepEvent,
-    StepStatus,
-    TreatmentEvent,
-    TreatmentStatus,
-    outcome_event,
-    overdue_event,
-    plan_event,
+from services.scheduler.domain.standing import (
+    PaymentFact,
+    SnapshotTime,
+    is_newer_snapshot,
+    is_open,
+    outcome_supersedes,
+    overdue_now,
+    plan_supersedes,
+    standing,
 )
+from services.scheduler.domain.states import STEP, StepEvent, StepStatus, TreatmentStatus, outcome_event
 from services.scheduler.domain.timeline import contact_id_for, plan_step
+from shared import metrics
 from shared.contracts import CloudEvent, topics
 from shared.contracts.events import (
     AccountSegmentedV1,
@@ -36,87 +39,136 @@ from shared.contracts.events import (
     ContactRequestV1,
     PaymentReceivedV1,
     PlanEventV1,
+    Segment,
 )
 from shared.domain import IllegalTransition, NotFound
 from shared.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 CANCELLABLE = tuple(s.value for s in StepStatus if STEP.allows(s, StepEvent.CANCELLED))
+AccountKey = tuple[str, str]
+Cause = CloudEvent | None
 
 
-def _by_account(p: PlanEventV1 | PaymentReceivedV1) -> tuple[str, str]:
-    return p.tenant, p.account_id
-
-
-def _emit_request(uow: UnitOfWork, step: Mapping[str, Any], cause: CloudEvent | None) -> None:
+def _emit_request(uow: UnitOfWork, step: Mapping[str, Any], cause: Cause) -> None:
     request = ContactRequestV1(
         tenant=step["tenant"], contact_id=step["contact_id"], attempt=step["attempt"], account_id=step["account_id"],
         customer_id=step["customer_id"], channel=step["channel"], treatment_step=step["step"],
         segment=step["segment"], days_past_due=step["days_past_due"], destination=step["destination_sealed"],
         time_zone=step["time_zone"], locale=step["locale"], template_id=step["template_id"],
         currency=step["currency"], overdue_minor=step["overdue_minor"], due_date=step["due_date"],
-        requested_at=datetime.now(UTC))
+        requested_at=datetime.now(UTC), account_ref=step["account_ref"])
     uow.emit(topics.CONTACT_REQUESTED, request, cause=cause, subject=step["contact_id"])
 
 
+def _snapshot_time(row: Mapping[str, Any]) -> SnapshotTime:
+    return SnapshotTime(row["as_of"], row["due_date"], row["days_past_due"], row["reported_overdue_minor"])
+
+
+async def _standings(uow: UnitOfWork, treatments: Mapping[AccountKey, dict[str, Any]]) -> None:
+    """Derive each treatment's status and amount overdue from the payments and plans kept for it, in place."""
+    payments = await repo.payments_of(uow.session, treatments.keys())
+    plans = await repo.plans_of(uow.session, treatments.keys())
+    for key, t in treatments.items():
+        overdue = overdue_now(reported_minor=t["reported_overdue_minor"], currency=t["currency"], as_of=t["as_of"],
+                              payments=(PaymentFact(p.amount_minor, p.currency, p.paid_at)
+                                        for p in payments.get(key, ())))
+        result = standing(overdue_minor=overdue, open_plans=[p.plan_id for p in plans.get(key, ()) if is_open(p.kind)],
+                          active_reason=t["segment_reason"])
+        t.update(status=result.status.value, status_reason=result.reason, overdue_minor=result.overdue_minor)
+
+
+async def _follow(uow: UnitOfWork, treatments: Sequence[Mapping[str, Any]], causes: Mapping[AccountKey, Cause]) -> None:
+    """Make the steps follow each treatment's status: open steps are cancelled when it is not active; the
+    step its snapshot calls for is opened (or reopened) when it is."""
+    stopped = [((t["tenant"], t["account_id"]), t["status_reason"]) for t in treatments
+               if t["status"] != TreatmentStatus.ACTIVE.value]
+    await repo.cancel_steps(uow.session, stopped, statuses=CANCELLABLE, status=StepStatus.CANCELLED.value)
+    await _open_steps(uow, [t for t in treatments if t["status"] == TreatmentStatus.ACTIVE.value], causes)
+
+
 async def record_segmented(uow: UnitOfWork, *, segmented: Sequence[tuple[AccountSegmentedV1, CloudEvent]]) -> None:
-    """Keep each treatment current and open the step the timeline calls for (the last fact per account
-    in the batch wins)."""
-    latest = {(p.tenant, p.account_id): (p, event) for p, event in segmented}
-    stored = await repo.lock_treatments(uow.session, latest.keys())
-    rows: list[dict[str, Any]] = []
-    active: list[tuple[AccountSegmentedV1, CloudEvent]] = []
-    for key, (p, event) in latest.items():
-        current = stored.get(key)
-        if current is None:
-            status, reason = TreatmentStatus.ACTIVE, p.reason
-        else:
-            before = TreatmentStatus(current.status)
-            try:
-                status = TREATMENT.apply(before, overdue_event(stored_due_date=current.due_date,
-                                                               incoming_due_date=p.due_date))
-            except IllegalTransition:
-                # a fact produced before the payment that stopped this cycle: it must not revive it
-                continue
-            reason = current.status_reason if status is TreatmentStatus.PAUSED else p.reason
-        rows.append({
+    """Keep the newest overdue snapshot of each account (by its time, in the batch and against what is
+    stored), derive the treatment from it and the payments and plans kept, and open the step it calls for."""
+    latest: dict[AccountKey, dict[str, Any]] = {}
+    causes: dict[AccountKey, Cause] = {}
+    for p, event in segmented:
+        key = (p.tenant, p.account_id)
+        row = {
             "tenant": p.tenant, "account_id": p.account_id, "customer_id": p.customer_id,
             "segment": p.segment.value, "days_past_due": p.days_past_due, "due_date": p.due_date,
-            "currency": p.currency, "overdue_minor": p.overdue_minor, "status": status.value,
-            "status_reason": reason, "phone_sealed": p.contact.phone, "email_sealed": p.contact.email,
-            "address_sealed": p.contact.address, "time_zone": p.contact.time_zone, "locale": p.contact.locale})
-        if status is TreatmentStatus.ACTIVE:
-            active.append((p, event))
-    await repo.save_treatments(uow.session, rows)
-    await _open_steps(uow, active)
+            "currency": p.currency, "reported_overdue_minor": p.overdue_minor, "overdue_minor": p.overdue_minor,
+            "as_of": p.as_of or event.time, "segment_reason": p.reason, "account_ref": p.account_ref,
+            "status": TreatmentStatus.ACTIVE.value, "status_reason": p.reason,
+            "phone_sealed": p.contact.phone, "email_sealed": p.contact.email, "address_sealed": p.contact.address,
+            "time_zone": p.contact.time_zone, "locale": p.contact.locale}
+        if key not in latest or is_newer_snapshot(_snapshot_time(row), _snapshot_time(latest[key])):
+            latest[key], causes[key] = row, event
+    stored = await repo.lock_treatments(uow.session, latest.keys())
+    fresh = {key: row for key, row in latest.items()
+             if key not in stored or is_newer_snapshot(_snapshot_time(row), _snapshot_time(stored[key]._mapping))}
+    await _standings(uow, fresh)
+    await repo.save_treatments(uow.session, list(fresh.values()))
+    await _follow(uow, list(fresh.values()), causes)
 
 
-async def _open_steps(uow: UnitOfWork, accounts: Sequence[tuple[AccountSegmentedV1, CloudEvent]]) -> None:
+async def _resettle(uow: UnitOfWork, keys: Collection[AccountKey], causes: Mapping[AccountKey, Cause]) -> None:
+    """Derive again the treatments of these accounts (those that exist) after a payment or a plan event."""
+    stored = {key: dict(row._mapping) for key, row in (await repo.lock_treatments(uow.session, keys)).items()}
+    before = {key: (t["status"], t["overdue_minor"], t["status_reason"]) for key, t in stored.items()}
+    await _standings(uow, stored)
+    changed = [t for key, t in stored.items() if (t["status"], t["overdue_minor"], t["status_reason"]) != before[key]]
+    await repo.set_standings(uow.session, changed)
+    # steps follow a change of status only: an unchanged active treatment already has its step
+    await _follow(uow, [t for t in changed if t["status"] != before[(t["tenant"], t["account_id"])][0]], causes)
+
+
+def _step_row(t: Mapping[str, Any], now: datetime) -> dict[str, Any] | None:
+    plan = plan_step(segment=Segment(t["segment"]), days_past_due=t["days_past_due"],
+                     has_phone=t["phone_sealed"] is not None, has_email=t["email_sealed"] is not None,
+                     has_address=t["address_sealed"] is not None)
+    if plan is None:
+        return None
+    destination = {"sms": t["phone_sealed"], "call": t["phone_sealed"], "email": t["email_sealed"],
+                   "field": t["address_sealed"]}[plan.channel.value]
+    return {
+        "contact_id": contact_id_for(tenant=t["tenant"], account_id=t["account_id"], step=plan.step,
+                                     due_date=t["due_date"]),
+        "tenant": t["tenant"], "account_id": t["account_id"], "customer_id": t["customer_id"], "step": plan.step,
+        "channel": plan.channel.value, "template_id": plan.template_id, "segment": t["segment"],
+        "days_past_due": t["days_past_due"], "due_date": t["due_date"], "currency": t["currency"],
+        "overdue_minor": t["overdue_minor"], "destination_sealed": destination, "time_zone": t["time_zone"],
+        "locale": t["locale"], "account_ref": t["account_ref"],
+        "status": STEP.apply(StepStatus.PENDING, StepEvent.PLANNED).value, "attempt": 1, "last_reason": "",
+        "due_at": now}
+
+
+async def _open_steps(uow: UnitOfWork, treatments: Sequence[Mapping[str, Any]],
+                      causes: Mapping[AccountKey, Cause]) -> None:
     now = datetime.now(UTC)
-    planned: dict[str, tuple[dict[str, Any], CloudEvent]] = {}
-    for p, event in accounts:
-        plan = plan_step(segment=p.segment, days_past_due=p.days_past_due, has_phone=p.contact.phone is not None,
-                         has_email=p.contact.email is not None, has_address=p.contact.address is not None)
-        if plan is None:
-            continue
-        destination = {"sms": p.contact.phone, "call": p.contact.phone, "email": p.contact.email,
-                       "field": p.contact.address}[plan.channel.value]
-        contact_id = contact_id_for(tenant=p.tenant, account_id=p.account_id, step=plan.step, due_date=p.due_date)
-        planned[contact_id] = ({
-            "contact_id": contact_id, "tenant": p.tenant, "account_id": p.account_id, "customer_id": p.customer_id,
-            "step": plan.step, "channel": plan.channel.value, "template_id": plan.template_id,
-            "segment": p.segment.value, "days_past_due": p.days_past_due, "due_date": p.due_date,
-            "currency": p.currency, "overdue_minor": p.overdue_minor, "destination_sealed": destination,
-            "time_zone": p.contact.time_zone, "locale": p.contact.locale,
-            "status": STEP.apply(StepStatus.PENDING, StepEvent.PLANNED).value, "attempt": 1,
-            "last_reason": "", "due_at": now}, event)
+    planned: dict[str, tuple[dict[str, Any], Cause]] = {}
+    for t in treatments:
+        step = _step_row(t, now)
+        if step is not None:
+            planned[step["contact_id"]] = (step, causes.get((t["tenant"], t["account_id"])))
+    if not planned:
+        return
     existing = await repo.lock_steps(uow.session, planned)
+    new = [contact_id for contact_id in planned if contact_id not in existing]
+    outcomes = await repo.lock_outcomes(uow.session, new) if new else {}
     created, reopened = [], []
-    for contact_id, (step, event) in planned.items():
+    for contact_id, (step, cause) in planned.items():
         old = existing.get(contact_id)
         if old is None:
+            known = outcomes.get(contact_id)
+            if known is not None:
+                # the contact was made and its outcome reported before this step was known here: record
+                # it, never make the contact a second time
+                step.update(status=STEP.apply(StepStatus(step["status"]), outcome_event(known.outcome)).value,
+                            last_reason=f"outcome: {known.outcome}")
+            else:
+                _emit_request(uow, step, cause)
             created.append(step)
-            _emit_request(uow, step, event)
             continue
         # A step cancelled by a pause is reopened; any other (requested, done, ...) is left alone, so
         # a replay never makes a second contact.
@@ -126,7 +178,7 @@ async def _open_steps(uow: UnitOfWork, accounts: Sequence[tuple[AccountSegmented
                    attempt=old["attempt"] + 1, due_at=now, overdue_minor=step["overdue_minor"],
                    days_past_due=step["days_past_due"], last_reason="reopened")
         reopened.append(old)
-        _emit_request(uow, old, event)
+        _emit_request(uow, old, cause)
     await repo.insert_steps(uow.session, created)
     await repo.update_steps(uow.session, reopened)
 
@@ -152,73 +204,87 @@ async def record_rejections(uow: UnitOfWork, *, rejections: Sequence[ContactReje
 
 
 async def record_outcomes(uow: UnitOfWork, *, outcomes: Sequence[ContactOutcomeV1]) -> None:
-    """Close the step: done when sent or handed to an agent; failed otherwise."""
-    steps = await repo.lock_steps(uow.session, (o.contact_id for o in outcomes))
-    changed: dict[str, dict[str, Any]] = {}
+    """Keep each contact's newest outcome (by when it happened, whatever the arrival order) and close its
+    step: done when sent or handed to an agent, failed otherwise. An outcome for a step not known yet is
+    kept and applied when the step appears."""
+    newest: dict[str, ContactOutcomeV1] = {}
     for o in outcomes:
-        step = steps.get(o.contact_id)
-        if step is None:
-            continue
+        held = newest.get(o.contact_id)
+        if outcome_supersedes(stored=(held.outcome, held.occurred_at) if held else None,
+                              incoming=(o.outcome, o.occurred_at)):
+            newest[o.contact_id] = o
+    stored = await repo.lock_outcomes(uow.session, newest)
+    kept = {cid: (row.outcome, row.occurred_at) for cid, row in stored.items()}
+    superseding = {cid: o for cid, o in newest.items()
+                   if outcome_supersedes(stored=kept.get(cid), incoming=(o.outcome, o.occurred_at))}
+    await repo.save_outcomes(uow.session, [{"contact_id": cid, "tenant": o.tenant, "outcome": o.outcome,
+                                            "occurred_at": o.occurred_at} for cid, o in superseding.items()])
+    steps = await repo.lock_steps(uow.session, superseding)
+    changed: list[dict[str, Any]] = []
+    for contact_id, step in steps.items():
+        o = superseding[contact_id]
         try:
             status = STEP.apply(StepStatus(step["status"]), outcome_event(o.outcome))
         except IllegalTransition:
             continue
         step.update(status=status.value, last_reason=f"outcome: {o.outcome}")
-        changed[o.contact_id] = step
-    await repo.update_steps(uow.session, list(changed.values()))
-
-
-async def _transition(uow: UnitOfWork, treatment: Any, event: TreatmentEvent, reason: str) -> None:
-    """Apply ``event`` to a stored treatment; a treatment that is no longer active has its open steps
-    cancelled, so a deferral coming back later cannot revive one."""
-    before = TreatmentStatus(treatment.status)
-    try:
-        after = TREATMENT.apply(before, event)
-    except IllegalTransition:
-        log.info("treatment event not applicable", extra={"event": event.value, "status": before.value})
-        after = None
-    if after is None or (after is before and after is TreatmentStatus.ACTIVE):
-        return
-    await repo.set_treatment_status(uow.session, tenant=treatment.tenant, account_id=treatment.account_id,
-                                    status=after.value, reason=reason)
-    if after is not TreatmentStatus.ACTIVE:
-        await repo.cancel_steps(uow.session, tenant=treatment.tenant, account_id=treatment.account_id,
-                                statuses=CANCELLABLE, status=StepStatus.CANCELLED.value, reason=reason)
+        changed.append(step)
+    await repo.update_steps(uow.session, changed)
 
 
 async def apply_plan_events(uow: UnitOfWork, *, plan_events: Sequence[PlanEventV1]) -> None:
-    """An agreed plan pauses the treatment; a cancelled or broken one resumes it; completed stops it."""
-    for p in sorted(plan_events, key=_by_account):  # same lock order everywhere; each account's order kept
-        stored = (await repo.lock_treatments(uow.session, [(p.tenant, p.account_id)])).get((p.tenant, p.account_id))
-        if stored is None:
-            continue
-        await _transition(uow, stored, plan_event(p.kind), f"plan {p.plan_id} {p.kind}")
+    """Keep each plan's last word (an end beats ``agreed`` whatever the order), then derive the
+    treatments again: an agreed plan not yet ended pauses one; its end resumes it unless nothing is
+    overdue any more. Plan events for an account with no treatment yet are kept for when it appears."""
+    newest: dict[tuple[str, str], PlanEventV1] = {}
+    for p in plan_events:
+        held = newest.get((p.tenant, p.plan_id))
+        if plan_supersedes(stored=(held.kind, held.occurred_at) if held else None, incoming=(p.kind, p.occurred_at)):
+            newest[(p.tenant, p.plan_id)] = p
+    stored = await repo.lock_plans(uow.session, newest.keys())
+    kept = {key: (row.kind, row.occurred_at) for key, row in stored.items()}
+    superseding = [p for key, p in newest.items()
+                   if plan_supersedes(stored=kept.get(key), incoming=(p.kind, p.occurred_at))]
+    await repo.save_plans(uow.session, [{"tenant": p.tenant, "plan_id": p.plan_id, "account_id": p.account_id,
+                                         "kind": p.kind, "occurred_at": p.occurred_at} for p in superseding])
+    await _resettle(uow, {(p.tenant, p.account_id) for p in superseding}, {})
 
 
 async def apply_payments(uow: UnitOfWork, *, payments: Sequence[PaymentReceivedV1]) -> None:
-    """A payment that clears the overdue amount stops the treatment; each payment counts once."""
-    for p in sorted(payments, key=_by_account):  # same lock order everywhere; each account's order kept
-        if not await repo.record_payment(uow.session, tenant=p.tenant, payment_id=p.payment_id,
-                                         account_id=p.account_id, amount_minor=p.amount_minor):
-            continue
-        stored = (await repo.lock_treatments(uow.session, [(p.tenant, p.account_id)])).get((p.tenant, p.account_id))
-        if stored is None or stored.currency != p.currency:
-            continue
-        remaining = max(stored.overdue_minor - p.amount_minor, 0)
-        await repo.set_overdue(uow.session, tenant=p.tenant, account_id=p.account_id, overdue_minor=remaining)
-        if remaining == 0:
-            await _transition(uow, stored, TreatmentEvent.PAID_IN_FULL, f"paid in full by {p.payment_id}")
+    """Keep each payment once (even before its account has a treatment), then derive the treatments
+    again: one with nothing overdue any more stops."""
+    unique = {(p.tenant, p.payment_id): p for p in payments}
+    new = await repo.record_payments(uow.session, [
+        {"tenant": p.tenant, "payment_id": p.payment_id, "account_id": p.account_id, "amount_minor": p.amount_minor,
+         "currency": p.currency, "paid_at": p.paid_at} for p in unique.values()])
+    await _resettle(uow, {(p.tenant, p.account_id) for key, p in unique.items() if key in new}, {})
 
 
 async def request_due_steps(uow: UnitOfWork, *, limit: int = 500) -> int:
     """Claim due pending steps of active treatments and emit their contact requests."""
     due = await repo.claim_due_steps(uow.session, limit=limit)
+    now = datetime.now(UTC)
     for step, overdue, dpd in due:
         step.status = STEP.apply(StepStatus(step.status), StepEvent.DUE).value
         # a deferred contact states today's amount and DPD, not those of when it was planned
-        step.overdue_minor, step.days_past_due = overdue, dpd
+        step.overdue_minor, step.days_past_due, step.due_at = overdue, dpd, now
         _emit_request(uow, step.model_dump(), None)
     return len(due)
+
+
+async def resend_stale_requests(uow: UnitOfWork, *, older_than: timedelta, limit: int = 500) -> int:
+    """Request again, with the same contact id and attempt, each step whose request got no verdict in
+    ``older_than`` (a request lost on the way). Idempotent: compliance answers a repeated attempt with
+    the decision it already made, and channels sends one contact id once."""
+    now = datetime.now(UTC)
+    stale = await repo.claim_stale_requests(uow.session, requested_before=now - older_than, limit=limit)
+    for step in stale:
+        step.due_at = now
+        step.last_reason = f"requested again: no verdict after {int(older_than.total_seconds())} s"
+        _emit_request(uow, step.model_dump(), None)
+    if stale:
+        metrics.REQUESTS_RESENT.inc(len(stale))
+    return len(stale)
 
 
 async def get_treatment(session: Any, *, tenant: str, account_id: str) -> tuple[Treatment, list[TreatmentStep]]:

@@ -14,3 +14,5 @@ class Settings(ServiceSettings):
     timer_interval_s: float = 1.0
     # Due steps claimed per timer transaction.
     timer_batch: int = Field(500, ge=1, le=10_000)
+    # A step requested this long ago with no verdict (its request lost on the way) is requested again.
+    request_timeout_s: float = Field(600.0, ge=5)

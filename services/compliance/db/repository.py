@@ -12,15 +12,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.compliance.db.models import ContactDecision
 from shared.db import any_of, table_of
 
+_D = table_of(ContactDecision)
 
-async def approved_contact_ids(session: AsyncSession, contact_ids: Iterable[str]) -> set[str]:
-    """Which of these contacts already have an approval on record."""
+
+async def decisions_of(session: AsyncSession, contact_ids: Iterable[str]) -> list[Any]:
+    """Every decision on record for these contacts (id, contact, attempt, outcome, rule, reason, retry),
+    oldest first."""
     ids = list(set(contact_ids))
     if not ids:
-        return set()
-    return set((await session.execute(
-        select(ContactDecision.contact_id).where(any_of(ContactDecision.contact_id, ids),
-                                                 ContactDecision.outcome == "approved"))).scalars())  # type: ignore[arg-type]
+        return []
+    return list(await session.execute(
+        select(_D.c.decision_id, _D.c.contact_id, _D.c.attempt, _D.c.outcome, _D.c.rule_id, _D.c.reason,
+               _D.c.retry_at).where(any_of(_D.c.contact_id, ids)).order_by(_D.c.decided_at)))
 
 
 async def add_decisions(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:

@@ -18,8 +18,14 @@ class Treatment(SQLModel, table=True):
     days_past_due: int
     due_date: date
     currency: str
+    # the amount overdue now: the snapshot's, less the payments booked after it (domain/standing.py)
     overdue_minor: int = Field(sa_type=BigInteger)
-    status: str = "active"  # active | paused (plan agreed) | stopped (paid)
+    # the newest overdue snapshot (segmentation's classification of core banking's notice) as reported
+    reported_overdue_minor: int = Field(sa_type=BigInteger)
+    as_of: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    segment_reason: str = ""
+    account_ref: str | None = None
+    status: str = "active"  # derived: active | paused (an agreed plan) | stopped (nothing overdue)
     status_reason: str = ""
     phone_sealed: str | None = None
     email_sealed: str | None = None
@@ -53,6 +59,9 @@ class TreatmentStep(SQLModel, table=True):
     status: str  # pending | requested | done | failed | blocked | cancelled
     attempt: int = 1
     last_reason: str = ""
+    account_ref: str | None = None
+    # pending: when it falls due; requested: when it was (last) requested, so the sweeper can find a
+    # request that got no verdict
     due_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), server_default=func.now(),
                                                   nullable=False))
@@ -61,11 +70,39 @@ class TreatmentStep(SQLModel, table=True):
 
 
 class TreatmentPayment(SQLModel, table=True):
-    """Payments already subtracted, so a payment delivered under two event ids counts once."""
+    """Every payment, once per payment id, kept even before its account has a treatment."""
 
     __tablename__ = "treatment_payments"
+    __table_args__ = (Index("ix_treatment_payments_account", "tenant", "account_id"),)
 
     tenant: str = Field(primary_key=True, max_length=64)
     payment_id: str = Field(primary_key=True, max_length=128)
     account_id: str
     amount_minor: int = Field(sa_type=BigInteger)
+    # None on payments kept before migration 0003: already deducted then, never counted again
+    currency: str | None = None
+    paid_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+
+
+class TreatmentPlan(SQLModel, table=True):
+    """The last word of every plan (agreed, or how it ended), kept even before the treatment exists."""
+
+    __tablename__ = "treatment_plans"
+    __table_args__ = (Index("ix_treatment_plans_account", "tenant", "account_id"),)
+
+    tenant: str = Field(primary_key=True, max_length=64)
+    plan_id: str = Field(primary_key=True, max_length=128)
+    account_id: str
+    kind: str  # agreed | completed | cancelled | broken
+    occurred_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class StepOutcome(SQLModel, table=True):
+    """The newest outcome of every contact, kept even before its step exists here."""
+
+    __tablename__ = "step_outcomes"
+
+    contact_id: str = Field(primary_key=True, max_length=64)
+    tenant: str
+    outcome: str
+    occurred_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))

@@ -6,17 +6,24 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import ARRAY, Text, and_, any_, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.scheduler.db.models import Treatment, TreatmentPayment, TreatmentStep
+from services.scheduler.db.models import StepOutcome, Treatment, TreatmentPayment, TreatmentPlan, TreatmentStep
 from shared.db import any_of, keys_table, table_of
 
 TREATMENTS = table_of(Treatment)
 STEPS = table_of(TreatmentStep)
 PAYMENTS = table_of(TreatmentPayment)
+PLANS = table_of(TreatmentPlan)
+OUTCOMES = table_of(StepOutcome)
 AccountKey = tuple[str, str]
+
+
+def _of_accounts(table: Any, keys: Collection[AccountKey]) -> Any:
+    wanted = keys_table(tenant=[t for t, _ in keys], account_id=[a for _, a in keys])
+    return table.join(wanted, and_(table.c.tenant == wanted.c.tenant, table.c.account_id == wanted.c.account_id))
 
 
 async def lock_treatments(session: AsyncSession, keys: Collection[AccountKey]) -> dict[AccountKey, Any]:
@@ -42,15 +49,82 @@ async def save_treatments(session: AsyncSession, rows: Sequence[Mapping[str, Any
     ), list(rows))
 
 
-async def set_treatment_status(session: AsyncSession, *, tenant: str, account_id: str, status: str,
-                               reason: str) -> None:
-    await session.execute(update(TREATMENTS).where(TREATMENTS.c.tenant == tenant, TREATMENTS.c.account_id == account_id)
-                          .values(status=status, status_reason=reason, updated_at=func.now()))
+_SET_STANDING = (
+    update(TREATMENTS).where(TREATMENTS.c.tenant == bindparam("b_tenant"),
+                             TREATMENTS.c.account_id == bindparam("b_account_id"))
+    .values(status=bindparam("b_status"), status_reason=bindparam("b_reason"),
+            overdue_minor=bindparam("b_overdue_minor"), updated_at=func.now())
+)
 
 
-async def set_overdue(session: AsyncSession, *, tenant: str, account_id: str, overdue_minor: int) -> None:
-    await session.execute(update(TREATMENTS).where(TREATMENTS.c.tenant == tenant, TREATMENTS.c.account_id == account_id)
-                          .values(overdue_minor=overdue_minor, updated_at=func.now()))
+async def set_standings(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Store the derived status, reason and amount overdue of whole treatments, one statement."""
+    if rows:
+        await session.execute(_SET_STANDING, [
+            {"b_tenant": r["tenant"], "b_account_id": r["account_id"], "b_status": r["status"],
+             "b_reason": r["status_reason"], "b_overdue_minor": r["overdue_minor"]} for r in rows])
+
+
+async def payments_of(session: AsyncSession, keys: Collection[AccountKey]) -> dict[AccountKey, list[Any]]:
+    """Every payment kept for these accounts (amount, currency, paid_at), by account."""
+    found: dict[AccountKey, list[Any]] = {}
+    if keys:
+        rows = await session.execute(select(PAYMENTS.c.tenant, PAYMENTS.c.account_id, PAYMENTS.c.amount_minor,
+                                            PAYMENTS.c.currency, PAYMENTS.c.paid_at)
+                                     .select_from(_of_accounts(PAYMENTS, keys)))
+        for r in rows:
+            found.setdefault((r.tenant, r.account_id), []).append(r)
+    return found
+
+
+async def plans_of(session: AsyncSession, keys: Collection[AccountKey]) -> dict[AccountKey, list[Any]]:
+    """The last word of every plan kept for these accounts (plan_id, kind), by account."""
+    found: dict[AccountKey, list[Any]] = {}
+    if keys:
+        rows = await session.execute(select(PLANS.c.tenant, PLANS.c.account_id, PLANS.c.plan_id, PLANS.c.kind)
+                                     .select_from(_of_accounts(PLANS, keys)))
+        for r in rows:
+            found.setdefault((r.tenant, r.account_id), []).append(r)
+    return found
+
+
+async def lock_plans(session: AsyncSession, keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+    """The stored last word of these (tenant, plan_id), locked."""
+    if not keys:
+        return {}
+    wanted = keys_table(tenant=[t for t, _ in keys], plan_id=[p for _, p in keys])
+    rows = await session.execute(
+        select(PLANS).join(wanted, and_(PLANS.c.tenant == wanted.c.tenant, PLANS.c.plan_id == wanted.c.plan_id))
+        .order_by(PLANS.c.tenant, PLANS.c.plan_id).with_for_update(of=PLANS))
+    return {(r.tenant, r.plan_id): r for r in rows}
+
+
+async def save_plans(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert or overwrite plans' last words (the caller decided that each one supersedes)."""
+    if rows:
+        stmt = insert(PLANS)
+        await session.execute(stmt.on_conflict_do_update(
+            index_elements=["tenant", "plan_id"],
+            set_={"kind": stmt.excluded.kind, "occurred_at": stmt.excluded.occurred_at}), list(rows))
+
+
+async def lock_outcomes(session: AsyncSession, contact_ids: Iterable[str]) -> dict[str, Any]:
+    """The newest outcome kept for these contacts, locked."""
+    ids = sorted(set(contact_ids))
+    if not ids:
+        return {}
+    rows = await session.execute(select(OUTCOMES).where(any_of(OUTCOMES.c.contact_id, ids))
+                                 .order_by(OUTCOMES.c.contact_id).with_for_update())
+    return {r.contact_id: r for r in rows}
+
+
+async def save_outcomes(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert or overwrite contacts' newest outcomes (the caller decided that each one supersedes)."""
+    if rows:
+        stmt = insert(OUTCOMES)
+        await session.execute(stmt.on_conflict_do_update(
+            index_elements=["contact_id"],
+            set_={"outcome": stmt.excluded.outcome, "occurred_at": stmt.excluded.occurred_at}), list(rows))
 
 
 async def lock_steps(session: AsyncSession, contact_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -86,23 +160,31 @@ async def update_steps(session: AsyncSession, steps: Sequence[Mapping[str, Any]]
              "b_last_reason": s["last_reason"]} for s in steps])
 
 
-async def cancel_steps(session: AsyncSession, *, tenant: str, account_id: str, statuses: Collection[str],
-                       status: str, reason: str) -> None:
-    """Move the account's steps in one of ``statuses`` (those the step machine lets cancel) to ``status``."""
-    await session.execute(
-        update(STEPS).where(STEPS.c.tenant == tenant, STEPS.c.account_id == account_id,
-                            or_(*(STEPS.c.status == s for s in statuses)))
-        .values(status=status, last_reason=reason, updated_at=func.now()))
+_CANCEL_STEPS = (
+    update(STEPS).where(STEPS.c.tenant == bindparam("b_tenant"), STEPS.c.account_id == bindparam("b_account_id"),
+                        STEPS.c.status == any_(bindparam("b_statuses", type_=ARRAY(Text))))
+    .values(status=bindparam("b_status"), last_reason=bindparam("b_reason"), updated_at=func.now())
+)
 
 
-async def record_payment(session: AsyncSession, *, tenant: str, payment_id: str, account_id: str,
-                         amount_minor: int) -> bool:
-    """Remember a payment; False when it was already counted (the same payment under another event id)."""
-    inserted = (await session.execute(
-        insert(PAYMENTS).on_conflict_do_nothing()
-        .values(tenant=tenant, payment_id=payment_id, account_id=account_id, amount_minor=amount_minor)
-        .returning(PAYMENTS.c.payment_id))).first()
-    return inserted is not None
+async def cancel_steps(session: AsyncSession, accounts: Sequence[tuple[AccountKey, str]], *,
+                       statuses: Collection[str], status: str) -> None:
+    """Move each account's steps in one of ``statuses`` (those the step machine lets cancel) to ``status``,
+    with that account's reason; one statement."""
+    if accounts:
+        await session.execute(_CANCEL_STEPS, [
+            {"b_tenant": t, "b_account_id": a, "b_statuses": list(statuses), "b_status": status, "b_reason": reason}
+            for (t, a), reason in accounts])
+
+
+async def record_payments(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> set[tuple[str, str]]:
+    """Keep payments once per (tenant, payment_id); returns those new here (a payment delivered under
+    two event ids counts once)."""
+    if not rows:
+        return set()
+    inserted = await session.execute(
+        insert(PAYMENTS).on_conflict_do_nothing().returning(PAYMENTS.c.tenant, PAYMENTS.c.payment_id), list(rows))
+    return {(r.tenant, r.payment_id) for r in inserted}
 
 
 async def claim_due_steps(session: AsyncSession, *, limit: int) -> list[Any]:
@@ -119,6 +201,21 @@ async def claim_due_steps(session: AsyncSession, *, limit: int) -> list[Any]:
         .limit(limit)
         .with_for_update(of=TreatmentStep, skip_locked=True))  # type: ignore[arg-type]
     return list(rows.all())
+
+
+async def claim_stale_requests(session: AsyncSession, *, requested_before: Any, limit: int) -> list[Any]:
+    """Steps requested before ``requested_before`` with no verdict since, of active treatments, locked
+    (SKIP LOCKED: replicas never share one)."""
+    rows = await session.execute(
+        select(TreatmentStep)
+        .join(Treatment, and_(Treatment.tenant == TreatmentStep.tenant,  # type: ignore[arg-type]
+                              Treatment.account_id == TreatmentStep.account_id))  # type: ignore[arg-type]
+        .where(TreatmentStep.status == "requested", TreatmentStep.due_at < requested_before,  # type: ignore[arg-type]
+               Treatment.status == "active")  # type: ignore[arg-type]
+        .order_by(TreatmentStep.due_at)  # type: ignore[arg-type]
+        .limit(limit)
+        .with_for_update(of=TreatmentStep, skip_locked=True))  # type: ignore[arg-type]
+    return list(rows.scalars().all())
 
 
 async def get_treatment(session: AsyncSession, *, tenant: str, account_id: str) -> Treatment | None:

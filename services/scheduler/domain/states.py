@@ -1,13 +1,14 @@
-"""The treatment's and the treatment step's lifecycles as transition tables.
+"""The treatment's statuses and the treatment step's lifecycle as a transition table.
 
-The use cases in ``services/scheduler/service.py`` apply events here and store the result; SQL never
-decides a status. An event with no edge raises :class:`shared.domain.IllegalTransition`, which a
-consumer use case treats as "not applicable" (a late or repeated fact) and a route as a 409.
+A treatment's status is derived from the facts kept about its account (``domain/standing.py``), so the
+order they arrive in cannot change it. A step's status follows the table below: the use cases in
+``services/scheduler/service.py`` apply events to it and store the result; SQL never decides a status.
+An event with no edge raises :class:`shared.domain.IllegalTransition`, which a consumer use case treats
+as "not applicable" (a late or repeated fact).
 """
 
 from __future__ import annotations
 
-from datetime import date
 from enum import StrEnum
 
 from shared.domain import StateMachine
@@ -18,46 +19,7 @@ class TreatmentStatus(StrEnum):
 
     ACTIVE = "active"    # steps are planned and requested
     PAUSED = "paused"    # an agreed plan: no contact until it ends
-    STOPPED = "stopped"  # paid, or the plan completed: no contact this delinquency cycle
-
-
-class TreatmentEvent(StrEnum):
-    """What can happen to a treatment."""
-
-    OVERDUE_UPDATED = "overdue_updated"  # new facts about the same delinquency cycle
-    NEW_CYCLE = "new_cycle"              # a later due date: a new delinquency
-    PLAN_AGREED = "plan_agreed"
-    PLAN_ENDED = "plan_ended"            # cancelled or broken
-    PLAN_COMPLETED = "plan_completed"
-    PAID_IN_FULL = "paid_in_full"
-
-
-_A, _P, _S = TreatmentStatus.ACTIVE, TreatmentStatus.PAUSED, TreatmentStatus.STOPPED
-_E = TreatmentEvent
-TREATMENT = StateMachine[TreatmentStatus, TreatmentEvent]("treatment", {
-    _A: {_E.OVERDUE_UPDATED: _A, _E.NEW_CYCLE: _A, _E.PLAN_AGREED: _P, _E.PLAN_ENDED: _A,
-         _E.PLAN_COMPLETED: _S, _E.PAID_IN_FULL: _S},
-    # new overdue data never unpauses: only the plan's end does
-    _P: {_E.OVERDUE_UPDATED: _P, _E.NEW_CYCLE: _P, _E.PLAN_AGREED: _P, _E.PLAN_ENDED: _A,
-         _E.PLAN_COMPLETED: _S, _E.PAID_IN_FULL: _S},
-    # a stopped account comes back only for a new delinquency. A plan event for the cycle it closed does
-    # not apply: pausing would let the plan's cancellation revive contact with a customer who paid, and
-    # "paid, then plan agreed" would end elsewhere than "plan agreed, then paid" (both end stopped).
-    _S: {_E.NEW_CYCLE: _A, _E.PLAN_COMPLETED: _S, _E.PAID_IN_FULL: _S},
-})
-
-
-def overdue_event(*, stored_due_date: date | None, incoming_due_date: date) -> TreatmentEvent:
-    """Which treatment event an overdue update is: a later due date starts a new cycle."""
-    if stored_due_date is None or incoming_due_date > stored_due_date:
-        return TreatmentEvent.NEW_CYCLE
-    return TreatmentEvent.OVERDUE_UPDATED
-
-
-def plan_event(kind: str) -> TreatmentEvent:
-    """The treatment event for a plan event's kind (agreed, cancelled, broken, completed)."""
-    return {"agreed": TreatmentEvent.PLAN_AGREED, "cancelled": TreatmentEvent.PLAN_ENDED,
-            "broken": TreatmentEvent.PLAN_ENDED, "completed": TreatmentEvent.PLAN_COMPLETED}[kind]
+    STOPPED = "stopped"  # nothing overdue any more: no contact until a new overdue notice
 
 
 class StepStatus(StrEnum):
@@ -93,8 +55,10 @@ STEP = StateMachine[StepStatus, StepEvent]("treatment step", {
     # a later outcome corrects an earlier one (a failed receipt after "sent", a resend that worked)
     _SD: {_T.SUCCEEDED: _SD, _T.FAILED: _SF},
     _SF: {_T.SUCCEEDED: _SD, _T.FAILED: _SF},
-    _SB: {},
-    _SC: {_T.REOPENED: _SR},
+    # an outcome is a fact about a contact already made: it holds whatever became of the step since (a
+    # pause cancelled it, or compliance refused the attempt that reopened it)
+    _SB: {_T.SUCCEEDED: _SD, _T.FAILED: _SF},
+    _SC: {_T.REOPENED: _SR, _T.SUCCEEDED: _SD, _T.FAILED: _SF},
 })
 
 

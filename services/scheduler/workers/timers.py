@@ -1,10 +1,11 @@
-"""Durable timers: poll for due steps, one unit of work per claim; a crash loses nothing, the rows
-are still due."""
+"""Durable timers: poll for due steps, and for requests that got no verdict in time (the sweeper), one
+unit of work per claim; a crash loses nothing, the rows are still due."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 
 from services.scheduler import service
 from services.scheduler.settings import Settings
@@ -21,11 +22,22 @@ async def claim_once(runtime: Runtime[Settings], *, limit: int = 500) -> int:
     return requested
 
 
+async def resend_once(runtime: Runtime[Settings], *, limit: int = 500) -> int:
+    """Request again one batch of steps whose request got no verdict in time; returns how many."""
+    async with runtime.units() as uow:
+        resent = await service.resend_stale_requests(
+            uow, older_than=timedelta(seconds=runtime.settings.request_timeout_s), limit=limit)
+        await uow.commit()
+    return resent
+
+
 async def timer_loop(runtime: Runtime[Settings]) -> None:
     """Runs for the service's lifetime."""
     while not runtime.stopping.is_set():
         try:
             while await claim_once(runtime, limit=runtime.settings.timer_batch) > 0:
+                pass
+            while await resend_once(runtime, limit=runtime.settings.timer_batch) > 0:
                 pass
         except Exception:
             log.exception("timer pass failed")

@@ -135,20 +135,21 @@ async def test_a_contact_is_approved_once_within_a_batch_and_across_batches(
         sessions, tenant) -> None:  # type: ignore[no-untyped-def]
     zone, _ = zone_where_local_hour_is_in(10, 19)
     contact_id = f"c-{uuid.uuid4().hex}"
-    first, again = (as_delivered(contact_request(tenant, contact_id=contact_id, time_zone=zone)) for _ in range(2))
+    first = as_delivered(contact_request(tenant, contact_id=contact_id, time_zone=zone))
+    second = as_delivered(contact_request(tenant, contact_id=contact_id, time_zone=zone, attempt=2))
     other = as_delivered(contact_request(tenant, time_zone=zone, account_id="A2", customer_id="C2"))
     async with committed_reading_outbox(sessions) as (uow, outbox):
-        await service.decide_requests(uow, requests=[first, again, other])
+        await service.decide_requests(uow, requests=[first, second, other])
 
     assert [(o.topic, o.event.subject, o.event.causationid) for o in outbox] == [
         (topics.CONTACT_APPROVED.name, contact_id, first[1].id),
-        (topics.CONTACT_REJECTED.name, contact_id, again[1].id),
+        (topics.CONTACT_REJECTED.name, contact_id, second[1].id),
         (topics.CONTACT_APPROVED.name, other[0].contact_id, other[1].id)]
     blocked = ContactRejectedV1.model_validate(outbox[1].event.data)
     assert (blocked.rule_id, blocked.retry_at) == ("HOUSE-DUP", None)
 
-    # redelivered by the scheduler in a later batch (e.g. a re-request after a restart)
-    later = as_delivered(contact_request(tenant, contact_id=contact_id, time_zone=zone, attempt=2))
+    # another attempt in a later batch (e.g. reopened after a pause) is refused too
+    later = as_delivered(contact_request(tenant, contact_id=contact_id, time_zone=zone, attempt=3))
     async with committed_reading_outbox(sessions) as (uow, outbox):
         await service.decide_requests(uow, requests=[later])
     [(topic, _, event)] = outbox
@@ -157,11 +158,40 @@ async def test_a_contact_is_approved_once_within_a_batch_and_across_batches(
 
     decisions = await decisions_of(sessions, contact_id)
     assert sorted((d.outcome, d.rule_id, d.attempt) for d in decisions) == [
-        ("approved", "-", 1), ("blocked", "HOUSE-DUP", 1), ("blocked", "HOUSE-DUP", 2)]
+        ("approved", "-", 1), ("blocked", "HOUSE-DUP", 2), ("blocked", "HOUSE-DUP", 3)]
     for d in decisions:
         if d.outcome == "blocked":
             assert [(r["rule_id"], r["verdict"]) for r in d.rules_evaluated] == [("HOUSE-DUP", "block"),
                                                                                ("CN-HOURS", "pass")]
+
+
+async def test_a_repeated_attempt_gets_the_decision_already_made_announced_again(
+        sessions, tenant) -> None:  # type: ignore[no-untyped-def]
+    """The scheduler's sweeper requests again an attempt whose verdict it never saw: the answer is the same
+    decision (same id, not logged twice), within a batch and across batches, approved or deferred."""
+    day_zone, _ = zone_where_local_hour_is_in(10, 19)
+    night_zone, _ = zone_where_local_hour_is_in(0, 5)
+    approved_id, deferred_id = f"c-{uuid.uuid4().hex}", f"c-{uuid.uuid4().hex}"
+    batch = [as_delivered(contact_request(tenant, contact_id=approved_id, time_zone=day_zone)) for _ in range(2)]
+    batch.append(as_delivered(contact_request(tenant, contact_id=deferred_id, time_zone=night_zone)))
+    async with committed_reading_outbox(sessions) as (uow, first_outbox):
+        await service.decide_requests(uow, requests=batch)
+    again = [as_delivered(contact_request(tenant, contact_id=cid, time_zone=zone))
+             for cid, zone in ((approved_id, day_zone), (deferred_id, night_zone))]
+    async with committed_reading_outbox(sessions) as (uow, second_outbox):
+        await service.decide_requests(uow, requests=again)
+
+    def verdicts(outbox: list) -> list[tuple[str, str, str]]:  # type: ignore[type-arg]
+        return [(o.topic, o.event.subject, o.event.data["decision_id"]) for o in outbox]
+
+    [(approved_topic, _, decision_id), repeat, (deferred_topic, _, deferral_id)] = verdicts(first_outbox)
+    assert (approved_topic, deferred_topic) == (topics.CONTACT_APPROVED.name, topics.CONTACT_REJECTED.name)
+    assert repeat == (topics.CONTACT_APPROVED.name, approved_id, decision_id)
+    assert verdicts(second_outbox) == [(topics.CONTACT_APPROVED.name, approved_id, decision_id),
+                                       (topics.CONTACT_REJECTED.name, deferred_id, deferral_id)]
+    assert ContactRejectedV1.model_validate(second_outbox[1].event.data).retry_at is not None
+    assert [d.decision_id for d in await decisions_of(sessions, approved_id)] == [decision_id]
+    assert [d.decision_id for d in await decisions_of(sessions, deferred_id)] == [deferral_id]
 
 
 async def test_the_decision_log_is_the_tenants_own_and_needs_a_filter(

@@ -45,11 +45,11 @@ async def sessions(infra) -> AsyncIterator:  # type: ignore[no-untyped-def, type
     await engine.dispose()
 
 
-def segmented(tenant: str, n: int, dpd: int = 5) -> AccountSegmentedV1:
+def segmented(tenant: str, n: int, dpd: int = 5, as_of: datetime | None = None) -> AccountSegmentedV1:
     return AccountSegmentedV1(
         tenant=tenant, account_id=f"A{n}", customer_id=f"C{n}", segment="standard", dpd_bucket="1-15",
         days_past_due=dpd, due_date=date.today() - timedelta(days=dpd), currency="CNY", overdue_minor=1000,
-        outstanding_minor=5000, reason="test",
+        outstanding_minor=5000, reason="test", as_of=as_of,
         contact={"name": CIPHER.seal("n", context=tenant), "phone": CIPHER.seal("+8613900000001", context=tenant),
                  "time_zone": "Asia/Shanghai"})
 
@@ -109,9 +109,11 @@ async def test_a_batch_flows_through_every_handler(sessions) -> None:  # type: i
 
 async def test_stale_data_never_revives_a_paid_treatment_and_payments_count_once(sessions) -> None:  # type: ignore[no-untyped-def]
     tenant = f"t-{uuid.uuid4().hex[:8]}"
-    now = datetime.now(UTC)
+    as_of = datetime.now(UTC) - timedelta(hours=2)
+    now = as_of + timedelta(minutes=1)  # payments booked after the snapshot
     async with committed(sessions) as uow:
-        await handlers.on_account_segmented(uow, [delivery(topics.ACCOUNT_SEGMENTED, segmented(tenant, 1), "C1")])
+        await handlers.on_account_segmented(uow, [delivery(topics.ACCOUNT_SEGMENTED, segmented(tenant, 1, as_of=as_of),
+                                                           "C1")])
 
     def pay(event_suffix: int) -> Delivery:  # the same payment, published twice under different event ids
         return delivery(topics.PAYMENT_RECEIVED, PaymentReceivedV1(
@@ -132,15 +134,16 @@ async def test_stale_data_never_revives_a_paid_treatment_and_payments_count_once
             tenant=tenant, account_id="A1", customer_id="C1", payment_id="PAY-2", amount_minor=400,
             currency="CNY", paid_at=now), "C1")])
     assert (await treatment()).status == "stopped"
-    # an older segmentation event (same cycle, produced before the payment) arrives late
+    # an older segmentation event (same cycle, a snapshot from before the payment) arrives late
+    older = segmented(tenant, 1, dpd=20, as_of=as_of - timedelta(hours=1))
     async with committed(sessions) as uow:
-        await handlers.on_account_segmented(uow, [delivery(topics.ACCOUNT_SEGMENTED, segmented(tenant, 1, dpd=20),
-                                                               "C1")])
+        await handlers.on_account_segmented(uow, [delivery(topics.ACCOUNT_SEGMENTED, older, "C1")])
     stopped = await treatment()
     assert (stopped.status, stopped.overdue_minor) == ("stopped", 0)
     assert set(await steps_of(sessions, tenant)) == {"A1"}  # no new call step was opened
     # a new delinquency cycle (later due date) does revive it
-    newer = segmented(tenant, 1, dpd=2).model_copy(update={"due_date": date.today() + timedelta(days=30)})
+    newer = segmented(tenant, 1, dpd=2, as_of=now + timedelta(minutes=5)).model_copy(
+        update={"due_date": date.today() + timedelta(days=30)})
     async with committed(sessions) as uow:
         await handlers.on_account_segmented(uow, [delivery(topics.ACCOUNT_SEGMENTED, newer, "C1")])
     assert (await treatment()).status == "active"

@@ -19,6 +19,8 @@ SMS = StepPlan("reminder", Channel.SMS, "reminder.sms")
 EMAIL = StepPlan("reminder", Channel.EMAIL, "reminder.email")
 CALL = StepPlan("call", Channel.CALL, "call.script")
 FIELD = StepPlan("field-visit", Channel.FIELD, "field.visit")
+PRE_SMS = StepPlan("pre-due", Channel.SMS, "pre_due.sms")
+PRE_EMAIL = StepPlan("pre-due", Channel.EMAIL, "pre_due.email")
 
 
 def plan(segment: Segment, dpd: int, *, phone: bool = True, email: bool = True,
@@ -33,8 +35,8 @@ def plan(segment: Segment, dpd: int, *, phone: bool = True, email: bool = True,
         # DPD 0: only high-risk customers are reminded (early warning)
         (P, 0, True, True, True, None),
         (S, 0, True, True, True, None),
-        (H, 0, True, True, True, SMS),
-        (H, 0, False, True, True, EMAIL),
+        (H, 0, True, True, True, PRE_SMS),
+        (H, 0, False, True, True, PRE_EMAIL),
         (H, 0, False, False, True, None),
         (S, -3, True, True, True, None),
         # DPD 1-15: reminders, prime prefers e-mail, others SMS
@@ -93,9 +95,18 @@ def test_plan_only_uses_existing_contact_points_and_fits_the_timeline(
     if step.channel is Channel.CALL:
         assert dpd > 15
     if dpd <= 0:
-        assert segment is Segment.HIGH_RISK and step.step == "reminder"
+        assert segment is Segment.HIGH_RISK and step in (PRE_SMS, PRE_EMAIL)
+    else:
+        assert step.step != "pre-due"
     assert (step.step, step.channel, step.template_id) in {
-        (p.step, p.channel, p.template_id) for p in (SMS, EMAIL, CALL, FIELD)}
+        (p.step, p.channel, p.template_id) for p in (SMS, EMAIL, CALL, FIELD, PRE_SMS, PRE_EMAIL)}
+
+
+def test_the_pre_due_reminder_is_another_contact_than_the_first_overdue_reminder() -> None:
+    due = date(2026, 3, 1)
+    pre, first = (contact_id_for(tenant="t", account_id="A1", step=plan(Segment.HIGH_RISK, dpd).step, due_date=due)
+                  for dpd in (0, 1))  # type: ignore[union-attr]
+    assert pre != first
 
 
 @PROPS

@@ -1,0 +1,111 @@
+"""Where a treatment stands, derived from every fact kept about the account, never from the order they
+arrived in (docs/events.md, "Keys and ordering").
+
+Pure logic. The scheduler keeps the facts: the newest overdue snapshot (segmentation's classification of
+core banking's notice, with its event time ``as_of``), every payment (once per payment id, even before
+the account is known), the last word of every plan, the newest outcome of every contact. From them:
+
+- the amount overdue is the snapshot's amount less the payments booked after it (those before it are
+  already in it), in the snapshot's currency, never below zero;
+- nothing overdue: ``stopped``; else an agreed plan not yet ended: ``paused``; else ``active``.
+
+A completed plan does not stop the treatment on its own: only the money does. A plan that ended with
+arrears left (a plan that did not cover them, interest since) leaves the treatment active.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Literal
+
+from services.scheduler.domain.states import TreatmentStatus
+
+PlanKind = Literal["agreed", "cancelled", "completed", "broken"]
+OutcomeKind = Literal["sent", "delivered", "failed", "task_created", "unknown"]
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotTime:
+    """What orders two overdue snapshots of one account: the event time, then (for equal times) the later
+    due date, the higher DPD and the larger amount, so equal times cannot make the result depend on order."""
+
+    as_of: datetime
+    due_date: date
+    days_past_due: int
+    overdue_minor: int
+
+    def key(self) -> tuple[datetime, date, int, int]:
+        return self.as_of, self.due_date, self.days_past_due, self.overdue_minor
+
+
+def is_newer_snapshot(incoming: SnapshotTime, stored: SnapshotTime | None) -> bool:
+    """True when ``incoming`` replaces ``stored`` (an equal one is a duplicate and changes nothing)."""
+    return stored is None or incoming.key() > stored.key()
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentFact:
+    """A payment kept by the scheduler. ``paid_at`` and ``currency`` are None for payments kept before
+    they were recorded (already deducted then, so never counted again)."""
+
+    amount_minor: int
+    currency: str | None
+    paid_at: datetime | None
+
+
+def overdue_now(*, reported_minor: int, currency: str, as_of: datetime, payments: Iterable[PaymentFact]) -> int:
+    """The snapshot's amount less the payments in its currency booked strictly after it, at least 0."""
+    paid = sum(p.amount_minor for p in payments
+               if p.paid_at is not None and p.currency == currency and p.paid_at > as_of)
+    return max(reported_minor - paid, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """A treatment's derived status, the amount overdue now, and why (for people)."""
+
+    status: TreatmentStatus
+    overdue_minor: int
+    reason: str
+
+
+def standing(*, overdue_minor: int, open_plans: Sequence[str], active_reason: str) -> Standing:
+    """Nothing overdue: stopped. An agreed plan not yet ended: paused. Otherwise active."""
+    if overdue_minor <= 0:
+        return Standing(TreatmentStatus.STOPPED, 0, "paid in full")
+    if open_plans:
+        return Standing(TreatmentStatus.PAUSED, overdue_minor, f"plan {min(open_plans)} agreed")
+    return Standing(TreatmentStatus.ACTIVE, overdue_minor, active_reason)
+
+
+_PLAN_RANK = {"agreed": 0, "completed": 1, "cancelled": 2, "broken": 3}
+
+
+def plan_supersedes(*, stored: tuple[str, datetime] | None, incoming: tuple[str, datetime]) -> bool:
+    """Whether a plan event replaces the plan's stored last word. An end (completed, cancelled, broken)
+    beats ``agreed`` whatever the order; between two ends the later one wins (equal times: the rank)."""
+    if stored is None:
+        return True
+    (old_kind, old_at), (new_kind, new_at) = stored, incoming
+    if (old_kind == "agreed") != (new_kind == "agreed"):
+        return old_kind == "agreed"
+    return (new_at, _PLAN_RANK[new_kind]) > (old_at, _PLAN_RANK[old_kind])
+
+
+def is_open(kind: str) -> bool:
+    """An agreed plan that has not ended pauses its account's treatment."""
+    return kind == "agreed"
+
+
+_OUTCOME_RANK = {"sent": 0, "task_created": 1, "delivered": 2, "unknown": 3, "failed": 4}
+
+
+def outcome_supersedes(*, stored: tuple[str, datetime] | None, incoming: tuple[str, datetime]) -> bool:
+    """Whether a contact outcome replaces the stored one: the later ``occurred_at`` wins; at equal times
+    the more final (failed over unknown over delivered over sent), so arrival order never decides."""
+    if stored is None:
+        return True
+    (old_kind, old_at), (new_kind, new_at) = stored, incoming
+    return (new_at, _OUTCOME_RANK[new_kind]) > (old_at, _OUTCOME_RANK[old_kind])
