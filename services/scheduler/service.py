@@ -140,7 +140,7 @@ def _step_row(t: Mapping[str, Any], now: datetime) -> dict[str, Any] | None:
         "overdue_minor": t["overdue_minor"], "destination_sealed": destination, "time_zone": t["time_zone"],
         "locale": t["locale"], "account_ref": t["account_ref"],
         "status": STEP.apply(StepStatus.PENDING, StepEvent.PLANNED).value, "attempt": 1, "last_reason": "",
-        "due_at": now}
+        "outcome": None, "outcome_at": None, "due_at": now}
 
 
 async def _open_steps(uow: UnitOfWork, treatments: Sequence[Mapping[str, Any]],
@@ -165,7 +165,8 @@ async def _open_steps(uow: UnitOfWork, treatments: Sequence[Mapping[str, Any]],
                 # the contact was made and its outcome reported before this step was known here: record
                 # it, never make the contact a second time
                 step.update(status=STEP.apply(StepStatus(step["status"]), outcome_event(known.outcome)).value,
-                            last_reason=f"outcome: {known.outcome}")
+                            last_reason=f"outcome: {known.outcome}", outcome=known.outcome,
+                            outcome_at=known.occurred_at)
             else:
                 _emit_request(uow, step, cause)
             created.append(step)
@@ -204,32 +205,38 @@ async def record_rejections(uow: UnitOfWork, *, rejections: Sequence[ContactReje
 
 
 async def record_outcomes(uow: UnitOfWork, *, outcomes: Sequence[ContactOutcomeV1]) -> None:
-    """Keep each contact's newest outcome (by when it happened, whatever the arrival order) and close its
-    step: done when sent or handed to an agent, failed otherwise. An outcome for a step not known yet is
-    kept and applied when the step appears."""
+    """Keep each contact's newest outcome (by when it happened, whatever the arrival order) on its step and
+    close the step: done when sent or handed to an agent, failed otherwise. An outcome for a step not
+    known here yet is kept aside and applied when the step appears."""
     newest: dict[str, ContactOutcomeV1] = {}
     for o in outcomes:
         held = newest.get(o.contact_id)
         if outcome_supersedes(stored=(held.outcome, held.occurred_at) if held else None,
                               incoming=(o.outcome, o.occurred_at)):
             newest[o.contact_id] = o
-    stored = await repo.lock_outcomes(uow.session, newest)
-    kept = {cid: (row.outcome, row.occurred_at) for cid, row in stored.items()}
-    superseding = {cid: o for cid, o in newest.items()
-                   if outcome_supersedes(stored=kept.get(cid), incoming=(o.outcome, o.occurred_at))}
-    await repo.save_outcomes(uow.session, [{"contact_id": cid, "tenant": o.tenant, "outcome": o.outcome,
-                                            "occurred_at": o.occurred_at} for cid, o in superseding.items()])
-    steps = await repo.lock_steps(uow.session, superseding)
+    steps = await repo.lock_steps(uow.session, newest)
     changed: list[dict[str, Any]] = []
     for contact_id, step in steps.items():
-        o = superseding[contact_id]
+        o = newest[contact_id]
+        kept = (step["outcome"], step["outcome_at"]) if step["outcome"] else None
+        if not outcome_supersedes(stored=kept, incoming=(o.outcome, o.occurred_at)):
+            continue
         try:
             status = STEP.apply(StepStatus(step["status"]), outcome_event(o.outcome))
         except IllegalTransition:
             continue
-        step.update(status=status.value, last_reason=f"outcome: {o.outcome}")
+        step.update(status=status.value, last_reason=f"outcome: {o.outcome}", outcome=o.outcome,
+                    outcome_at=o.occurred_at)
         changed.append(step)
     await repo.update_steps(uow.session, changed)
+    unknown = {cid: o for cid, o in newest.items() if cid not in steps}
+    if unknown:
+        parked = await repo.lock_outcomes(uow.session, unknown)
+        await repo.save_outcomes(uow.session, [
+            {"contact_id": cid, "tenant": o.tenant, "outcome": o.outcome, "occurred_at": o.occurred_at}
+            for cid, o in unknown.items()
+            if outcome_supersedes(stored=(parked[cid].outcome, parked[cid].occurred_at) if cid in parked else None,
+                                  incoming=(o.outcome, o.occurred_at))])
 
 
 async def apply_plan_events(uow: UnitOfWork, *, plan_events: Sequence[PlanEventV1]) -> None:

@@ -60,6 +60,9 @@ class TreatmentStep(SQLModel, table=True):
     attempt: int = 1
     last_reason: str = ""
     account_ref: str | None = None
+    # the newest outcome of the contact and when it happened (an older one arriving late changes nothing)
+    outcome: str | None = None
+    outcome_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
     # pending: when it falls due; requested: when it was (last) requested, so the sweeper can find a
     # request that got no verdict
     due_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
@@ -98,7 +101,7 @@ class TreatmentPlan(SQLModel, table=True):
 
 
 class StepOutcome(SQLModel, table=True):
-    """The newest outcome of every contact, kept even before its step exists here."""
+    """The newest outcome of a contact whose step does not exist here (yet): applied when it appears."""
 
     __tablename__ = "step_outcomes"
 

@@ -147,17 +147,19 @@ _UPDATE_STEP = (
     update(STEPS).where(STEPS.c.contact_id == bindparam("b_contact_id"))
     .values(status=bindparam("b_status"), attempt=bindparam("b_attempt"), due_at=bindparam("b_due_at"),
             overdue_minor=bindparam("b_overdue_minor"), days_past_due=bindparam("b_days_past_due"),
-            last_reason=bindparam("b_last_reason"), updated_at=func.now())
+            last_reason=bindparam("b_last_reason"), outcome=bindparam("b_outcome"),
+            outcome_at=bindparam("b_outcome_at"), updated_at=func.now())
 )
 
 
 async def update_steps(session: AsyncSession, steps: Sequence[Mapping[str, Any]]) -> None:
-    """Store the new status (and attempt, due time, amounts, reason) of whole steps, one statement."""
+    """Store the new status (and attempt, due time, amounts, reason, outcome) of whole steps, one statement."""
     if steps:
         await session.execute(_UPDATE_STEP, [
             {"b_contact_id": s["contact_id"], "b_status": s["status"], "b_attempt": s["attempt"],
              "b_due_at": s["due_at"], "b_overdue_minor": s["overdue_minor"], "b_days_past_due": s["days_past_due"],
-             "b_last_reason": s["last_reason"]} for s in steps])
+             "b_last_reason": s["last_reason"], "b_outcome": s["outcome"], "b_outcome_at": s["outcome_at"]}
+            for s in steps])
 
 
 _CANCEL_STEPS = (

@@ -173,10 +173,11 @@ async def _end_state(sessions: Any, tenant: str, chronology: list[Fact]) -> dict
                    and (_due(s), s.dpd) == (t.due_date, t.days_past_due))
     if current is None:
         contact = "no step"
-    elif current in outcomes:
-        contact = outcome_event(outcomes[current]).value  # the contact was made: what became of it
-        if current in steps:
-            assert steps[current].status == {"succeeded": "done", "failed": "failed"}[contact]
+    elif current in steps and steps[current].outcome is not None:
+        contact = outcome_event(steps[current].outcome).value  # the contact was made: what became of it
+        assert steps[current].status == {"succeeded": "done", "failed": "failed"}[contact]
+    elif current in outcomes and current not in steps:
+        contact = outcome_event(outcomes[current]).value  # reported before the step existed here
     else:
         contact = "open" if current in live else "none"
     if t.status != "active":

@@ -28,6 +28,8 @@ def upgrade() -> None:
     op.alter_column("treatments", "reported_overdue_minor", nullable=False)
     op.alter_column("treatments", "as_of", nullable=False)
     op.add_column("treatment_steps", sa.Column("account_ref", sa.String, nullable=True))
+    op.add_column("treatment_steps", sa.Column("outcome", sa.String, nullable=True))
+    op.add_column("treatment_steps", _ts("outcome_at", nullable=True))
     # payments kept before now have no time or currency: they are in the stored amounts, never counted again
     op.add_column("treatment_payments", sa.Column("currency", sa.String, nullable=True))
     op.add_column("treatment_payments", _ts("paid_at", nullable=True))
@@ -57,6 +59,7 @@ def downgrade() -> None:
     op.drop_index("ix_treatment_payments_account", "treatment_payments")
     op.drop_column("treatment_payments", "paid_at")
     op.drop_column("treatment_payments", "currency")
-    op.drop_column("treatment_steps", "account_ref")
+    for column in ("outcome_at", "outcome", "account_ref"):
+        op.drop_column("treatment_steps", column)
     for column in ("account_ref", "segment_reason", "as_of", "reported_overdue_minor"):
         op.drop_column("treatments", column)
