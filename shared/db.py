@@ -55,3 +55,18 @@ def keys_table(**columns: Sequence[str]) -> Any:
     PostgreSQL plans a row-value ``IN`` over many tuples as a long ``OR``, planned again per batch size."""
     return select(*(func.unnest(bindparam(None, list(values), type_=ARRAY(Text))).label(name)
                     for name, values in columns.items())).subquery()
+
+
+async def lock_account_keys(session: AsyncSession, keys: Iterable[tuple[str, str]]) -> None:
+    """Serialise this transaction with any other of this schema touching these (tenant, account_id), stored
+    or not: transaction-level advisory locks, taken in one fixed order (no deadlock between batches). A
+    payment and the account's first overdue notice handled at the same time by two replicas must each see
+    the other; a row lock cannot do that for a row that does not exist yet."""
+    keys = list(keys)
+    if not keys:
+        return
+    wanted = keys_table(tenant=[t for t, _ in keys], account_id=[a for _, a in keys])
+    ordered = (select(func.hashtext(func.concat(wanted.c.tenant, ":", wanted.c.account_id)).label("k"))
+               .distinct().order_by("k").subquery())
+    space = func.hashtext(func.concat(func.current_schema(), ":accounts"))
+    await session.execute(select(func.pg_advisory_xact_lock(space, ordered.c.k)))

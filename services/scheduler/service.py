@@ -41,6 +41,7 @@ from shared.contracts.events import (
     PlanEventV1,
     Segment,
 )
+from shared.db import lock_account_keys
 from shared.domain import IllegalTransition, NotFound
 from shared.uow import UnitOfWork
 
@@ -104,6 +105,7 @@ async def record_segmented(uow: UnitOfWork, *, segmented: Sequence[tuple[Account
             "time_zone": p.contact.time_zone, "locale": p.contact.locale}
         if key not in latest or is_newer_snapshot(_snapshot_time(row), _snapshot_time(latest[key])):
             latest[key], causes[key] = row, event
+    await lock_account_keys(uow.session, latest.keys())
     stored = await repo.lock_treatments(uow.session, latest.keys())
     fresh = {key: row for key, row in latest.items()
              if key not in stored or is_newer_snapshot(_snapshot_time(row), _snapshot_time(stored[key]._mapping))}
@@ -243,6 +245,7 @@ async def apply_plan_events(uow: UnitOfWork, *, plan_events: Sequence[PlanEventV
     """Keep each plan's last word (an end beats ``agreed`` whatever the order), then derive the
     treatments again: an agreed plan not yet ended pauses one; its end resumes it unless nothing is
     overdue any more. Plan events for an account with no treatment yet are kept for when it appears."""
+    await lock_account_keys(uow.session, {(p.tenant, p.account_id) for p in plan_events})
     newest: dict[tuple[str, str], PlanEventV1] = {}
     for p in plan_events:
         held = newest.get((p.tenant, p.plan_id))
@@ -261,6 +264,7 @@ async def apply_payments(uow: UnitOfWork, *, payments: Sequence[PaymentReceivedV
     """Keep each payment once (even before its account has a treatment), then derive the treatments
     again: one with nothing overdue any more stops."""
     unique = {(p.tenant, p.payment_id): p for p in payments}
+    await lock_account_keys(uow.session, {(p.tenant, p.account_id) for p in unique.values()})
     new = await repo.record_payments(uow.session, [
         {"tenant": p.tenant, "payment_id": p.payment_id, "account_id": p.account_id, "amount_minor": p.amount_minor,
          "currency": p.currency, "paid_at": p.paid_at} for p in unique.values()])

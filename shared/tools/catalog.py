@@ -35,7 +35,7 @@ HINT = "{files} out of date with shared/contracts: run `make docs` and commit th
 # Who consumes what (consumer group = service name). tests/contracts/test_catalog.py checks this
 # against the services' handler maps.
 CONSUMERS: dict[str, tuple[str, ...]] = {
-    "core.account-overdue.v1": ("segmentation",),
+    "core.account-overdue.v1": ("segmentation", "plans"),
     "core.payment-received.v1": ("segmentation", "scheduler", "plans"),
     "segmentation.account-segmented.v1": ("scheduler",),
     "scheduler.contact-requested.v1": ("compliance",),
@@ -608,8 +608,8 @@ whatever the order, by keeping facts and deriving state from all of them:
 
 A test drives every interleaving of one account's events through the real services and the real
 database and checks the end state equals the one the sorted sequence gives
-(`tests/scheduler/integration/test_order_independence.py`,
-`tests/segmentation/integration/test_order_independence.py`).
+(`tests/scheduler/integration/test_scheduler_order_independence.py`,
+`tests/segmentation/integration/test_segmentation_order_independence.py`).
 
 ## Data conventions
 

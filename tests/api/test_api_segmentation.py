@@ -207,16 +207,19 @@ async def test_every_segmentation_route_needs_a_valid_api_key(
 
 
 async def seed_account(api: ServiceApi, tenant: Tenant, account_id: str, *, co_lenders: list[dict[str, Any]],
-                       phone_number: str, email: str, dpd: int = 20, rating: str = "D") -> AccountOverdueV1:
+                       phone_number: str, email: str, dpd: int = 20, rating: str = "D",
+                       account_ref: str | None = None, at: datetime | None = None) -> AccountOverdueV1:
     payload = AccountOverdueV1(
         tenant=tenant.id, account_id=account_id, customer_id=f"C-{account_id}", product="cash-loan",
         currency="CNY", outstanding_minor=900_000, overdue_minor=120_000, days_past_due=dpd,
         due_date=date.today() - timedelta(days=dpd), credit_rating=rating,
         contact={"name": CIPHER.seal("李四", context=tenant.id), "phone": CIPHER.seal(phone_number, context=tenant.id),
                  "email": CIPHER.seal(email, context=tenant.id), "time_zone": "Asia/Shanghai"},
-        co_lenders=co_lenders)
+        co_lenders=co_lenders, account_ref=account_ref)
     event = build_event(topics.ACCOUNT_OVERDUE, payload, tenant=tenant.id, customer_id=payload.customer_id,
                         source="urn:test")
+    if at is not None:
+        event = event.model_copy(update={"time": at})
     async with api.runtime.units() as uow:
         await service.record_overdue(uow, overdue=[(payload, event)])
         await uow.commit()
@@ -228,7 +231,7 @@ async def test_an_account_is_shown_to_its_servicer_and_co_lenders_only_with_cont
     account = unique("ACC")
     number = phone()
     seeded = await seed_account(segmentation, tenant_a, account, co_lenders=[{"tenant": tenant_b.id, "share": "0.3"}],
-                                phone_number=number, email="li.si@example.com")
+                                phone_number=number, email="li.si@example.com", account_ref="LN731")
     before = await segmentation.outbox(tenant_a)
 
     response = await segmentation.client.get(f"/v1/accounts/{account}", headers=tenant_a.headers)
@@ -236,7 +239,8 @@ async def test_an_account_is_shown_to_its_servicer_and_co_lenders_only_with_cont
     shown = response.json()
     expected = classify(credit_rating="D", credit_score=None, days_past_due=20)
     assert shown == {
-        "tenant": tenant_a.id, "account_id": account, "customer_id": seeded.customer_id, "product": "cash-loan",
+        "tenant": tenant_a.id, "account_id": account, "account_ref": "LN731", "customer_id": seeded.customer_id,
+        "product": "cash-loan",
         "currency": "CNY", "outstanding_minor": 900_000, "overdue_minor": 120_000, "days_past_due": 20,
         "due_date": seeded.due_date.isoformat(), "segment": expected.segment.value, "dpd_bucket": expected.dpd_bucket,
         "status": "overdue", "phone_masked": "*" * (len(number) - 4) + number[-4:],
@@ -252,6 +256,37 @@ async def test_an_account_is_shown_to_its_servicer_and_co_lenders_only_with_cont
     assert problem["title"] == "Not found" and account in problem["detail"]
     assert_problem(await segmentation.client.get(f"/v1/accounts/{unique('ACC')}", headers=tenant_a.headers), 404)
     assert await segmentation.outbox(tenant_a) == before  # reads announce nothing
+
+
+async def test_the_account_shows_the_snapshot_less_the_payments_booked_after_it_whatever_their_order(
+        segmentation: ServiceApi, tenant_a: Tenant) -> None:
+    account, at = unique("ACC"), datetime.now(UTC) - timedelta(days=1)
+
+    def paid(amount: int, paid_at: datetime) -> PaymentReceivedV1:
+        return PaymentReceivedV1(tenant=tenant_a.id, account_id=account, customer_id=f"C-{account}",
+                                 payment_id=unique("PAY"), amount_minor=amount, currency="CNY", paid_at=paid_at)
+
+    async def record(*payments: PaymentReceivedV1) -> None:
+        async with segmentation.runtime.units() as uow:
+            await service.record_payments(uow, payments=payments)
+            await uow.commit()
+
+    async def shown() -> dict[str, Any]:
+        response = await segmentation.client.get(f"/v1/accounts/{account}", headers=tenant_a.headers)
+        assert response.status_code == 200, response.text
+        return {k: response.json()[k] for k in ("overdue_minor", "outstanding_minor", "status")}
+
+    # a payment that arrives before its account, booked after the notice's time: kept, then counted
+    early = paid(20_000, at + timedelta(hours=1))
+    await record(early)
+    await seed_account(segmentation, tenant_a, account, co_lenders=[], phone_number=phone(), email="a@example.com",
+                       at=at)
+    assert await shown() == {"overdue_minor": 100_000, "outstanding_minor": 880_000, "status": "overdue"}
+    # booked before the notice: already in it; the same payment again: counted once
+    await record(paid(50_000, at - timedelta(hours=1)), early)
+    assert await shown() == {"overdue_minor": 100_000, "outstanding_minor": 880_000, "status": "overdue"}
+    await record(paid(100_000, at + timedelta(hours=2)))
+    assert await shown() == {"overdue_minor": 0, "outstanding_minor": 780_000, "status": "cured"}
 
 
 async def test_a_tenant_sees_its_own_account_before_one_it_co_lends_with_the_same_id(

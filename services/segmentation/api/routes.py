@@ -152,8 +152,11 @@ async def submit_payments(uow: UowDep, cipher: CipherDep, tenant: TenantDep, bat
 
 
 class AccountPublic(BaseModel):
+    """An account now: the newest overdue snapshot's amounts less the payments booked after it (``as_of``)."""
+
     tenant: str
     account_id: str
+    account_ref: str | None
     customer_id: str
     product: str
     currency: str
@@ -185,8 +188,8 @@ async def get_account(session: SessionDep, cipher: CipherDep, tenant: TenantDep,
     """An account's collection status, for its servicer or one of its co-lenders."""
     a, access = await service.account_for(session, tenant=tenant, account_id=account_id)
     return AccountPublic(
-        tenant=a.tenant, account_id=a.account_id, customer_id=a.customer_id, product=a.product,
-        currency=a.currency, outstanding_minor=a.outstanding_minor, overdue_minor=a.overdue_minor,
+        tenant=a.tenant, account_id=a.account_id, account_ref=a.account_ref, customer_id=a.customer_id,
+        product=a.product, currency=a.currency, outstanding_minor=a.outstanding_minor, overdue_minor=a.overdue_minor,
         days_past_due=a.days_past_due, due_date=a.due_date, segment=a.segment, dpd_bucket=a.dpd_bucket,
         status=a.status, phone_masked=_mask(cipher.open_optional(a.phone_sealed, context=a.tenant)),
         email_masked=_mask(cipher.open_optional(a.email_sealed, context=a.tenant)), time_zone=a.time_zone,

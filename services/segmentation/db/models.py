@@ -17,6 +17,10 @@ class Account(SQLModel, table=True):
     customer_id: str = Field(max_length=128, index=True)
     product: str
     currency: str = Field(max_length=3)
+    # the newest overdue snapshot's amounts as reported (at ``as_of``)
+    reported_outstanding_minor: int = Field(sa_type=BigInteger)
+    reported_overdue_minor: int = Field(sa_type=BigInteger)
+    # derived (domain/accounts.py ``balances``): the reported amounts less the payments booked after ``as_of``
     outstanding_minor: int = Field(sa_type=BigInteger)
     overdue_minor: int = Field(sa_type=BigInteger)
     days_past_due: int
@@ -25,7 +29,8 @@ class Account(SQLModel, table=True):
     credit_score: int | None = None
     segment: str
     dpd_bucket: str
-    status: str = "overdue"  # overdue | cured
+    status: str = "overdue"  # overdue | cured, derived with the balances
+    account_ref: str | None = None
     name_sealed: str
     phone_sealed: str | None = None
     email_sealed: str | None = None
@@ -33,7 +38,7 @@ class Account(SQLModel, table=True):
     time_zone: str
     locale: str
     co_lenders: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    # time of the fact (the event's time): an older fact never overwrites a newer one
+    # time of the snapshot (the overdue event's time): an older snapshot never overwrites a newer one
     as_of: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), server_default=func.now(),
                                                   onupdate=func.now(), nullable=False))
@@ -55,7 +60,10 @@ class SegmentChange(SQLModel, table=True):
 
 
 class Payment(SQLModel, table=True):
+    """Every payment, once per (tenant, payment_id), kept even before its account is known."""
+
     __tablename__ = "payments"
+    __table_args__ = (Index("ix_payments_account", "tenant", "account_id"),)
 
     tenant: str = Field(primary_key=True, max_length=64)
     payment_id: str = Field(primary_key=True, max_length=128)

@@ -1,12 +1,11 @@
-"""Segmentation's repository: accounts, segment history, payments. Adds, never commits."""
+"""Segmentation's repository: accounts, segment history, payments. Adds, never commits; decides nothing."""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, bindparam, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,19 +13,27 @@ from services.segmentation.db.models import Account, Payment, SegmentChange
 from shared.db import any_of, keys_table, table_of
 
 ACCOUNTS = table_of(Account)
+PAYMENTS = table_of(Payment)
 AccountKey = tuple[str, str]
+# what orders two snapshots of one account (domain/accounts.py ``Snapshot``), as stored
+_SNAPSHOT = ("as_of", "due_date", "days_past_due", "reported_overdue_minor", "reported_outstanding_minor")
 
 
-async def stored_as_of(session: AsyncSession, keys: Collection[AccountKey]) -> dict[AccountKey, datetime]:
-    """When each stored account's facts were true, locked for this transaction."""
+def _of_accounts(table: Any, keys: Collection[AccountKey]) -> Any:
+    wanted = keys_table(tenant=[t for t, _ in keys], account_id=[a for _, a in keys])
+    return table.join(wanted, and_(table.c.tenant == wanted.c.tenant, table.c.account_id == wanted.c.account_id))
+
+
+async def lock_accounts(session: AsyncSession, keys: Collection[AccountKey]) -> dict[AccountKey, Any]:
+    """The stored accounts of these keys (snapshot, currency, derived balances), locked for this transaction."""
     if not keys:
         return {}
-    wanted = keys_table(tenant=[t for t, _ in keys], account_id=[a for _, a in keys])
     rows = await session.execute(
-        select(ACCOUNTS.c.tenant, ACCOUNTS.c.account_id, ACCOUNTS.c.as_of)
-        .join(wanted, and_(ACCOUNTS.c.tenant == wanted.c.tenant, ACCOUNTS.c.account_id == wanted.c.account_id))
+        select(ACCOUNTS.c.tenant, ACCOUNTS.c.account_id, ACCOUNTS.c.currency, ACCOUNTS.c.overdue_minor,
+               ACCOUNTS.c.outstanding_minor, ACCOUNTS.c.status, *(ACCOUNTS.c[c] for c in _SNAPSHOT))
+        .select_from(_of_accounts(ACCOUNTS, keys))
         .order_by(ACCOUNTS.c.tenant, ACCOUNTS.c.account_id).with_for_update(of=ACCOUNTS))
-    return {(r.tenant, r.account_id): r.as_of for r in rows}
+    return {(r.tenant, r.account_id): r for r in rows}
 
 
 async def save_accounts(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -37,9 +44,25 @@ async def save_accounts(session: AsyncSession, rows: Sequence[Mapping[str, Any]]
     await session.execute(stmt.on_conflict_do_update(
         index_elements=["tenant", "account_id"],
         set_={c: stmt.excluded[c] for c in rows[0] if c not in ("tenant", "account_id")} | {"updated_at": func.now()},
-        # the service decided with the rows locked; this guard only keeps a racing older fact out
-        where=ACCOUNTS.c.as_of <= stmt.excluded.as_of,
+        # the service decided with the accounts locked; this guard only keeps an older snapshot out
+        where=tuple_(*(ACCOUNTS.c[c] for c in _SNAPSHOT)) < tuple_(*(stmt.excluded[c] for c in _SNAPSHOT)),
     ), list(rows))
+
+
+_SET_BALANCES = (
+    update(ACCOUNTS).where(ACCOUNTS.c.tenant == bindparam("b_tenant"),
+                           ACCOUNTS.c.account_id == bindparam("b_account_id"))
+    .values(overdue_minor=bindparam("b_overdue_minor"), outstanding_minor=bindparam("b_outstanding_minor"),
+            status=bindparam("b_status"), updated_at=func.now())
+)
+
+
+async def set_balances(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Store accounts' derived balances and status, one executemany statement."""
+    if rows:
+        await session.execute(_SET_BALANCES, [
+            {"b_tenant": r["tenant"], "b_account_id": r["account_id"], "b_overdue_minor": r["overdue_minor"],
+             "b_outstanding_minor": r["outstanding_minor"], "b_status": r["status"]} for r in rows])
 
 
 async def add_segment_changes(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -47,24 +70,25 @@ async def add_segment_changes(session: AsyncSession, rows: Sequence[Mapping[str,
         await session.execute(insert(table_of(SegmentChange)), list(rows))
 
 
-async def record_payment(session: AsyncSession, *, tenant: str, payment_id: str, account_id: str, amount_minor: int,
-                         currency: str, paid_at: datetime) -> bool:
-    """Remember a payment; False when it was already recorded."""
-    return (await session.execute(
-        insert(Payment).values(tenant=tenant, payment_id=payment_id, account_id=account_id, amount_minor=amount_minor,
-                               currency=currency, paid_at=paid_at)
-        .on_conflict_do_nothing().returning(Payment.payment_id))).first() is not None  # type: ignore[arg-type]
+async def record_payments(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> set[tuple[str, str]]:
+    """Keep payments once per (tenant, payment_id); returns the (tenant, payment_id) of those new here."""
+    if not rows:
+        return set()
+    inserted = await session.execute(
+        insert(PAYMENTS).on_conflict_do_nothing().returning(PAYMENTS.c.tenant, PAYMENTS.c.payment_id), list(rows))
+    return {(r.tenant, r.payment_id) for r in inserted}
 
 
-async def lock_account(session: AsyncSession, *, tenant: str, account_id: str) -> Account | None:
-    return (await session.execute(select(Account).where(
-        Account.tenant == tenant, Account.account_id == account_id).with_for_update())).scalars().first()  # type: ignore[arg-type]
-
-
-async def set_balances(session: AsyncSession, *, tenant: str, account_id: str, overdue_minor: int,
-                       outstanding_minor: int, status: str) -> None:
-    await session.execute(update(Account).where(Account.tenant == tenant, Account.account_id == account_id)  # type: ignore[arg-type]
-                          .values(overdue_minor=overdue_minor, outstanding_minor=outstanding_minor, status=status))
+async def payments_of(session: AsyncSession, keys: Collection[AccountKey]) -> dict[AccountKey, list[Any]]:
+    """Every payment kept for these accounts (payment_id, amount, currency, paid_at), by account."""
+    found: dict[AccountKey, list[Any]] = {}
+    if keys:
+        rows = await session.execute(
+            select(PAYMENTS.c.tenant, PAYMENTS.c.account_id, PAYMENTS.c.payment_id, PAYMENTS.c.amount_minor,
+                   PAYMENTS.c.currency, PAYMENTS.c.paid_at).select_from(_of_accounts(PAYMENTS, keys)))
+        for r in rows:
+            found.setdefault((r.tenant, r.account_id), []).append(r)
+    return found
 
 
 async def currencies(session: AsyncSession, *, tenant: str, account_ids: Sequence[str]) -> dict[str, str]:

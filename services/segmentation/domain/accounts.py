@@ -1,9 +1,18 @@
-"""An account's collection status and what a payment does to it (pure)."""
+"""An account's collection status, derived from the facts kept about it (pure; docs/events.md, "Keys and
+ordering").
+
+An overdue notice is a snapshot of the account at its event time (``as_of``): the newest snapshot wins,
+an older one arriving late changes nothing. Payments are kept once each, even before the account is
+known. The account's balances are the snapshot's reported amounts less the payments in its currency
+booked strictly after it (those before it, or at the same instant, are already in it), never below
+zero; nothing overdue any more cures it. Whatever order the facts arrive in, the result is the same.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 
@@ -31,6 +40,53 @@ def after_payment(*, overdue_minor: int, outstanding_minor: int, status: Account
                     AccountStatus.CURED if overdue == 0 else status)
 
 
-def is_newer(incoming_as_of: datetime, stored_as_of: datetime | None) -> bool:
-    """Facts arrive out of order across partitions and replays: an older one never overwrites a newer one."""
-    return stored_as_of is None or stored_as_of <= incoming_as_of
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What orders two overdue snapshots of one account: the event time, then (for equal times) the later
+    due date, the higher DPD and the larger amounts, so equal times cannot make the result depend on the
+    arrival order. The scheduler orders the snapshots it is sent the same way."""
+
+    as_of: datetime
+    due_date: date
+    days_past_due: int
+    overdue_minor: int
+    outstanding_minor: int
+
+    def key(self) -> tuple[datetime, date, int, int, int]:
+        return self.as_of, self.due_date, self.days_past_due, self.overdue_minor, self.outstanding_minor
+
+
+def supersedes(incoming: Snapshot, stored: Snapshot | None) -> bool:
+    """True when ``incoming`` replaces ``stored``: it is newer. An older snapshot changes nothing, and an
+    equal one is a duplicate (nothing stored, nothing announced again)."""
+    return stored is None or incoming.key() > stored.key()
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentFact:
+    """A payment kept for an account."""
+
+    amount_minor: int
+    currency: str
+    paid_at: datetime
+
+
+def counts_after(payment: PaymentFact, *, currency: str, as_of: datetime) -> bool:
+    """A payment counts against a snapshot when it is in the account's currency and booked strictly after
+    the snapshot's time (one booked before or at that instant is already in the reported amounts)."""
+    return payment.currency == currency and payment.paid_at > as_of
+
+
+def balances(*, reported_overdue_minor: int, reported_outstanding_minor: int, currency: str, as_of: datetime,
+             payments: Iterable[PaymentFact]) -> Balances:
+    """The account's balances and status now: the snapshot's reported amounts less the payments that count
+    after it (``counts_after``), never below zero; nothing overdue is ``cured``. The same rules as
+    ``after_payment`` applied to each such payment, in any order."""
+    paid = sum(p.amount_minor for p in payments if counts_after(p, currency=currency, as_of=as_of))
+    return after_payment(overdue_minor=reported_overdue_minor, outstanding_minor=reported_outstanding_minor,
+                         status=AccountStatus.OVERDUE, amount_minor=paid)
+
+
+def in_other_currencies(payments: Iterable[PaymentFact], *, currency: str) -> list[PaymentFact]:
+    """Payments kept before the account was known, in another currency than the account's: never counted."""
+    return [p for p in payments if p.currency != currency]
