@@ -1,7 +1,9 @@
-"""Plans' use cases: agree, read and cancel plans; allocate payments to the agreed plan.
+"""Plans' use cases: keep the accounts' overdue snapshots and payments; agree, read and cancel plans;
+allocate payments to the agreed plan.
 
 Statuses come from ``domain/states.py``; the schedule's checks and the allocation from
-``domain/schedule.py``. Every change announces a PlanEvent (the scheduler pauses, resumes or stops).
+``domain/schedule.py``; what an account owes now and whether a plan covers it from ``domain/accounts.py``.
+Every change of a plan announces a PlanEvent (the scheduler pauses, resumes or stops).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from services.plans.db import repository as repo
 from services.plans.db.models import Plan, PlanInstalment
+from services.plans.domain.accounts import PaymentFact, SnapshotTime, is_newer_snapshot, overdue_now, require_cover
 from services.plans.domain.schedule import allocate, build_schedule
 from services.plans.domain.states import (
     INSTALMENT,
@@ -25,8 +28,8 @@ from services.plans.domain.states import (
     PlanStatus,
     payment_event,
 )
-from shared.contracts import topics
-from shared.contracts.events import Instalment, PaymentReceivedV1, PlanEventV1
+from shared.contracts import CloudEvent, topics
+from shared.contracts.events import AccountOverdueV1, Instalment, PaymentReceivedV1, PlanEventV1
 from shared.domain import DomainError, NotFound
 from shared.uow import UnitOfWork
 
@@ -44,6 +47,28 @@ class IdempotencyKeyReused(DomainError):
 class PlanNotActive(DomainError):
     status = 409
     title = "Plan not active"
+
+
+class AccountUnknown(NotFound):
+    """No overdue notice for this account of the tenant has reached plans (yet): another tenant's account,
+    a wrong id, or a notice still on its way. The same answer in every case, so nothing leaks across tenants."""
+
+    title = "Account not known to plans"
+
+
+class CurrencyMismatch(DomainError):
+    status = 422
+    title = "Currency mismatch"
+
+
+class CustomerMismatch(DomainError):
+    status = 422
+    title = "Customer mismatch"
+
+
+class NothingOverdue(DomainError):
+    status = 409
+    title = "Nothing overdue"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,16 +111,46 @@ async def _replayed(uow: UnitOfWork, tenant: str, idempotency_key: str | None,
     return view
 
 
+async def _require_covered_account(uow: UnitOfWork, *, tenant: str, account_id: str, customer_id: str,
+                                   currency: str, total_minor: int) -> None:
+    """The account must be the tenant's, known here from its overdue notice, the customer's, in the plan's
+    currency, owe something, and the plan must cover what it owes now; else a DomainError (and the caller
+    stores nothing)."""
+    account = await repo.account(uow.session, tenant=tenant, account_id=account_id)
+    if account is None:
+        raise AccountUnknown(
+            f"Account {account_id!r} is not known to plans for your tenant: a plan can only be agreed once the "
+            f"account's overdue notice (core.account-overdue.v1) has reached plans. If it was sent just now, "
+            f"retry shortly; otherwise check the account id.")
+    if account.customer_id != customer_id:
+        raise CustomerMismatch(f"Account {account_id!r} is not customer {customer_id!r}'s: give the customer_id its "
+                               "overdue notice names (plan events are keyed by it).")
+    if account.currency != currency:
+        raise CurrencyMismatch(f"Account {account_id!r} is in {account.currency}; this plan is in {currency}. "
+                               f"Agree the plan in {account.currency}.")
+    payments = await repo.payments_of_account(uow.session, tenant=tenant, account_id=account_id)
+    owed = overdue_now(reported_minor=account.overdue_minor, currency=account.currency, as_of=account.as_of,
+                       payments=[PaymentFact(p.amount_minor, p.currency, p.paid_at) for p in payments])
+    if owed == 0:
+        raise NothingOverdue(f"Account {account_id!r} has nothing overdue now (paid since its last overdue notice): "
+                             "no plan is needed.")
+    require_cover(total_minor=total_minor, overdue_minor=owed, currency=currency)
+
+
 async def agree_plan(uow: UnitOfWork, *, tenant: str, account_id: str, customer_id: str, currency: str,
                      reason: str, instalments: Sequence[tuple[date, Decimal]], idempotency_key: str | None,
                      today: date, request_hash: str | None = None) -> PlanView:
     """Record an agreed plan and announce it. The same Idempotency-Key returns the same plan, even after
     its first due date has passed (the key is looked up before the schedule is checked against today).
-    An empty key is no key."""
+    An empty key is no key. The account must be known to plans for this tenant (``AccountUnknown``), be the
+    given customer's (``CustomerMismatch``), in the plan's currency (``CurrencyMismatch``), owe something
+    (``NothingOverdue``), and the plan's total must cover what it owes now (``PlanDoesNotCover``)."""
     idempotency_key = idempotency_key or None
     if (replayed := await _replayed(uow, tenant, idempotency_key, request_hash)) is not None:
         return replayed
     schedule = build_schedule(list(instalments), currency=currency, today=today)
+    await _require_covered_account(uow, tenant=tenant, account_id=account_id, customer_id=customer_id,
+                                   currency=currency, total_minor=sum(s.amount_minor for s in schedule))
     active = await repo.agreed_plan(uow.session, tenant=tenant, account_id=account_id)
     if active is not None:
         raise PlanConflict(f"Account {account_id!r} already has plan {active.plan_id}; cancel it first.")
@@ -136,9 +191,35 @@ async def plans_of_account(session: object, *, tenant: str, account_id: str) -> 
     return [await _view(session, tenant, pid) for pid in ids]
 
 
+async def record_overdue(uow: UnitOfWork, *, overdue: Sequence[tuple[AccountOverdueV1, CloudEvent]]) -> None:
+    """Keep each account's newest overdue snapshot (by event time), in the batch and against what is stored:
+    an older one arriving late changes nothing."""
+    latest: dict[tuple[str, str], tuple[AccountOverdueV1, SnapshotTime]] = {}
+    for p, event in overdue:
+        key, at = (p.tenant, p.account_id), SnapshotTime(event.time, p.due_date, p.days_past_due, p.overdue_minor)
+        if key not in latest or is_newer_snapshot(at, latest[key][1]):
+            latest[key] = (p, at)
+    stored = await repo.lock_accounts(uow.session, latest.keys())
+    rows = []
+    for key, (p, at) in sorted(latest.items(), key=lambda item: item[0]):
+        old = stored.get(key)
+        if not is_newer_snapshot(at, None if old is None else SnapshotTime(
+                old.as_of, old.due_date, old.days_past_due, old.overdue_minor)):
+            continue
+        rows.append({"tenant": p.tenant, "account_id": p.account_id, "customer_id": p.customer_id,
+                     "currency": p.currency, "overdue_minor": p.overdue_minor,
+                     "outstanding_minor": p.outstanding_minor, "due_date": p.due_date,
+                     "days_past_due": p.days_past_due, "as_of": at.as_of})
+    await repo.save_accounts(uow.session, rows)
+
+
 async def apply_payments(uow: UnitOfWork, *, payments: Sequence[PaymentReceivedV1]) -> None:
-    """Allocate each payment (once) to the account's agreed plan, oldest instalment first; paid off
-    means completed."""
+    """Keep every payment once (for the accounts' overdue amount, even before the account is known), and
+    allocate each (once) to the account's agreed plan, oldest instalment first; paid off means completed."""
+    in_key_order = sorted(payments, key=lambda p: (p.tenant, p.payment_id))  # concurrent batches never deadlock
+    await repo.record_payments(uow.session, [
+        {"tenant": p.tenant, "payment_id": p.payment_id, "account_id": p.account_id, "amount_minor": p.amount_minor,
+         "currency": p.currency, "paid_at": p.paid_at} for p in in_key_order])
     # by account, keeping each account's own order: row locks are always taken in the same order
     for p in sorted(payments, key=lambda p: (p.tenant, p.account_id)):
         plan = await repo.agreed_plan(uow.session, tenant=p.tenant, account_id=p.account_id, currency=p.currency,

@@ -1,10 +1,14 @@
 """Plans routes through the ASGI app on the real database: POST /v1/plans, GET /v1/plans?account_id=,
-GET /v1/plans/{plan_id}, POST /v1/plans/{plan_id}/cancel."""
+GET /v1/plans/{plan_id}, POST /v1/plans/{plan_id}/cancel.
+
+A plan is agreed only for an account the plans consumer knows from its overdue notice: each test first hands
+the notice (and payments) to the real consumer handlers (tests/plans/support.py), then calls the route."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from uuid import uuid4
 
 import pytest
 from sqlalchemy import select
@@ -13,6 +17,7 @@ from services.plans.db.models import Plan, PlanInstalment
 from shared.contracts import topics
 from shared.contracts.events import PlanEventV1
 from tests.api.support import ServiceApi, Tenant, assert_problem, unique
+from tests.plans.support import consume, overdue_notice, payment_received
 
 pytestmark = pytest.mark.integration
 
@@ -32,11 +37,23 @@ def plan_body(account_id: str, *, customer_id: str = "C-1", currency: str = "CNY
                 {"due_date": in_days(10), "amount": "300.00"}, {"due_date": in_days(40), "amount": "500.00"}]}
 
 
+DEFAULT_TOTAL = 80_000  # plan_body's default instalments: 300.00 + 500.00
+
+
+async def known(api: ServiceApi, tenant: Tenant, account_id: str, *, overdue_minor: int = DEFAULT_TOTAL,
+                currency: str = "CNY", at: datetime | None = None, customer_id: str = "C-1") -> None:
+    """The plans consumer received the account's overdue notice (by default, owing exactly what the default
+    plan body totals)."""
+    await consume(api.runtime.sessions, overdue_notice(tenant.id, account_id, overdue_minor=overdue_minor,
+                                                       currency=currency, at=at, customer_id=customer_id))
+
+
 async def plans_of(api: ServiceApi, tenant: Tenant, account_id: str) -> list[Plan]:
     return await api.all(select(Plan).where(Plan.tenant == tenant.id, Plan.account_id == account_id))
 
 
 async def agree(api: ServiceApi, tenant: Tenant, account_id: str, **kwargs: Any) -> dict[str, Any]:
+    """Agree a plan for an account already known to plans."""
     response = await api.client.post("/v1/plans", json=plan_body(account_id, **kwargs), headers=tenant.headers)
     assert response.status_code == 201, response.text
     return response.json()  # type: ignore[no-any-return]
@@ -45,6 +62,7 @@ async def agree(api: ServiceApi, tenant: Tenant, account_id: str, **kwargs: Any)
 async def test_agreeing_a_plan_stores_it_and_announces_it_in_the_same_transaction(
         plans: ServiceApi, tenant_a: Tenant) -> None:
     account = unique("ACC")
+    await known(plans, tenant_a, account, customer_id="C-77")
     response = await plans.client.post("/v1/plans", json=plan_body(account, customer_id="C-77"),
                                        headers=tenant_a.headers)
     assert response.status_code == 201, response.text
@@ -86,6 +104,7 @@ async def test_amounts_are_decimal_strings_with_the_currency_exponent(
         plans: ServiceApi, tenant_a: Tenant, currency: str, amounts: list[str], shown: list[str],
         minor: list[int]) -> None:
     account = unique("ACC")
+    await known(plans, tenant_a, account, currency=currency, overdue_minor=sum(minor))
     body = await agree(plans, tenant_a, account, currency=currency, instalments=[
         {"due_date": in_days(1 + n), "amount": a} for n, a in enumerate(amounts)])
     assert [i["amount"] for i in body["instalments"]] == shown
@@ -98,6 +117,8 @@ async def test_amounts_are_decimal_strings_with_the_currency_exponent(
 async def test_an_idempotent_replay_returns_the_same_plan_with_200_and_announces_nothing_new(
         plans: ServiceApi, tenant_a: Tenant, tenant_b: Tenant) -> None:
     account = unique("ACC")
+    await known(plans, tenant_a, account)
+    await known(plans, tenant_b, account)  # tenant B's own account with the same id
     key = {"Idempotency-Key": unique("idem")}
     first = await plans.client.post("/v1/plans", json=plan_body(account), headers=tenant_a.headers | key)
     assert first.status_code == 201, first.text
@@ -118,15 +139,20 @@ async def test_an_idempotent_replay_returns_the_same_plan_with_200_and_announces
 async def test_an_empty_idempotency_key_does_not_tie_unrelated_plans_together(
         plans: ServiceApi, tenant_a: Tenant) -> None:
     empty = tenant_a.headers | {"Idempotency-Key": ""}
-    first = await plans.client.post("/v1/plans", json=plan_body(unique("ACC")), headers=empty)
+    one, two = unique("ACC"), unique("ACC")
+    await known(plans, tenant_a, one)
+    await known(plans, tenant_a, two)
+    first = await plans.client.post("/v1/plans", json=plan_body(one), headers=empty)
     assert first.status_code == 201, first.text
-    second = await plans.client.post("/v1/plans", json=plan_body(unique("ACC")), headers=empty)
+    second = await plans.client.post("/v1/plans", json=plan_body(two), headers=empty)
     assert second.status_code == 201, second.text
 
 
 async def test_a_second_agreed_plan_for_the_account_is_a_409_and_changes_nothing(
         plans: ServiceApi, tenant_a: Tenant, tenant_b: Tenant) -> None:
     account = unique("ACC")
+    await known(plans, tenant_a, account)
+    await known(plans, tenant_b, account)
     first = await agree(plans, tenant_a, account)
     response = await plans.client.post("/v1/plans", json=plan_body(account), headers=tenant_a.headers
                                        | {"Idempotency-Key": unique("idem")})
@@ -158,6 +184,7 @@ async def test_an_unacceptable_schedule_is_a_422_problem_and_stores_nothing(
         plans: ServiceApi, tenant_a: Tenant, instalments: list[tuple[int, str]], currency: str,
         in_detail: str) -> None:
     account = unique("ACC")
+    await known(plans, tenant_a, account, currency=currency, overdue_minor=1)  # so only the schedule is at fault
     body = plan_body(account, currency=currency,
                      instalments=[{"due_date": in_days(d), "amount": a} for d, a in instalments])
     response = await plans.client.post("/v1/plans", json=body, headers=tenant_a.headers
@@ -208,6 +235,7 @@ async def test_malformed_json_and_an_overlong_idempotency_key_are_422_problems(
 async def test_get_plan_shows_your_own_plan_and_is_404_for_another_tenant(
         plans: ServiceApi, tenant_a: Tenant, tenant_b: Tenant) -> None:
     account = unique("ACC")
+    await known(plans, tenant_a, account)
     created = await agree(plans, tenant_a, account)
     response = await plans.client.get(f"/v1/plans/{created['plan_id']}", headers=tenant_a.headers)
     assert response.status_code == 200, response.text
@@ -226,6 +254,7 @@ async def test_list_plans_of_an_account_is_per_tenant_and_in_creation_order(
     account = unique("ACC")
     assert (await plans.client.get("/v1/plans", params={"account_id": account}, headers=tenant_a.headers)
             ).json() == []
+    await known(plans, tenant_a, account)
     first = await agree(plans, tenant_a, account)
     cancelled = await plans.client.post(f"/v1/plans/{first['plan_id']}/cancel", headers=tenant_a.headers)
     assert cancelled.status_code == 200, cancelled.text
@@ -246,6 +275,7 @@ async def test_list_plans_of_an_account_is_per_tenant_and_in_creation_order(
 async def test_cancel_announces_the_cancellation_once_then_is_a_409(
         plans: ServiceApi, tenant_a: Tenant) -> None:
     account = unique("ACC")
+    await known(plans, tenant_a, account, customer_id="C-9")
     created = await agree(plans, tenant_a, account, customer_id="C-9")
     response = await plans.client.post(f"/v1/plans/{created['plan_id']}/cancel", headers=tenant_a.headers)
     assert response.status_code == 200, response.text
@@ -270,6 +300,7 @@ async def test_cancel_announces_the_cancellation_once_then_is_a_409(
 async def test_another_tenant_cannot_cancel_your_plan(
         plans: ServiceApi, tenant_a: Tenant, tenant_b: Tenant) -> None:
     account = unique("ACC")
+    await known(plans, tenant_a, account)
     created = await agree(plans, tenant_a, account)
     problem = assert_problem(
         await plans.client.post(f"/v1/plans/{created['plan_id']}/cancel", headers=tenant_b.headers), 404)
@@ -290,6 +321,7 @@ async def test_another_tenant_cannot_cancel_your_plan(
 async def test_every_plans_route_needs_a_valid_api_key(
         plans: ServiceApi, tenant_a: Tenant, headers: dict[str, str]) -> None:
     account = unique("ACC")
+    await known(plans, tenant_a, account)
     created = await agree(plans, tenant_a, account)
     pid = created["plan_id"]
     new_account = unique("ACC")
@@ -322,6 +354,7 @@ async def test_an_amount_sent_as_a_json_number_is_a_422_saying_so(
 async def test_the_same_idempotency_key_with_another_body_is_a_422_and_changes_nothing(
         plans: ServiceApi, tenant_a: Tenant) -> None:
     account, key = unique("ACC"), unique("idem")
+    await known(plans, tenant_a, account)
     headers = tenant_a.headers | {"Idempotency-Key": key}
     first = await plans.client.post("/v1/plans", json=plan_body(account), headers=headers)
     assert first.status_code == 201, first.text
@@ -331,3 +364,144 @@ async def test_the_same_idempotency_key_with_another_body_is_a_422_and_changes_n
     problem = assert_problem(await plans.client.post("/v1/plans", json=other, headers=headers), 422)
     assert problem["title"] == "Idempotency-Key reused" and first.json()["plan_id"] in problem["detail"]
     assert [p.total_minor for p in await plans_of(plans, tenant_a, account)] == [80_000]
+
+
+async def assert_nothing_stored(plans: ServiceApi, tenant: Tenant, account_id: str) -> None:
+    assert await plans_of(plans, tenant, account_id) == []
+    assert await plans.outbox(tenant) == []
+    assert await plans.outbox_containing(account_id) == []
+
+
+async def test_a_plan_for_an_account_plans_does_not_know_is_a_404_saying_why_and_stores_nothing(
+        plans: ServiceApi, tenant_a: Tenant) -> None:
+    account, key = unique("ACC"), {"Idempotency-Key": unique("idem")}
+    response = await plans.client.post("/v1/plans", json=plan_body(account), headers=tenant_a.headers | key)
+    problem = assert_problem(response, 404)
+    assert problem["title"] == "Account not known to plans"
+    assert account in problem["detail"] and "overdue notice" in problem["detail"]
+    assert "retry shortly" in problem["detail"]
+    await assert_nothing_stored(plans, tenant_a, account)
+
+    # once the notice has arrived, the same request (same Idempotency-Key: none was recorded) is agreed
+    await known(plans, tenant_a, account)
+    response = await plans.client.post("/v1/plans", json=plan_body(account), headers=tenant_a.headers | key)
+    assert response.status_code == 201, response.text
+    assert len(await plans.outbox(tenant_a)) == 1
+
+
+async def test_a_plan_on_another_tenants_account_is_the_same_404_and_stores_nothing(
+        plans: ServiceApi, tenant_a: Tenant, tenant_b: Tenant) -> None:
+    account, never_seen = unique("ACC"), unique("ACC")
+    await known(plans, tenant_a, account)  # tenant A's account, known to plans
+    unknown = assert_problem(await plans.client.post("/v1/plans", json=plan_body(never_seen),
+                                                     headers=tenant_b.headers), 404)
+    response = await plans.client.post("/v1/plans", json=plan_body(account), headers=tenant_b.headers
+                                       | {"Idempotency-Key": unique("idem")})
+    problem = assert_problem(response, 404)
+    assert problem["title"] == unknown["title"] == "Account not known to plans"
+    # the answer does not reveal that the account exists in another tenant
+    assert problem["detail"].replace(account, "<id>") == unknown["detail"].replace(never_seen, "<id>")
+    assert await plans_of(plans, tenant_b, account) == []
+    assert await plans.outbox(tenant_b) == []
+    assert await plans_of(plans, tenant_a, account) == []  # and nothing happened to tenant A's account
+    assert await plans.outbox(tenant_a) == []
+    assert (await agree(plans, tenant_a, account))["account_id"] == account  # its servicer may
+
+
+async def test_a_plan_in_another_currency_than_the_account_is_a_422_and_stores_nothing(
+        plans: ServiceApi, tenant_a: Tenant) -> None:
+    account = unique("ACC")
+    await known(plans, tenant_a, account, currency="CNY")
+    body = plan_body(account, currency="USD", instalments=[{"due_date": in_days(10), "amount": "100000.00"}])
+    problem = assert_problem(await plans.client.post("/v1/plans", json=body, headers=tenant_a.headers
+                                                     | {"Idempotency-Key": unique("idem")}), 422)
+    assert problem["title"] == "Currency mismatch"
+    assert problem["detail"] == f"Account '{account}' is in CNY; this plan is in USD. Agree the plan in CNY."
+    await assert_nothing_stored(plans, tenant_a, account)
+
+
+async def test_a_plan_below_the_overdue_amount_is_a_422_stating_both_amounts_and_stores_nothing(
+        plans: ServiceApi, tenant_a: Tenant) -> None:
+    account, key = unique("ACC"), {"Idempotency-Key": unique("idem")}
+    await known(plans, tenant_a, account, overdue_minor=250_000)
+    body = plan_body(account, instalments=[{"due_date": in_days(10), "amount": "1.00"}])
+    problem = assert_problem(await plans.client.post("/v1/plans", json=body, headers=tenant_a.headers | key), 422)
+    assert problem["title"] == "Plan does not cover the overdue amount"
+    assert problem["detail"] == ("a plan must cover the 2,500.00 CNY overdue; this one totals 1.00 CNY; waivers "
+                                 "need an approval, which is not supported yet")
+    await assert_nothing_stored(plans, tenant_a, account)
+    # one minor unit short is short
+    short = plan_body(account, instalments=[{"due_date": in_days(10), "amount": "1000.00"},
+                                            {"due_date": in_days(40), "amount": "1499.99"}])
+    problem = assert_problem(await plans.client.post("/v1/plans", json=short, headers=tenant_a.headers), 422)
+    assert "this one totals 2,499.99 CNY" in problem["detail"]
+    await assert_nothing_stored(plans, tenant_a, account)
+
+    # exactly the amount overdue is agreed; the key was not used up by the refusals
+    exact = plan_body(account, instalments=[{"due_date": in_days(10), "amount": "1000.00"},
+                                            {"due_date": in_days(40), "amount": "1500.00"}])
+    response = await plans.client.post("/v1/plans", json=exact, headers=tenant_a.headers | key)
+    assert response.status_code == 201, response.text
+    assert (response.json()["total"], response.json()["status"]) == ("2500.00", "agreed")
+    [row] = await plans.outbox(tenant_a)
+    assert row.event.data["kind"] == "agreed"
+
+
+async def test_payments_booked_after_the_notice_count_and_those_before_it_do_not(
+        plans: ServiceApi, tenant_a: Tenant) -> None:
+    account = unique("ACC")
+    as_of = datetime.now(UTC) - timedelta(days=1)
+    sessions = plans.runtime.sessions
+    # the payments reach plans before the notice: kept, and counted once the account appears
+    await consume(sessions, payment_received(tenant_a.id, account, f"P-{uuid4()}", 100_000,
+                                             paid_at=as_of - timedelta(hours=1)),
+                  payment_received(tenant_a.id, account, f"P-{uuid4()}", 50_000, paid_at=as_of + timedelta(hours=1)))
+    await known(plans, tenant_a, account, overdue_minor=250_000, at=as_of)
+
+    # owed: 2,500.00 less the 500.00 booked after the notice (the 1,000.00 before it is already in it)
+    low = plan_body(account, instalments=[{"due_date": in_days(10), "amount": "1999.99"}])
+    problem = assert_problem(await plans.client.post("/v1/plans", json=low, headers=tenant_a.headers), 422)
+    assert problem["detail"].startswith("a plan must cover the 2,000.00 CNY overdue; this one totals 1,999.99 CNY")
+    await assert_nothing_stored(plans, tenant_a, account)
+    body = plan_body(account, instalments=[{"due_date": in_days(10), "amount": "2000.00"}])
+    response = await plans.client.post("/v1/plans", json=body, headers=tenant_a.headers)
+    assert response.status_code == 201, response.text
+
+
+async def test_a_late_older_notice_does_not_change_what_a_plan_must_cover(
+        plans: ServiceApi, tenant_a: Tenant) -> None:
+    account = unique("ACC")
+    now = datetime.now(UTC)
+    await known(plans, tenant_a, account, overdue_minor=250_000, at=now)
+    await known(plans, tenant_a, account, overdue_minor=10_000, at=now - timedelta(days=3))  # late and older
+    body = plan_body(account, instalments=[{"due_date": in_days(10), "amount": "100.00"}])
+    problem = assert_problem(await plans.client.post("/v1/plans", json=body, headers=tenant_a.headers), 422)
+    assert "must cover the 2,500.00 CNY overdue; this one totals 100.00 CNY" in problem["detail"]
+    await assert_nothing_stored(plans, tenant_a, account)
+    # a newer notice does
+    await known(plans, tenant_a, account, overdue_minor=10_000, at=now + timedelta(seconds=1))
+    response = await plans.client.post("/v1/plans", json=body, headers=tenant_a.headers)
+    assert response.status_code == 201, response.text
+
+
+async def test_a_plan_naming_another_customer_than_the_account_is_a_422_and_stores_nothing(
+        plans: ServiceApi, tenant_a: Tenant) -> None:
+    account = unique("ACC")
+    await known(plans, tenant_a, account)
+    body = plan_body(account, customer_id="C-somebody-else")
+    problem = assert_problem(await plans.client.post("/v1/plans", json=body, headers=tenant_a.headers), 422)
+    assert problem["title"] == "Customer mismatch" and "C-somebody-else" in problem["detail"]
+    await assert_nothing_stored(plans, tenant_a, account)
+
+
+async def test_a_plan_for_an_account_paid_since_its_notice_is_a_409_and_stores_nothing(
+        plans: ServiceApi, tenant_a: Tenant) -> None:
+    account = unique("ACC")
+    as_of = datetime.now(UTC) - timedelta(hours=1)
+    await known(plans, tenant_a, account, overdue_minor=80_000, at=as_of)
+    await consume(plans.runtime.sessions, payment_received(tenant_a.id, account, f"P-{uuid4()}", 80_000,
+                                                           paid_at=as_of + timedelta(minutes=1)))
+    problem = assert_problem(await plans.client.post("/v1/plans", json=plan_body(account),
+                                                     headers=tenant_a.headers), 409)
+    assert problem["title"] == "Nothing overdue" and "no plan is needed" in problem["detail"]
+    await assert_nothing_stored(plans, tenant_a, account)

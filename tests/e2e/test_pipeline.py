@@ -257,7 +257,15 @@ async def test_plan_pauses_the_treatment_and_full_payment_stops_it(stack, produc
     plan = {"account_id": p.account_id, "customer_id": p.customer_id, "currency": "CNY", "reason": "job loss",
             "instalments": [{"due_date": str(date.today() + timedelta(days=30 * i)), "amount": "1250.00"}
                             for i in (1, 2)]}
-    r = await http.post(f"{stack.url('plans')}/v1/plans", json=plan, headers=auth(KEY_A) | {"Idempotency-Key": "k1"})
+
+    async def agreed() -> httpx.Response | None:
+        # 404 until the plans consumer has the account's overdue notice; a refusal stores nothing, so the
+        # retry with the same Idempotency-Key is a first request (the plan covers the 2,500.00 owed exactly)
+        r = await http.post(f"{stack.url('plans')}/v1/plans", json=plan,
+                            headers=auth(KEY_A) | {"Idempotency-Key": "k1"})
+        return None if r.status_code == 404 else r
+
+    r = await eventually(agreed)
     assert r.status_code == 201, r.text
     created = r.json()
     assert created["total_minor"] == 250_000 and created["total"] == "2500.00"
@@ -329,12 +337,20 @@ async def test_a_partner_never_sees_or_changes_another_tenants_data(stack, produ
          "due_date": str(date.today()), "credit_rating": "A", "contact": {"name": "x", "phone": phone()}}]})
     assert r.json()["results"][0]["status"] == "rejected"
     plan = {"account_id": p.account_id, "customer_id": p.customer_id, "currency": "CNY",
-            "instalments": [{"due_date": str(date.today() + timedelta(days=5)), "amount": "10.00"}]}
+            "instalments": [{"due_date": str(date.today() + timedelta(days=5)), "amount": "10000.00"}]}
+
+    async def known_to_plans_for_a() -> bool:  # a plan too small for A's account: refused, stores nothing
+        too_small = plan | {"instalments": [{"due_date": str(date.today() + timedelta(days=5)), "amount": "1.00"}]}
+        return (await http.post(f"{pln}/v1/plans", json=too_small, headers=auth(KEY_A))).status_code == 422
+
+    await eventually(known_to_plans_for_a)
     r = await http.post(f"{pln}/v1/plans", json=plan, headers=auth(KEY_B))
-    assert r.status_code == 201  # stored as tenant B's own plan ...
-    assert (await http.get(f"{pln}/v1/plans/{r.json()['plan_id']}", headers=auth(KEY_A))).status_code == 404
+    assert r.status_code == 404 and r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["title"] == "Account not known to plans"  # tenant B has no such account
+    assert (await http.get(f"{pln}/v1/plans", params={"account_id": p.account_id}, headers=auth(KEY_B))).json() == []
+    assert (await http.get(f"{pln}/v1/plans", params={"account_id": p.account_id}, headers=auth(KEY_A))).json() == []
     await asyncio.sleep(2)
-    # ... and it does not pause tenant A's treatment
+    # and tenant A's treatment is not paused
     assert (await http.get(f"{sch}/v1/treatments/{p.account_id}", headers=auth(KEY_A))).json()["status"] == "active"
 
 

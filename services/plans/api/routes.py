@@ -83,6 +83,13 @@ async def agree_plan(uow: UowDep, response: Response, tenant: TenantDep, body: P
 
     Send an ``Idempotency-Key`` header to make retries safe: the same key returns the same plan (200); the
     same key with a different body is refused (422).
+
+    The account must be one of yours whose overdue notice (``core.account-overdue.v1``) has reached plans,
+    else 404 "Account not known to plans" (retry once the notice has arrived); the plan must be in the
+    account's currency, else 422 "Currency mismatch"; and its total must cover what the account owes now
+    (the notice's overdue amount less the payments booked after it), else 422 "Plan does not cover the
+    overdue amount": a smaller plan would be a waiver, which needs an approval that is not supported yet.
+    A refused request stores nothing.
     """
     view = await service.agree_plan(
         uow, tenant=tenant, account_id=body.account_id, customer_id=body.customer_id, currency=body.currency,

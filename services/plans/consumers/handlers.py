@@ -1,4 +1,4 @@
-"""Plans' consumer: one thin handler; the use cases are in ``service.py``."""
+"""Plans' consumers: one thin handler per topic; the use cases are in ``service.py``."""
 
 from __future__ import annotations
 
@@ -11,9 +11,13 @@ from shared.runtime import Runtime
 from shared.uow import UnitOfWork
 
 
+async def on_account_overdue(uow: UnitOfWork, deliveries: list[Delivery]) -> None:
+    await service.record_overdue(uow, overdue=[(d.payload, d.event) for d in deliveries])
+
+
 async def on_payment_received(uow: UnitOfWork, deliveries: list[Delivery]) -> None:
     await service.apply_payments(uow, payments=[d.payload for d in deliveries])
 
 
 def build_handlers(runtime: Runtime[Any]) -> dict[str, Handler]:
-    return {topics.PAYMENT_RECEIVED.name: on_payment_received}
+    return {topics.ACCOUNT_OVERDUE.name: on_account_overdue, topics.PAYMENT_RECEIVED.name: on_payment_received}

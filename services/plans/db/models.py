@@ -1,4 +1,5 @@
-"""Plans' tables: agreements and their instalment schedules."""
+"""Plans' tables: agreements and their instalment schedules, and the read model of the accounts they are
+agreed for (each account's newest overdue snapshot and every payment, from the events)."""
 
 from __future__ import annotations
 
@@ -53,3 +54,38 @@ class AppliedPayment(SQLModel, table=True):
     payment_id: str = Field(primary_key=True, max_length=128)
     plan_id: str
     amount_minor: int = Field(sa_type=BigInteger)
+
+
+class PlanAccount(SQLModel, table=True):
+    """The newest overdue snapshot of an account (core.account-overdue.v1) as plans knows it: a plan is
+    agreed only for an account of the tenant found here, in its currency, covering what is overdue."""
+
+    __tablename__ = "plan_accounts"
+
+    tenant: str = Field(primary_key=True, max_length=64)
+    account_id: str = Field(primary_key=True, max_length=128)
+    customer_id: str = Field(max_length=128)
+    currency: str = Field(max_length=3)
+    overdue_minor: int = Field(sa_type=BigInteger)  # as reported at as_of (payments after it are deducted)
+    outstanding_minor: int = Field(sa_type=BigInteger)
+    due_date: date
+    days_past_due: int
+    # the event time of the snapshot: an older one never overwrites a newer one
+    as_of: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    updated_at: datetime | None = Field(default=None, sa_column=Column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), nullable=False))
+
+
+class AccountPayment(SQLModel, table=True):
+    """Every payment (core.payment-received.v1), once per payment id, kept even before its account is known:
+    those booked after the account's snapshot reduce what is overdue."""
+
+    __tablename__ = "account_payments"
+    __table_args__ = (Index("ix_account_payments_account", "tenant", "account_id"),)
+
+    tenant: str = Field(primary_key=True, max_length=64)
+    payment_id: str = Field(primary_key=True, max_length=128)
+    account_id: str = Field(max_length=128)
+    amount_minor: int = Field(sa_type=BigInteger)
+    currency: str = Field(max_length=3)
+    paid_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))

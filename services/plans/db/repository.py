@@ -1,12 +1,21 @@
-"""Plans' repository: plans, instalments, applied payments. Adds and flushes, never commits."""
+"""Plans' repository: plans, instalments, applied payments, the accounts' read model and the payments
+kept for it. Adds and flushes, never commits."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import and_, func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.plans.db.models import AppliedPayment, Plan, PlanInstalment
+from services.plans.db.models import AccountPayment, AppliedPayment, Plan, PlanAccount, PlanInstalment
+from shared.db import keys_table, table_of
+
+ACCOUNTS = table_of(PlanAccount)
+PAYMENTS = table_of(AccountPayment)
+AccountKey = tuple[str, str]
 
 
 async def get(session: AsyncSession, *, tenant: str, plan_id: str, lock: bool = False) -> Plan | None:
@@ -55,3 +64,58 @@ async def record_payment(session: AsyncSession, *, tenant: str, payment_id: str,
     return (await session.execute(
         insert(AppliedPayment).values(tenant=tenant, payment_id=payment_id, plan_id=plan_id, amount_minor=amount_minor)
         .on_conflict_do_nothing().returning(AppliedPayment.payment_id))).first() is not None  # type: ignore[arg-type]
+
+
+async def lock_accounts(session: AsyncSession, keys: Collection[AccountKey]) -> dict[AccountKey, Any]:
+    """The stored snapshots of these (tenant, account_id) keys, locked for this transaction (in key order,
+    so two batches never wait on each other in a cycle)."""
+    if not keys:
+        return {}
+    wanted = keys_table(tenant=[t for t, _ in keys], account_id=[a for _, a in keys])
+    rows = await session.execute(
+        select(ACCOUNTS.c.tenant, ACCOUNTS.c.account_id, ACCOUNTS.c.as_of, ACCOUNTS.c.due_date,
+               ACCOUNTS.c.days_past_due, ACCOUNTS.c.overdue_minor)
+        .join(wanted, and_(ACCOUNTS.c.tenant == wanted.c.tenant, ACCOUNTS.c.account_id == wanted.c.account_id))
+        .order_by(ACCOUNTS.c.tenant, ACCOUNTS.c.account_id).with_for_update(of=ACCOUNTS))
+    return {(r.tenant, r.account_id): r for r in rows}
+
+
+def _order(columns: Any) -> Any:
+    return tuple_(columns.as_of, columns.due_date, columns.days_past_due, columns.overdue_minor)
+
+
+async def save_accounts(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert or overwrite whole snapshots, one executemany statement."""
+    if not rows:
+        return
+    stmt = insert(ACCOUNTS)
+    await session.execute(stmt.on_conflict_do_update(
+        index_elements=["tenant", "account_id"],
+        set_={c: stmt.excluded[c] for c in rows[0] if c not in ("tenant", "account_id")} | {"updated_at": func.now()},
+        # the service decided with the rows locked; this guard only keeps out an older snapshot inserted by a
+        # concurrent batch after the lock found no row (the same order as domain/accounts.py SnapshotTime)
+        where=_order(ACCOUNTS.c) < _order(stmt.excluded),
+    ), list(rows))
+
+
+async def record_payments(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Keep payments (tenant, payment_id, account_id, amount_minor, currency, paid_at), each once; one
+    executemany statement."""
+    if rows:
+        await session.execute(insert(PAYMENTS).on_conflict_do_nothing(index_elements=["tenant", "payment_id"]),
+                              list(rows))
+
+
+async def account(session: AsyncSession, *, tenant: str, account_id: str) -> Any | None:
+    """The tenant's stored snapshot of the account, share-locked until the transaction ends: a newer
+    snapshot waits for a plan being agreed against this one."""
+    return (await session.execute(select(ACCOUNTS).where(ACCOUNTS.c.tenant == tenant,
+                                                         ACCOUNTS.c.account_id == account_id)
+                                  .with_for_update(read=True))).first()
+
+
+async def payments_of_account(session: AsyncSession, *, tenant: str, account_id: str) -> list[Any]:
+    """Every payment kept for the account (amount_minor, currency, paid_at)."""
+    return list((await session.execute(
+        select(PAYMENTS.c.amount_minor, PAYMENTS.c.currency, PAYMENTS.c.paid_at)
+        .where(PAYMENTS.c.tenant == tenant, PAYMENTS.c.account_id == account_id))).all())

@@ -1,5 +1,7 @@
 """Plans' use cases on real PostgreSQL: agreeing (idempotently, one agreed plan per account), cancelling,
-allocating payments; rows committed and PlanEvents in the outbox rows of the same transaction."""
+allocating payments; rows committed and PlanEvents in the outbox rows of the same transaction. Every plan
+is agreed for an account the plans consumer already knows from its overdue notice (tests/plans/support.py);
+the read model itself and the refusals are in test_plan_accounts_service.py."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from shared.contracts.events import PaymentReceivedV1, PlanEventV1
 from shared.db import create_engine, session_factory
 from shared.domain import NotFound
 from tests.helpers import Outboxed, committed, committed_reading_outbox
+from tests.plans.support import consume, overdue_notice
 
 pytestmark = pytest.mark.integration
 TODAY = datetime.now(UTC).date()
@@ -47,6 +50,13 @@ def tenant() -> str:
 
 
 SCHEDULE = [(TODAY, Decimal("300.00")), (TODAY + timedelta(days=30), Decimal("700.00"))]
+OVERDUE = 100_000  # what the accounts below owe: SCHEDULE covers it exactly
+
+
+async def known(sessions: Any, tenant: str, *account_ids: str, currency: str = "CNY") -> None:
+    """The plans consumer has received these accounts' overdue notices."""
+    await consume(sessions, *(overdue_notice(tenant, a, overdue_minor=OVERDUE, currency=currency)
+                              for a in account_ids))
 
 
 async def agree(sessions: Any, tenant: str, *, account_id: str = "A1", key: str | None = None,
@@ -82,6 +92,7 @@ async def stored(sessions: Any, tenant: str, account_id: str = "A1") -> list[tup
 async def test_an_agreed_plan_is_stored_and_announced_and_a_retry_replays_it(
         sessions, tenant) -> None:  # type: ignore[no-untyped-def]
     key = f"idem-{uuid.uuid4()}"
+    await known(sessions, tenant, "A1")
     view, outbox = await agree(sessions, tenant, key=key)
 
     assert not view.replayed
@@ -105,13 +116,16 @@ async def test_an_agreed_plan_is_stored_and_announced_and_a_retry_replays_it(
     assert outbox == []
     assert len(await stored(sessions, tenant)) == 1
     # the key is the tenant's own: another tenant's request with the same key is a plan of its own
-    other, outbox = await agree(sessions, f"t-{uuid.uuid4().hex[:8]}", key=key)
+    other_tenant = f"t-{uuid.uuid4().hex[:8]}"
+    await known(sessions, other_tenant, "A1")  # its own account A1
+    other, outbox = await agree(sessions, other_tenant, key=key)
     assert not other.replayed and other.plan.plan_id != plan.plan_id
     assert [e.kind for e in plan_events(outbox)] == ["agreed"]
 
 
 async def test_a_second_plan_for_the_account_conflicts_and_stores_nothing(
         sessions, tenant) -> None:  # type: ignore[no-untyped-def]
+    await known(sessions, tenant, "A1", "A2")
     first, _ = await agree(sessions, tenant, key=f"idem-{uuid.uuid4()}")
     for key in (f"idem-{uuid.uuid4()}", None):
         written: list[Outboxed] = []
@@ -129,6 +143,7 @@ async def test_a_second_plan_for_the_account_conflicts_and_stores_nothing(
 
 async def test_payments_go_to_the_oldest_instalment_count_once_and_complete_the_plan(
         sessions, tenant) -> None:  # type: ignore[no-untyped-def]
+    await known(sessions, tenant, "A1")
     view, _ = await agree(sessions, tenant)
     plan_id = view.plan.plan_id
 
@@ -172,6 +187,7 @@ async def test_payments_go_to_the_oldest_instalment_count_once_and_complete_the_
 
 async def test_a_payment_in_another_currency_or_of_another_tenant_changes_nothing(
         sessions, tenant) -> None:  # type: ignore[no-untyped-def]
+    await known(sessions, tenant, "A1")
     await agree(sessions, tenant)
     other_tenant = f"t-{uuid.uuid4().hex[:8]}"
     outbox = await pay(sessions, payment(tenant, "PAY-USD", 100_000, currency="USD"),
@@ -187,6 +203,7 @@ async def test_a_payment_in_another_currency_or_of_another_tenant_changes_nothin
 
 async def test_cancel_announces_frees_the_account_and_only_applies_to_agreed_plans(
         sessions, tenant) -> None:  # type: ignore[no-untyped-def]
+    await known(sessions, tenant, "A1")
     first, _ = await agree(sessions, tenant)
     async with committed(sessions) as uow:  # another tenant cannot see it, let alone cancel it
         with pytest.raises(NotFound):
@@ -212,6 +229,7 @@ async def test_cancel_announces_frees_the_account_and_only_applies_to_agreed_pla
 async def test_a_retry_with_the_same_key_replays_even_after_the_first_due_date(
         sessions, tenant) -> None:  # type: ignore[no-untyped-def]
     key = f"idem-{uuid.uuid4()}"
+    await known(sessions, tenant, "A1")
     first, _ = await agree(sessions, tenant, key=key)
     again, outbox = await agree(sessions, tenant, key=key, today=TODAY + timedelta(days=1))
     assert (again.replayed, again.plan.plan_id, outbox) == (True, first.plan.plan_id, [])
