@@ -62,7 +62,7 @@ def portfolio(count: int, seed: int) -> list[AccountOverdueV1]:
                      "email": cipher.seal(email, context=tenant) if email else None,
                      "address": cipher.seal(address, context=tenant) if address else None,
                      "time_zone": zone, "locale": locale},
-            co_lenders=co_lenders))
+            co_lenders=co_lenders, account_ref=f"{rng.randrange(10_000):04d}"))
     return accounts
 
 
