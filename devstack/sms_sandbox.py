@@ -1,7 +1,18 @@
-"""Local SMS provider sandbox: an HTTP API shaped like a real SMS gateway, with delivery receipts.
+"""Local SMS provider sandbox: an HTTP API shaped like a real SMS gateway, with signed delivery receipts.
 
-Run it with ``python -m devstack.sms_sandbox --port 8090 --receipt-url URL --store PATH``.
-Numbers ending in ``0000`` always fail delivery so failure paths can be exercised.
+Run it with ``python -m devstack.sms_sandbox --port 8090 --receipt-url URL --store PATH
+[--account ID=SECRET ...]``.
+
+- Accounts: every request names its provider account in ``X-Account`` (default ``sandbox``, whose
+  secret is ``dev-sms-webhook-secret``, the channels service's development default); an unknown
+  account is refused with 401.
+- Receipts are POSTed to the message's ``callback_url``, else to ``--receipt-url``, in batches per
+  account, signed as real providers do: ``X-Account``, ``X-Timestamp`` (Unix seconds) and
+  ``X-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<raw body>" with the account's secret>``.
+- ``GET /v1/messages/{message_id}`` answers a message's status (queued, sent, delivered, undelivered)
+  to the account that sent it; 404 otherwise.
+- Numbers ending in ``0000`` always fail delivery; numbers ending in ``9999`` never get a final status
+  (no receipt, status ``sent`` for ever), so failure and reconciliation paths can be exercised.
 """
 
 from __future__ import annotations
@@ -9,8 +20,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import logging
 import re
+import time
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator
@@ -35,7 +49,12 @@ MAX_BODY_CHARS = 1000
 MAX_BATCH = 1000
 MAX_REF_CHARS = 255
 RECEIPTS_PER_POST = 500
+MAX_URL_CHARS = 2048
 PROBLEM_BASE = "https://devstack.invalid/problems/"
+DEFAULT_ACCOUNT = "sandbox"
+DEFAULT_SECRET = "dev-sms-webhook-secret"  # noqa: S105 - the channels service's development default
+# internal status -> what GET /v1/messages/{id} says
+PUBLIC_STATUS = {"accepted": "queued", "sent": "sent", "delivered": "delivered", "failed": "undelivered"}
 
 Message = dict[str, Any]
 
@@ -74,6 +93,12 @@ def _invalid(errors: list[dict[str, str]]) -> Response:
     )
 
 
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """The ``X-Signature`` of ``body`` signed at ``timestamp``: HMAC-SHA256 over ``timestamp + "." + body``."""
+    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return "sha256=" + digest
+
+
 def _check_item(item: Any, field: str, pointer: str, *, ref_required: bool) -> list[dict[str, str]]:
     """Validate one message; ``field``/``pointer`` locate it in the request for error reports."""
     errors: list[dict[str, str]] = []
@@ -100,6 +125,13 @@ def _check_item(item: Any, field: str, pointer: str, *, ref_required: bool) -> l
             bad("client_ref", "is required in a batch (it is the idempotency key)")
     elif not isinstance(ref, str) or not 0 < len(ref) <= MAX_REF_CHARS:
         bad("client_ref", f"must be a string of 1 to {MAX_REF_CHARS} characters")
+    callback = item.get("callback_url")
+    if callback is not None and (
+        not isinstance(callback, str)
+        or not callback.startswith(("http://", "https://"))
+        or len(callback) > MAX_URL_CHARS
+    ):
+        bad("callback_url", f"must be an http(s) URL of at most {MAX_URL_CHARS} characters")
     return errors
 
 
@@ -113,7 +145,9 @@ class Sandbox:
         receipt_delay_s: float,
         receipt_attempts: int,
         receipt_backoff_s: float,
+        accounts: dict[str, str] | None = None,
     ) -> None:
+        self.accounts = dict(accounts) if accounts else {DEFAULT_ACCOUNT: DEFAULT_SECRET}
         self.receipt_url = receipt_url
         self.store_path = store_path
         self.receipt_delay_s = receipt_delay_s
@@ -121,6 +155,7 @@ class Sandbox:
         self.receipt_backoff_s = receipt_backoff_s
         self.messages: list[Message] = []
         self.by_key: dict[str, Message] = {}
+        self.by_id: dict[str, Message] = {}
         self.pending: deque[tuple[float, Message]] = deque()
         self.wake = asyncio.Event()
         if store_path is not None:
@@ -135,14 +170,16 @@ class Sandbox:
             for lineno, line in enumerate(f, 1):
                 try:
                     rec = orjson.loads(line)
+                    rec.setdefault("account", DEFAULT_ACCOUNT)  # stores written before accounts existed
                     # status updates are appended as full records: the last one wins
                     by_id[rec["message_id"]] = rec
-                except (orjson.JSONDecodeError, KeyError, TypeError):
+                except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
                     logger.warning("skipping unreadable line %d in %s", lineno, path)
         self.messages = list(by_id.values())
+        self.by_id = dict(by_id)
         for msg in self.messages:
             if msg.get("idempotency_key"):
-                self.by_key[msg["idempotency_key"]] = msg
+                self.by_key[self._key(msg["account"], msg["idempotency_key"])] = msg
             if msg["status"] == "accepted":
                 self.pending.append((0.0, msg))  # receipts lost by the previous run go out at startup
         logger.info("loaded %d messages from %s", len(self.messages), path)
@@ -153,55 +190,77 @@ class Sandbox:
             with self.store_path.open("ab") as f:
                 f.write(data)
 
-    def accept(self, items: list[tuple[dict[str, Any], str | None]]) -> list[tuple[Message, bool]]:
-        """Store new messages (deduplicated by idempotency key); return (message, duplicate) pairs."""
+    def accept(
+        self, items: list[tuple[dict[str, Any], str | None]], account: str = DEFAULT_ACCOUNT
+    ) -> list[tuple[Message, bool]]:
+        """Store new messages (deduplicated per account by idempotency key); return (message, duplicate) pairs."""
         received_at = _now()
         due = asyncio.get_running_loop().time() + self.receipt_delay_s
         out: list[tuple[Message, bool]] = []
         new: list[Message] = []
         for item, key in items:
-            if key is not None and (old := self.by_key.get(key)) is not None:
+            if key is not None and (old := self.by_key.get(self._key(account, key))) is not None:
                 out.append((old, True))
                 continue
             msg: Message = {
                 "message_id": "msg_" + uuid.uuid4().hex,
+                "account": account,
                 "to": item["to"],
                 "body": item["body"],
                 "sender": item.get("sender"),
                 "client_ref": item.get("client_ref"),
+                "callback_url": item.get("callback_url"),
                 "idempotency_key": key,
                 "received_at": received_at,
                 "status": "accepted",
                 "delivered_at": None,
             }
             if key is not None:
-                self.by_key[key] = msg
+                self.by_key[self._key(account, key)] = msg
             new.append(msg)
             out.append((msg, False))
         if new:
             self._persist(new)
             self.messages.extend(new)
+            self.by_id.update((m["message_id"], m) for m in new)
             self.pending.extend((due, m) for m in new)
             self.wake.set()
         return out
 
-    def settle(self, msgs: list[Message]) -> list[dict[str, Any]]:
-        """Decide the delivery outcome of ``msgs``, update and persist them; return the receipts."""
+    @staticmethod
+    def _key(account: str, key: str) -> str:
+        # the default account keeps the bare key, as stores written before accounts existed have it
+        return key if account == DEFAULT_ACCOUNT else f"{account}\x00{key}"
+
+    def find(self, message_id: str, account: str) -> Message | None:
+        """The message ``message_id`` if ``account`` sent it."""
+        msg = self.by_id.get(message_id)
+        return msg if msg is not None and msg["account"] == account else None
+
+    def settle(self, msgs: list[Message]) -> list[tuple[Message, dict[str, Any]]]:
+        """Decide the delivery outcome of ``msgs``, update and persist them; return (message, receipt)
+        for those that reached a final status (a number ending 9999 never does)."""
         at = _now()
         receipts = []
         for msg in msgs:
+            if msg["to"].endswith("9999"):
+                msg["status"] = "sent"  # the carrier never reports: no receipt, no final status
+                continue
             status = "failed" if msg["to"].endswith("0000") else "delivered"
             msg["status"], msg["delivered_at"] = status, at
             if status == "failed":
                 logger.debug("delivery of %s to %s failed", msg["message_id"], mask_phone(msg["to"]))
             receipts.append(
-                {
-                    "message_id": msg["message_id"],
-                    "client_ref": msg["client_ref"],
-                    "to": msg["to"],
-                    "status": status,
-                    "delivered_at": at,
-                }
+                (
+                    msg,
+                    {
+                        "message_id": msg["message_id"],
+                        "client_ref": msg["client_ref"],
+                        "to": msg["to"],
+                        "status": status,
+                        "delivered_at": at,
+                    },
+                )
             )
         self._persist(msgs)
         return receipts
@@ -222,21 +281,33 @@ class Sandbox:
             while self.pending and self.pending[0][0] <= now and len(batch) < RECEIPTS_PER_POST:
                 batch.append(self.pending.popleft()[1])
             try:
-                receipts = self.settle(batch)
-                if self.receipt_url:
-                    await self._post_receipts(client, self.receipt_url, receipts)
+                groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+                for msg, receipt in self.settle(batch):
+                    url = msg.get("callback_url") or self.receipt_url
+                    if url:
+                        groups.setdefault((url, msg["account"]), []).append(receipt)
+                for (url, account), receipts in groups.items():
+                    await self._post_receipts(client, url, account, receipts)
             except Exception:
                 # one bad batch (e.g. disk full) must not stop receipts for good
                 logger.exception("receipt batch of %d messages failed", len(batch))
 
     async def _post_receipts(
-        self, client: httpx.AsyncClient, url: str, receipts: list[dict[str, Any]]
+        self, client: httpx.AsyncClient, url: str, account: str, receipts: list[dict[str, Any]]
     ) -> None:
         payload = orjson.dumps({"receipts": receipts})
+        secret = self.accounts.get(account, "")
         reason = ""
         for attempt in range(1, self.receipt_attempts + 1):
+            timestamp = str(int(time.time()))  # signed afresh on every try
+            headers = {
+                "content-type": "application/json",
+                "X-Account": account,
+                "X-Timestamp": timestamp,
+                "X-Signature": sign(secret, timestamp, payload),
+            }
             try:
-                resp = await client.post(url, content=payload, headers={"content-type": "application/json"})
+                resp = await client.post(url, content=payload, headers=headers)
                 if resp.status_code < 500 and resp.status_code != 429:
                     if resp.is_error:
                         logger.warning(
@@ -260,9 +331,11 @@ def create_app(
     receipt_delay_s: float = 0.2,
     receipt_attempts: int = 5,
     receipt_backoff_s: float = 0.5,
+    accounts: dict[str, str] | None = None,
 ) -> FastAPI:
-    """Build the sandbox app; the receipt worker runs inside the app's lifespan."""
-    sandbox = Sandbox(receipt_url, store_path, receipt_delay_s, receipt_attempts, receipt_backoff_s)
+    """Build the sandbox app; the receipt worker runs inside the app's lifespan. ``accounts`` maps
+    account ids to webhook secrets (default: ``sandbox`` with the development secret)."""
+    sandbox = Sandbox(receipt_url, store_path, receipt_delay_s, receipt_attempts, receipt_backoff_s, accounts)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -286,6 +359,12 @@ def create_app(
     async def on_http_error(_: Request, exc: StarletteHTTPException) -> Response:
         return _problem(exc.status_code, "about:blank", str(exc.detail))
 
+    def account_of(request: Request) -> str:
+        account = request.headers.get("x-account") or DEFAULT_ACCOUNT
+        if account not in sandbox.accounts:
+            raise StarletteHTTPException(401, "unknown account (X-Account)")
+        return account
+
     async def read_json(request: Request) -> Any:
         try:
             return orjson.loads(await request.body())
@@ -295,6 +374,7 @@ def create_app(
     @app.post("/v1/messages", status_code=202)
     async def send_message(request: Request) -> Response:
         """Accept one message; ``Idempotency-Key`` (or ``client_ref``) deduplicates retries."""
+        account = account_of(request)
         item = await read_json(request)
         if errors := _check_item(item, "", "", ref_required=False):
             return _invalid(errors)
@@ -303,13 +383,14 @@ def create_app(
             return _invalid(
                 [{"field": "Idempotency-Key", "detail": f"must be at most {MAX_REF_CHARS} characters"}]
             )
-        [(msg, dup)] = sandbox.accept([(item, key)])
+        [(msg, dup)] = sandbox.accept([(item, key)], account)
         logger.debug("message %s to %s duplicate=%s", msg["message_id"], mask_phone(msg["to"]), dup)
         return _json({"message_id": msg["message_id"], "status": msg["status"], "duplicate": dup}, 202)
 
     @app.post("/v1/messages/batch")
     async def send_batch(request: Request) -> Response:
         """Accept up to 1,000 messages, each deduplicated by its ``client_ref``; all-or-nothing validation."""
+        account = account_of(request)
         data = await read_json(request)
         items = data.get("messages") if isinstance(data, dict) else None
         if not isinstance(items, list):
@@ -324,7 +405,7 @@ def create_app(
         ]
         if errors:
             return _invalid(errors)
-        accepted = sandbox.accept([(item, item["client_ref"]) for item in items])
+        accepted = sandbox.accept([(item, item["client_ref"]) for item in items], account)
         logger.debug("batch of %d, %d duplicates", len(items), sum(dup for _, dup in accepted))
         results = [
             {
@@ -336,6 +417,21 @@ def create_app(
             for m, dup in accepted
         ]
         return _json({"results": results})
+
+    @app.get("/v1/messages/{message_id}")
+    async def message_status(message_id: str, request: Request) -> Response:
+        """A message's status for the account that sent it: queued, sent, delivered or undelivered."""
+        msg = sandbox.find(message_id, account_of(request))
+        if msg is None:
+            return _problem(404, "about:blank", "no such message for this account")
+        return _json(
+            {
+                "message_id": msg["message_id"],
+                "client_ref": msg["client_ref"],
+                "status": PUBLIC_STATUS.get(msg["status"], "unknown"),
+                "delivered_at": msg["delivered_at"],
+            }
+        )
 
     @app.get("/messages")
     async def list_messages(
@@ -376,9 +472,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--receipt-url", default=None, help="where delivery receipts are POSTed")
     parser.add_argument("--store", type=Path, default=None, help="JSON-lines file that survives restarts")
     parser.add_argument("--receipt-delay", type=float, default=0.2, help="seconds before a receipt is sent")
+    parser.add_argument(
+        "--account",
+        action="append",
+        default=[],
+        metavar="ID=SECRET",
+        help=f"a provider account and its webhook secret (repeatable; default {DEFAULT_ACCOUNT}=<dev secret>)",
+    )
     args = parser.parse_args(argv)
+    accounts = {}
+    for spec in args.account:
+        account, sep, secret = spec.partition("=")
+        if not sep or not account or not secret:
+            parser.error(f"--account {spec!r}: write ID=SECRET")
+        accounts[account] = secret
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_app(receipt_url=args.receipt_url, store_path=args.store, receipt_delay_s=args.receipt_delay)
+    app = create_app(
+        receipt_url=args.receipt_url,
+        store_path=args.store,
+        receipt_delay_s=args.receipt_delay,
+        accounts=accounts or None,
+    )
     logger.info("SMS sandbox on http://%s:%d (receipts -> %s)", args.host, args.port, args.receipt_url)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 

@@ -8,9 +8,10 @@ from services.channels.api.routes import router
 from services.channels.consumers.handlers import build_handlers
 from services.channels.settings import Settings
 from services.channels.workers.dispatcher import dispatch_loop
+from services.channels.workers.reconciler import reconcile_loop
 from shared.service import build_app
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     return build_app(settings or Settings(), title="Gentle collections: channels", routers=[router],
-                     handlers=build_handlers, loops=[dispatch_loop])
+                     handlers=build_handlers, loops=[dispatch_loop, reconcile_loop])

@@ -8,7 +8,10 @@ So that a crash never sends the same contact twice:
 3. a row found 'dispatching' after the lease means we crashed mid-call: an SMS is re-sent with the
    same idempotency key (the provider dedupes); e-mail has no such key, so it becomes 'unknown' and
    is reported, never re-sent.
-Statuses come from ``domain/states.py``.
+Delivery receipts (the provider's signed webhook) and the reconciler's polls (for receipts that never
+came) go through one use case, ``record_receipts``: a receipt counts only for an SMS of ours whose
+provider reference and provider account it names. An SMS with no final status after the give-up age
+becomes 'unknown'. Statuses come from ``domain/states.py``.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from services.channels import metrics as channels_metrics
 from services.channels.db import repository as repo
 from services.channels.db.models import ContactAttempt
-from services.channels.domain.messages import OutgoingEmail, OutgoingSms, SendResult
+from services.channels.domain.messages import FINAL_STATUSES, OutgoingEmail, OutgoingSms, SendResult, StatusReport
 from services.channels.domain.states import ATTEMPT, AttemptEvent, AttemptStatus, creation_event, retry_delay_s
 from services.channels.domain.templates import TemplateContext, render
 from shared import metrics
@@ -50,11 +54,24 @@ class RetryPolicy:
 
 @dataclass(frozen=True, slots=True)
 class Receipt:
-    """A provider's delivery receipt for one of our SMS."""
+    """A provider's delivery receipt for one of our SMS, from ``account`` (the signer, or the account the
+    reconciler asked)."""
 
     contact_id: str
     provider_ref: str
     delivered: bool
+    account: str
+
+
+@dataclass(slots=True)
+class ReceiptTally:
+    """What a batch of receipts did: ``updated`` attempts changed, ``ignored`` changed nothing (unknown
+    reference, another account's, late or repeated), ``deferred`` are for sends we have not recorded yet
+    (the provider should send them again)."""
+
+    updated: int = 0
+    ignored: int = 0
+    deferred: int = 0
 
 
 def _emit_outcome(uow: UnitOfWork, a: Mapping[str, Any], outcome: str, *, provider_ref: str | None = None,
@@ -74,7 +91,8 @@ async def record_approved(uow: UnitOfWork, *, approved: Sequence[ContactApproved
         r = a.request
         rows.append({
             "contact_id": r.contact_id, "tenant": r.tenant, "account_id": r.account_id,
-            "customer_id": r.customer_id, "channel": r.channel.value, "template_id": r.template_id,
+            "account_ref": r.account_ref, "customer_id": r.customer_id, "channel": r.channel.value,
+            "template_id": r.template_id,
             "locale": r.locale, "days_past_due": r.days_past_due, "overdue_minor": r.overdue_minor,
             "currency": r.currency, "due_date": r.due_date, "destination_sealed": r.destination,
             "status": ATTEMPT.apply(AttemptStatus.NEW, creation_event(r.channel.value)).value, "tries": 0})
@@ -100,8 +118,8 @@ def prepare_messages(claimed: Sequence[Any], cipher: PiiCipher) -> tuple[list[Ou
     for a in claimed:
         try:
             to = cipher.open(a.destination_sealed or "", context=a.tenant)
-            text = render(a.template_id, TemplateContext(a.account_id, a.days_past_due, a.overdue_minor, a.currency,
-                                                         a.due_date, a.locale))
+            text = render(a.template_id, TemplateContext(a.account_ref, a.days_past_due, a.overdue_minor,
+                                                         a.currency, a.due_date, a.locale))
             if a.channel == "sms":
                 if not E164.fullmatch(to):
                     raise ValueError("the phone number is not in E.164 form")
@@ -128,7 +146,7 @@ async def record_results(uow: UnitOfWork, *, results: Sequence[SendResult], poli
         if r.ok:
             if ATTEMPT.allows(status, AttemptEvent.ACCEPTED):
                 a.update(status=ATTEMPT.apply(status, AttemptEvent.ACCEPTED).value, provider_ref=r.provider_ref,
-                         detail=None, next_try_at=now)
+                         provider_account=r.account, detail=None, next_try_at=now)
                 changes.append(a)
             elif status is not AttemptStatus.DELIVERED:
                 continue  # a failed receipt overtook this answer: 'failed' stands
@@ -175,31 +193,111 @@ async def recover_interrupted(uow: UnitOfWork, *, lease_s: float, max_tries: int
     return len(stale)
 
 
-async def record_receipts(uow: UnitOfWork, *, receipts: Sequence[Receipt]) -> int:
-    """Delivery receipts from the SMS provider; an undelivered SMS is announced as failed. Returns how
-    many attempts changed (unknown ids, other channels and late receipts change nothing)."""
+async def record_receipts(uow: UnitOfWork, *, receipts: Sequence[Receipt], legacy_account: str,
+                          source: str = "webhook") -> ReceiptTally:
+    """Final statuses of our SMS, from the provider's signed receipts or the reconciler's polls. A receipt
+    counts only for an SMS attempt whose stored provider reference it names, sent through the account it
+    comes from (``legacy_account`` for SMS recorded before accounts were stored); anything else changes
+    nothing and is counted in ``channels_receipts_total``. An undelivered SMS is announced as failed;
+    one we had given up on ('unknown') is announced again with its final outcome."""
     current = {k: dict(v._mapping) for k, v in (await repo.lock(uow.session, (r.contact_id for r in receipts))).items()}
     changed: dict[str, dict[str, Any]] = {}
-    updated = 0
+    tally = ReceiptTally()
     for r in receipts:
         a = current.get(r.contact_id)
-        if a is None or a["channel"] != "sms":
+        result = _receipt_result(a, r, legacy_account)
+        if result != "matched" or a is None:
+            channels_metrics.RECEIPTS.labels(source, result).inc()
+            if result == "deferred":
+                tally.deferred += 1
+            else:
+                tally.ignored += 1
             continue
-        event = AttemptEvent.DELIVERED if r.delivered else AttemptEvent.UNDELIVERED
+        before = AttemptStatus(a["status"])
         try:
-            after = ATTEMPT.apply(AttemptStatus(a["status"]), event)
+            after = ATTEMPT.apply(before, AttemptEvent.DELIVERED if r.delivered else AttemptEvent.UNDELIVERED)
         except IllegalTransition:
+            tally.ignored += 1  # late or repeated: the attempt already has its final status
+            channels_metrics.RECEIPTS.labels(source, "duplicate").inc()
             continue
-        a.update(status=after.value, provider_ref=r.provider_ref)
+        channels_metrics.RECEIPTS.labels(source, "applied").inc()
+        a.update(status=after.value, detail=None if after is AttemptStatus.DELIVERED else
+                 "provider reported the SMS undelivered")
         changed[r.contact_id] = a
-        updated += 1
+        tally.updated += 1
         if after is AttemptStatus.FAILED:
-            _emit_outcome(uow, a, "failed", provider_ref=r.provider_ref,
-                          detail="provider reported the SMS undelivered")
+            _emit_outcome(uow, a, "failed", provider_ref=r.provider_ref, detail=a["detail"])
+        elif before is AttemptStatus.UNKNOWN:  # the scheduler was told 'unknown': it did arrive after all
+            _emit_outcome(uow, a, "delivered", provider_ref=r.provider_ref)
     await repo.store(uow.session, list(changed.values()))
-    return updated
+    return tally
 
 
-async def contact_history(session: Any, *, tenant: str, account_id: str, limit: int) -> list[ContactAttempt]:
-    """Contact attempts of one of the tenant's accounts, newest first."""
-    return await repo.history(session, tenant=tenant, account_id=account_id, limit=limit)
+def _receipt_result(a: Mapping[str, Any] | None, r: Receipt, legacy_account: str) -> str:
+    """'matched', or why a receipt cannot count for the attempt it names (a label of channels_receipts_total)."""
+    if a is None or a["channel"] != "sms":
+        return "unknown_ref"
+    if a["provider_ref"] is None and a["status"] == AttemptStatus.DISPATCHING:
+        return "deferred"  # the provider answered our send, we have not recorded its answer yet
+    if a["provider_ref"] != r.provider_ref:
+        return "unknown_ref"
+    if (a["provider_account"] or legacy_account) != r.account:
+        return "wrong_account"
+    return "matched"
+
+
+async def claim_for_reconcile(uow: UnitOfWork, *, after_s: float, limit: int) -> list[Any]:
+    """Claim SMS 'sent' more than ``after_s`` ago whose next check is due (SKIP LOCKED); their next check
+    moves ``after_s`` ahead, committed before the provider is asked."""
+    return await repo.claim_unsettled(uow.session, status=AttemptStatus.SENT.value, channel="sms",
+                                      sent_before=datetime.now(UTC) - timedelta(seconds=after_s),
+                                      recheck_in=timedelta(seconds=after_s), limit=limit)
+
+
+async def record_polled(uow: UnitOfWork, *, claimed: Sequence[Any], reports: Sequence[StatusReport],
+                        give_up_s: float, legacy_account: str) -> ReceiptTally:
+    """Apply what the provider said about claimed SMS: a final status as a receipt would
+    (``record_receipts``); an SMS still without one ``give_up_s`` after it was sent (whatever the answer,
+    or none) becomes 'unknown' and is announced so. Idempotent: a repeated poll changes nothing."""
+    by_id = {a.contact_id: a for a in claimed}
+    await repo.lock(uow.session, by_id)  # every row at once, in one order (no deadlock with a webhook)
+    final: list[Receipt] = []
+    pending: list[StatusReport] = []
+    for report in reports:
+        a = by_id.get(report.contact_id)
+        if a is None:
+            continue
+        if report.status in FINAL_STATUSES:
+            channels_metrics.RECONCILED.labels("final").inc()
+            final.append(Receipt(a.contact_id, a.provider_ref, report.status == "delivered",
+                                 a.provider_account or legacy_account))
+        else:
+            channels_metrics.RECONCILED.labels("error" if report.status is None else "pending").inc()
+            pending.append(report)
+    tally = await record_receipts(uow, receipts=final, legacy_account=legacy_account, source="reconciler")
+    give_up_before = datetime.now(UTC) - timedelta(seconds=give_up_s)
+    current = await repo.lock(uow.session, (r.contact_id for r in pending))
+    changes = []
+    for report in pending:
+        row = current.get(report.contact_id)
+        if (row is None or row.status != AttemptStatus.SENT or row.dispatched_at is None
+                or row.dispatched_at >= give_up_before):
+            continue
+        a = dict(row._mapping)
+        last = report.status or f"no answer ({mask_text(report.error or '')[:200]})"
+        a.update(status=ATTEMPT.apply(AttemptStatus.SENT, AttemptEvent.EXPIRED).value,
+                 detail=f"no final status from the SMS provider within {give_up_s:g} s; last: {last}")
+        changes.append(a)
+        _emit_outcome(uow, a, "unknown", provider_ref=a["provider_ref"], detail=a["detail"])
+        channels_metrics.RECONCILED.labels("gave_up").inc()
+        tally.updated += 1
+    await repo.store(uow.session, changes)
+    if changes:
+        log.warning("SMS without a final status given up on", extra={"count": len(changes)})
+    return tally
+
+
+async def contact_history(session: Any, *, tenant: str, account_id: str | None = None, status: str | None = None,
+                          limit: int) -> list[ContactAttempt]:
+    """The tenant's contact attempts of one account and/or in one status, newest first."""
+    return await repo.history(session, tenant=tenant, account_id=account_id, status=status, limit=limit)

@@ -1,12 +1,18 @@
 """Channels settings: the shared ones (shared/settings.py) plus its own, prefixed CHANNELS_."""
 
-from typing import ClassVar, Literal
+import json
+from typing import Annotated, Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import NoDecode
 
+from services.channels.domain.signatures import ACCOUNT_ID
 from shared.settings import ServiceSettings, service_config
 
-DEV_WEBHOOK_TOKEN = "dev-webhook-token"  # noqa: S105 - development default, refused in prod
+# The SMS sandbox (devstack/sms_sandbox.py) signs its receipts as this account with this secret by default.
+DEV_SMS_ACCOUNT = "sandbox"
+DEV_SMS_WEBHOOK_SECRET = "dev-sms-webhook-secret"  # noqa: S105 - development default, refused in prod
 
 SmtpTls = Literal["none", "starttls", "tls"]
 
@@ -17,6 +23,21 @@ class Settings(ServiceSettings):
 
     sms_base_url: str = "http://127.0.0.1:8090"
     sms_sender: str = "GENTLE"
+    # The provider account we send through (sent as X-Account); stored on each SMS attempt, and only
+    # that account's signed receipts are accepted for it. Must be one of sms_webhook_secrets.
+    sms_account: str = DEV_SMS_ACCOUNT
+    # Provider account id -> the secret it signs webhooks with. JSON {"acct": "secret"} or acct=secret,...
+    # Keep an old account here while receipts for messages sent through it may still arrive.
+    sms_webhook_secrets: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=lambda: {DEV_SMS_ACCOUNT: DEV_SMS_WEBHOOK_SECRET}, repr=False)
+    # A signed webhook whose X-Timestamp is further than this from our clock (either way) is refused.
+    sms_webhook_window_s: float = Field(300.0, gt=0, le=86_400)
+    # The provider's limit of messages per batch request; a larger dispatch batch is sent in chunks.
+    sms_max_batch: int = Field(1000, ge=1, le=10_000)
+    # Where the provider can reach this service from outside; when set, each SMS names
+    # <public_base_url>/v1/webhooks/sms/receipts as its receipt callback. Unset: the URL configured
+    # at the provider is used.
+    public_base_url: str | None = None
     # Timeout of one batch request to the SMS provider; a timeout is retried (idempotency keys).
     sms_timeout_s: float = Field(15.0, gt=0, le=300)
     smtp_host: str = "127.0.0.1"
@@ -30,7 +51,6 @@ class Settings(ServiceSettings):
     # Timeout of each SMTP step (connect, TLS, login, each message).
     smtp_timeout_s: float = Field(15.0, gt=0, le=300)
     mail_from: str = "collections@gentle.example"
-    webhook_token: str = DEV_WEBHOOK_TOKEN
     # Attempts claimed and sent per dispatcher pass (one SMS batch request, one SMTP connection).
     dispatch_batch: int = Field(500, ge=1, le=10_000)
     # How long the dispatcher waits for a wake-up (a new attempt committed) before its next pass.
@@ -42,12 +62,75 @@ class Settings(ServiceSettings):
     # A retryable send failure waits min(base ** tries, max) seconds before the next try (service.RetryPolicy).
     retry_backoff_base_s: float = Field(2.0, ge=1, le=60)
     retry_backoff_max_s: float = Field(300.0, gt=0, le=86_400)
+    # Reconciler (workers/reconciler.py): an SMS 'sent' this long without a final status is polled at the
+    # provider, and polled again this often while the provider has none.
+    reconcile_after_s: float = Field(300.0, gt=0, le=86_400)
+    # Attempts claimed per reconciler pass (one status request each, a few at a time).
+    reconcile_batch: int = Field(100, ge=1, le=1000)
+    # Pause between reconciler passes (a full batch is followed by the next at once).
+    reconcile_interval_s: float = Field(30.0, gt=0, le=3600)
+    # An SMS still without a final status this long after it was sent becomes 'unknown' (outcome 'unknown').
+    reconcile_give_up_s: float = Field(86_400.0, gt=0, le=30 * 86_400)
+
+    @field_validator("sms_webhook_secrets", mode="before")
+    @classmethod
+    def _parse_secrets(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith("{"):
+            return json.loads(text)
+        pairs = {}
+        for item in filter(None, (part.strip() for part in text.split(","))):
+            account, sep, secret = item.partition("=")
+            if not sep:
+                raise ValueError("CHANNELS_SMS_WEBHOOK_SECRETS: write account=secret,... or a JSON object")
+            pairs[account.strip()] = secret.strip()
+        return pairs
 
     @model_validator(mode="after")
-    def _refuse_dev_webhook_token(self) -> "Settings":
-        if self.app_env == "prod" and self.webhook_token == DEV_WEBHOOK_TOKEN:
-            raise ValueError("CHANNELS_WEBHOOK_TOKEN is the development token: set a secret one when APP_ENV=prod")
+    def _check_sms_accounts(self) -> "Settings":
+        if not self.sms_webhook_secrets:
+            raise ValueError("CHANNELS_SMS_WEBHOOK_SECRETS is empty: give the secret of CHANNELS_SMS_ACCOUNT")
+        for account, secret in self.sms_webhook_secrets.items():
+            if not ACCOUNT_ID.fullmatch(account):
+                raise ValueError(f"CHANNELS_SMS_WEBHOOK_SECRETS: {account!r} is not a valid account id "
+                                 "(letters, digits, . _ : -; at most 64)")
+            if not secret:
+                raise ValueError(f"CHANNELS_SMS_WEBHOOK_SECRETS: the secret of {account!r} is empty")
+            if self.app_env == "prod" and secret == DEV_SMS_WEBHOOK_SECRET:
+                raise ValueError("CHANNELS_SMS_WEBHOOK_SECRETS holds the development secret: set real secrets "
+                                 "when APP_ENV=prod")
+        if self.sms_account not in self.sms_webhook_secrets:
+            raise ValueError(f"CHANNELS_SMS_ACCOUNT {self.sms_account!r} has no secret in "
+                             "CHANNELS_SMS_WEBHOOK_SECRETS: its receipts could never be verified")
         return self
+
+    @field_validator("public_base_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _check_public_base_url(self) -> "Settings":
+        if self.public_base_url is not None:
+            parts = urlsplit(self.public_base_url)
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+                raise ValueError("CHANNELS_PUBLIC_BASE_URL must be an http(s) URL without query or fragment")
+            self.public_base_url = self.public_base_url.rstrip("/")
+        return self
+
+    @model_validator(mode="after")
+    def _give_up_after_polling(self) -> "Settings":
+        if self.reconcile_give_up_s <= self.reconcile_after_s:
+            raise ValueError(f"CHANNELS_RECONCILE_GIVE_UP_S ({self.reconcile_give_up_s}) must be above "
+                             f"CHANNELS_RECONCILE_AFTER_S ({self.reconcile_after_s})")
+        return self
+
+    @property
+    def sms_receipt_url(self) -> str | None:
+        """The receipt callback given to the provider with each SMS (None: the provider's configured one)."""
+        return f"{self.public_base_url}/v1/webhooks/sms/receipts" if self.public_base_url else None
 
     @model_validator(mode="after")
     def _smtp_credentials_together(self) -> "Settings":

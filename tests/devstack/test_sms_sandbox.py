@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
 import signal
 import socket
@@ -20,10 +22,11 @@ import pytest
 import uvicorn
 from fastapi import FastAPI, Request, Response
 
-from devstack.sms_sandbox import create_app
+from devstack.sms_sandbox import DEFAULT_ACCOUNT, DEFAULT_SECRET, create_app
 
 OK_NUMBER = "+8613812345678"
 FAILING_NUMBER = "+8613800000000"  # ends in 0000: the sandbox always fails it
+SILENT_NUMBER = "+8613800009999"  # ends in 9999: never a final status, never a receipt
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -47,14 +50,18 @@ class Receiver:
         self.attempts = 0
         self.receipts: list[dict[str, Any]] = []
         self.batch_sizes: list[int] = []
+        self.posts: list[tuple[str, dict[str, str], bytes]] = []  # (path, headers, raw body) of each POST
         self.app = FastAPI()
         self.app.post("/receipts")(self.handle)
+        self.app.post("/elsewhere")(self.handle)
 
     async def handle(self, request: Request) -> Response:
         self.attempts += 1
+        raw = await request.body()
+        self.posts.append((request.url.path, dict(request.headers), raw))
         if self.attempts <= self.fail_first:
             return Response(status_code=503)
-        receipts = orjson.loads(await request.body())["receipts"]
+        receipts = orjson.loads(raw)["receipts"]
         self.batch_sizes.append(len(receipts))
         self.receipts.extend(receipts)
         return Response(status_code=204)
@@ -304,6 +311,8 @@ async def test_command_line_entry_point(tmp_path: Path) -> None:
         str(port),
         "--store",
         str(tmp_path / "s"),
+        "--account",
+        "acct-x=secret-x",
     ]
     proc = await asyncio.create_subprocess_exec(*cmd, cwd=ROOT, stderr=subprocess.PIPE)
     try:
@@ -316,9 +325,13 @@ async def test_command_line_entry_point(tmp_path: Path) -> None:
                     return False
 
             await eventually(up, within=15)
-            resp = await client.post("/v1/messages", json={"to": OK_NUMBER, "body": "cli", "client_ref": "x"})
+            msg = {"to": OK_NUMBER, "body": "cli", "client_ref": "x"}
+            assert (await client.post("/v1/messages", json=msg)).status_code == 401  # only acct-x is known
+            resp = await client.post("/v1/messages", json=msg, headers={"X-Account": "acct-x"})
             assert resp.status_code == 202
             assert (await client.get("/messages/count")).json() == {"count": 1}
+            status = await client.get(f"/v1/messages/{resp.json()['message_id']}", headers={"X-Account": "acct-x"})
+            assert status.json()["status"] in ("queued", "delivered")
     finally:
         proc.send_signal(signal.SIGTERM)
         _, stderr = await asyncio.wait_for(proc.communicate(), 10)
@@ -327,3 +340,147 @@ async def test_command_line_entry_point(tmp_path: Path) -> None:
     assert "Traceback" not in stderr.decode()
     assert OK_NUMBER not in stderr.decode()
     assert (tmp_path / "s").read_text().count('"client_ref":"x"') >= 1
+
+
+def verify(headers: dict[str, str], raw: bytes, secrets: dict[str, str]) -> str:
+    """Check a receipt POST as a receiver would: the account's HMAC-SHA256 over timestamp + "." + raw body."""
+    account, timestamp = headers["x-account"], headers["x-timestamp"]
+    expected = hmac.new(secrets[account].encode(), timestamp.encode() + b"." + raw, hashlib.sha256).hexdigest()
+    assert headers["x-signature"] == f"sha256={expected}"
+    assert abs(time.time() - int(timestamp)) < 60
+    return account
+
+
+async def test_receipts_are_signed_per_account_and_go_to_each_messages_callback() -> None:
+    receiver = Receiver()
+    accounts = {DEFAULT_ACCOUNT: DEFAULT_SECRET, "acct-b": "secret-b"}
+    async with (
+        serve(receiver.app) as base,
+        sandbox(receipt_url=f"{base}/receipts", receipt_delay_s=0.05, accounts=accounts) as (_, c),
+    ):
+        plain = {"to": OK_NUMBER, "body": "a", "client_ref": "r-1"}
+        await c.post("/v1/messages/batch", json={"messages": [plain]})  # no X-Account: the default account
+        await c.post("/v1/messages/batch", json={"messages": [{**plain, "client_ref": "r-2"}]},
+                     headers={"X-Account": "acct-b"})
+        await c.post("/v1/messages", json={**plain, "client_ref": "r-3", "callback_url": f"{base}/elsewhere"},
+                     headers={"X-Account": "acct-b"})
+
+        async def all_received() -> bool:
+            return len(receiver.receipts) == 3
+
+        await eventually(all_received)
+        seen = {}
+        for path, headers, raw in receiver.posts:
+            account = verify(headers, raw, accounts)
+            for r in orjson.loads(raw)["receipts"]:
+                seen[r["client_ref"]] = (path, account)
+        assert seen == {"r-1": ("/receipts", DEFAULT_ACCOUNT), "r-2": ("/receipts", "acct-b"),
+                        "r-3": ("/elsewhere", "acct-b")}
+        # a tampered body no longer matches the signature
+        path, headers, raw = receiver.posts[0]
+        with pytest.raises(AssertionError):
+            verify(headers, raw.replace(b"delivered", b"failed"), accounts)
+
+
+async def test_receipts_retried_after_a_failure_are_signed_afresh() -> None:
+    receiver = Receiver(fail_first=1)
+    async with (
+        serve(receiver.app) as base,
+        sandbox(receipt_url=f"{base}/receipts", receipt_delay_s=0.01, receipt_backoff_s=1.1) as (_, c),
+    ):
+        await c.post("/v1/messages", json={"to": OK_NUMBER, "body": "a", "client_ref": "r"})
+
+        async def received() -> bool:
+            return len(receiver.receipts) == 1
+
+        await eventually(received)
+        first, second = receiver.posts
+        assert first[2] == second[2]  # the same body ...
+        assert int(second[1]["x-timestamp"]) > int(first[1]["x-timestamp"])  # ... signed again, later
+        for _, headers, raw in receiver.posts:
+            verify(headers, raw, {DEFAULT_ACCOUNT: DEFAULT_SECRET})
+
+
+async def test_accounts_are_separate_and_unknown_ones_refused() -> None:
+    async with sandbox(accounts={"acct-a": "sa", "acct-b": "sb"}) as (_, c):
+        msg = {"to": OK_NUMBER, "body": "hi", "client_ref": "same-ref"}
+        a = (await c.post("/v1/messages", json=msg, headers={"X-Account": "acct-a"})).json()
+        b = (await c.post("/v1/messages", json=msg, headers={"X-Account": "acct-b"})).json()
+        again = (await c.post("/v1/messages", json=msg, headers={"X-Account": "acct-a"})).json()
+        assert a["message_id"] != b["message_id"]  # idempotency keys are per account
+        assert (again["message_id"], again["duplicate"]) == (a["message_id"], True)
+        assert_problem(await c.post("/v1/messages", json=msg, headers={"X-Account": "nobody"}), 401, "account")
+        assert_problem(await c.post("/v1/messages", json=msg), 401, "account")  # no default account here
+        assert_problem(
+            await c.post("/v1/messages/batch", json={"messages": [msg]}, headers={"X-Account": "账户".encode()}),
+            401,
+            "account",
+        )
+        bad_callback = {**msg, "client_ref": "x", "callback_url": "file:///etc/passwd"}
+        assert_problem(
+            await c.post("/v1/messages", json=bad_callback, headers={"X-Account": "acct-a"}), 422, "callback_url"
+        )
+        assert (await c.get("/messages/count")).json() == {"count": 2}
+
+
+async def test_the_status_endpoint_answers_the_sending_account_only() -> None:
+    accounts = {DEFAULT_ACCOUNT: DEFAULT_SECRET, "acct-b": "sb"}
+    async with sandbox(receipt_delay_s=3600, accounts=accounts) as (app, c):
+        sent = {}
+        for ref, number in (("ok", OK_NUMBER), ("bad", FAILING_NUMBER), ("silent", SILENT_NUMBER)):
+            r = await c.post("/v1/messages", json={"to": number, "body": "x", "client_ref": ref})
+            sent[ref] = r.json()["message_id"]
+
+        async def status(ref: str, account: str | None = None) -> tuple[int, str | None]:
+            headers = {"X-Account": account} if account else {}
+            r = await c.get(f"/v1/messages/{sent.get(ref, ref)}", headers=headers)
+            return r.status_code, r.json()["status"] if r.status_code == 200 else None
+
+        assert [await status(ref) for ref in sent] == [(200, "queued")] * 3  # not settled yet
+        box = app.state.sandbox
+        box.settle([m for m in box.messages])
+        assert [await status(ref) for ref in sent] == [(200, "delivered"), (200, "undelivered"), (200, "sent")]
+        assert await status("msg_nope") == (404, None)
+        assert await status("ok", "acct-b") == (404, None)  # not a message of that account
+        r = await c.get(f"/v1/messages/{sent['ok']}")
+        assert r.json()["client_ref"] == "ok" and r.json()["delivered_at"]
+        assert (await c.get(f"/v1/messages/{sent['ok']}", headers={"X-Account": "nobody"})).status_code == 401
+
+
+async def test_a_number_ending_9999_never_gets_a_final_status_nor_a_receipt() -> None:
+    receiver = Receiver()
+    async with (
+        serve(receiver.app) as base,
+        sandbox(receipt_url=f"{base}/receipts", receipt_delay_s=0.01) as (_, c),
+    ):
+        silent = (await c.post("/v1/messages", json={"to": SILENT_NUMBER, "body": "x", "client_ref": "s"})).json()
+        await c.post("/v1/messages", json={"to": OK_NUMBER, "body": "x", "client_ref": "o"})
+
+        async def one_received() -> bool:
+            return len(receiver.receipts) == 1
+
+        await eventually(one_received)
+        await asyncio.sleep(0.1)
+        assert [r["client_ref"] for r in receiver.receipts] == ["o"]
+        assert (await c.get(f"/v1/messages/{silent['message_id']}")).json()["status"] == "sent"
+
+
+async def test_a_store_written_before_accounts_existed_still_loads(tmp_path: Path) -> None:
+    store = tmp_path / "old.jsonl"
+    old = {"message_id": "msg_old", "to": OK_NUMBER, "body": "b", "sender": None, "client_ref": "k",
+           "idempotency_key": "k", "received_at": "2026-01-01T00:00:00.000+00:00", "status": "delivered",
+           "delivered_at": "2026-01-01T00:00:01.000+00:00"}
+    store.write_bytes(orjson.dumps(old) + b"\n" + b"[1, 2]\n")
+    async with sandbox(store_path=store) as (_, c):
+        assert (await c.get("/v1/messages/msg_old")).json()["status"] == "delivered"
+        again = (await c.post("/v1/messages", json={"to": OK_NUMBER, "body": "b", "client_ref": "k"})).json()
+        assert (again["message_id"], again["duplicate"]) == ("msg_old", True)
+
+
+@pytest.mark.parametrize("spec", ["acct", "=secret", "acct="])
+def test_a_malformed_account_option_is_refused(spec: str) -> None:
+    from devstack.sms_sandbox import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["--account", spec])
+    assert info.value.code == 2

@@ -46,7 +46,8 @@ def phone() -> str:
 
 def overdue(*, tenant: str = "tenant-a", days_past_due: int = 5, rating: str = "C", zone: str | None = None,
             email: str | None = None, tel: str | None = None, account_id: str | None = None,
-            overdue_minor: int = 250_000, co_lenders: list[dict[str, Any]] | None = None) -> AccountOverdueV1:
+            overdue_minor: int = 250_000, co_lenders: list[dict[str, Any]] | None = None,
+            account_ref: str | None = None) -> AccountOverdueV1:
     account_id = account_id or f"ACC-{uuid.uuid4().hex[:8].upper()}"
     return AccountOverdueV1(
         tenant=tenant, account_id=account_id, customer_id=f"CUS-{account_id}", product="credit-card", currency="CNY",
@@ -56,7 +57,7 @@ def overdue(*, tenant: str = "tenant-a", days_past_due: int = 5, rating: str = "
                  "phone": CIPHER.seal(tel, context=tenant) if tel else None,
                  "email": CIPHER.seal(email, context=tenant) if email else None,
                  "time_zone": zone or zone_where(True), "locale": "zh-CN"},
-        co_lenders=co_lenders or [],
+        co_lenders=co_lenders or [], account_ref=account_ref,
     )
 
 
@@ -106,9 +107,9 @@ async def sms_to(http: httpx.AsyncClient, stack: LocalStack, number: str) -> lis
 
 async def test_overdue_events_reach_the_email_sink_and_the_sms_sandbox(stack, producer, http) -> None:  # type: ignore[no-untyped-def]
     address = f"li.{uuid.uuid4().hex[:6]}@example.com"
-    prime = overdue(rating="A", email=address, tel=phone(), overdue_minor=250_000)
+    prime = overdue(rating="A", email=address, tel=phone(), overdue_minor=250_000, account_ref="8842")
     tel = phone()
-    standard = overdue(rating="C", tel=tel, overdue_minor=123_456)
+    standard = overdue(rating="C", tel=tel, overdue_minor=123_456)  # no account_ref: no number named
     for p in (prime, standard):
         await publish(producer, envelope(p), p.customer_id)
 
@@ -118,11 +119,12 @@ async def test_overdue_events_reach_the_email_sink_and_the_sms_sandbox(stack, pr
     mails = await eventually(mail_for_address)
     assert len(mails) == 1
     body = mails[0].get_content()
-    assert prime.account_id[-4:] in mails[0]["Subject"]
+    assert "尾号8842" in mails[0]["Subject"] and prime.account_id[-4:] not in mails[0]["Subject"]
     assert "2,500.00 CNY" in body and "退订" in body
     messages = await eventually(lambda: sms_to(http, stack, tel))
     assert len(messages) == 1
     assert "1,234.56 CNY" in messages[0]["body"] and "TD" in messages[0]["body"]
+    assert "尾号" not in messages[0]["body"] and standard.account_id[-4:] not in messages[0]["body"]
     # the SMS delivery receipt comes back to channels through the webhook
     async def delivered() -> bool:
         r = await http.get(f"{stack.url('channels')}/v1/contacts", params={"account_id": standard.account_id},

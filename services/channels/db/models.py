@@ -11,11 +11,14 @@ from sqlmodel import Field, SQLModel
 class ContactAttempt(SQLModel, table=True):
     __tablename__ = "contact_attempts"
     __table_args__ = (Index("ix_contact_attempts_status", "status", "next_try_at"),
-                      Index("ix_contact_attempts_account", "tenant", "account_id"))
+                      Index("ix_contact_attempts_account", "tenant", "account_id"),
+                      Index("ix_contact_attempts_tenant_status", "tenant", "status", "created_at"))
 
     contact_id: str = Field(primary_key=True, max_length=64)
     tenant: str
     account_id: str
+    # the masked tail the lender shows the customer ("8842"); messages name the account only by it
+    account_ref: str | None = None
     customer_id: str
     channel: str
     template_id: str
@@ -29,7 +32,10 @@ class ContactAttempt(SQLModel, table=True):
     status: str
     tries: int = 0
     provider_ref: str | None = None
+    # the SMS provider account it was sent through: only that account's receipts count for it
+    provider_account: str | None = None
     detail: str | None = None
+    # sending: when the dispatcher may (re)try it; sent (SMS): when the reconciler may next poll for it
     next_try_at: datetime = Field(sa_column=Column(DateTime(timezone=True), server_default=func.now(),
                                                    nullable=False))
     dispatched_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
@@ -55,22 +55,44 @@ async def lock_interrupted(session: AsyncSession, *, status: str, dispatched_bef
         .with_for_update(skip_locked=True))).all())
 
 
+async def claim_unsettled(session: AsyncSession, *, status: str, channel: str, sent_before: datetime,
+                          recheck_in: timedelta, limit: int) -> list[Any]:
+    """Up to ``limit`` attempts in ``status`` on ``channel`` sent before ``sent_before`` whose next check
+    is due, oldest check first; their next check moves ``recheck_in`` ahead (the lease: committed before
+    the provider is asked, so no other replica polls them meanwhile). SKIP LOCKED: replicas never share."""
+    claimable = (select(ATTEMPTS.c.contact_id)
+                 .where(ATTEMPTS.c.status == status, ATTEMPTS.c.channel == channel,
+                        ATTEMPTS.c.dispatched_at < sent_before, ATTEMPTS.c.next_try_at <= func.now())
+                 .order_by(ATTEMPTS.c.next_try_at).limit(limit).with_for_update(skip_locked=True)
+                 .scalar_subquery())
+    return list((await session.execute(
+        update(ATTEMPTS).where(ATTEMPTS.c.contact_id.in_(claimable))
+        .values(next_try_at=func.now() + recheck_in)
+        .returning(*ATTEMPTS.c))).all())
+
+
 _STORE = (
     update(ATTEMPTS).where(ATTEMPTS.c.contact_id == bindparam("b_id"))
     .values(status=bindparam("b_status"), provider_ref=bindparam("b_ref"), detail=bindparam("b_detail"),
-            next_try_at=bindparam("b_next"), updated_at=func.now())
+            next_try_at=bindparam("b_next"), provider_account=bindparam("b_account"), updated_at=func.now())
 )
 
 
 async def store(session: AsyncSession, changes: Sequence[Mapping[str, Any]]) -> None:
-    """Store new statuses (with provider reference, detail, next try), one executemany statement."""
+    """Store new statuses (with provider reference and account, detail, next try), one executemany statement."""
     if changes:
         await session.execute(_STORE, [{"b_id": c["contact_id"], "b_status": c["status"], "b_ref": c["provider_ref"],
-                                        "b_detail": c["detail"], "b_next": c["next_try_at"]} for c in changes])
+                                        "b_detail": c["detail"], "b_next": c["next_try_at"],
+                                        "b_account": c.get("provider_account")} for c in changes])
 
 
-async def history(session: AsyncSession, *, tenant: str, account_id: str, limit: int) -> list[ContactAttempt]:
+async def history(session: AsyncSession, *, tenant: str, account_id: str | None, status: str | None,
+                  limit: int) -> list[ContactAttempt]:
+    """The tenant's attempts, newest first, of one account and/or in one status."""
+    query = select(ContactAttempt).where(ContactAttempt.tenant == tenant)  # type: ignore[arg-type]
+    if account_id is not None:
+        query = query.where(ContactAttempt.account_id == account_id)  # type: ignore[arg-type]
+    if status is not None:
+        query = query.where(ContactAttempt.status == status)  # type: ignore[arg-type]
     return list((await session.execute(
-        select(ContactAttempt).where(ContactAttempt.tenant == tenant,  # type: ignore[arg-type]
-                                     ContactAttempt.account_id == account_id)  # type: ignore[arg-type]
-        .order_by(ContactAttempt.created_at.desc()).limit(limit))).scalars().all())  # type: ignore[attr-defined]
+        query.order_by(ContactAttempt.created_at.desc()).limit(limit))).scalars().all())  # type: ignore[attr-defined]

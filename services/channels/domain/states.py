@@ -5,6 +5,8 @@
     dispatching --retry / resend--> sending;  --refused / gave_up--> failed;  --interrupted--> unknown
     unknown --accepted--> sent (an e-mail found interrupted whose send then reported success)
     a receipt may overtake our own record of the send: dispatching --delivered|undelivered--> ...
+    sent --expired--> unknown (an SMS with no final status from the provider within the give-up age);
+    unknown --delivered|undelivered--> delivered|failed (its final status came after all)
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ class AttemptStatus(StrEnum):
     SENT = "sent"                  # the provider accepted it
     DELIVERED = "delivered"        # the provider's receipt says delivered
     FAILED = "failed"              # refused, undeliverable, or retried too often
-    UNKNOWN = "unknown"            # interrupted during an SMTP send: maybe sent, never re-sent
+    UNKNOWN = "unknown"            # interrupted during an SMTP send (maybe sent, never re-sent), or an
+                                   # SMS whose final status the provider never gave (reconciler)
     TASK_CREATED = "task_created"  # a call or a visit, handed to an agent
 
 
@@ -41,6 +44,7 @@ class AttemptEvent(StrEnum):
     INTERRUPTED = "interrupted"  # found interrupted; e-mail: it may have gone out, never resend
     DELIVERED = "delivered"      # receipt: delivered
     UNDELIVERED = "undelivered"  # receipt: failed
+    EXPIRED = "expired"          # no final status from the provider within the give-up age
 
 
 _S = AttemptStatus
@@ -51,11 +55,12 @@ ATTEMPT = StateMachine[AttemptStatus, AttemptEvent]("contact attempt", {
     _S.DISPATCHING: {_E.ACCEPTED: _S.SENT, _E.RETRY: _S.SENDING, _E.REFUSED: _S.FAILED, _E.RESEND: _S.SENDING,
                      _E.GAVE_UP: _S.FAILED, _E.INTERRUPTED: _S.UNKNOWN, _E.DELIVERED: _S.DELIVERED,
                      _E.UNDELIVERED: _S.FAILED},
-    _S.SENT: {_E.DELIVERED: _S.DELIVERED, _E.UNDELIVERED: _S.FAILED},
+    _S.SENT: {_E.DELIVERED: _S.DELIVERED, _E.UNDELIVERED: _S.FAILED, _E.EXPIRED: _S.UNKNOWN},
     _S.DELIVERED: {},
     _S.FAILED: {},
-    # an interrupted e-mail's send may still report success: then it did go out
-    _S.UNKNOWN: {_E.ACCEPTED: _S.SENT},
+    # an interrupted e-mail's send may still report success: then it did go out; an SMS given up on may
+    # still get its final status (a late receipt, a later poll)
+    _S.UNKNOWN: {_E.ACCEPTED: _S.SENT, _E.DELIVERED: _S.DELIVERED, _E.UNDELIVERED: _S.FAILED},
     _S.TASK_CREATED: {},
 })
 

@@ -76,12 +76,18 @@ async def _none() -> list[SendResult]:
     return []
 
 
+def sms_provider(client: httpx.AsyncClient, s: Settings) -> SmsProvider:
+    """The SMS provider as the settings describe it (shared by the dispatcher and the reconciler)."""
+    return SmsProvider(client, s.sms_base_url, s.sms_sender, timeout_s=s.sms_timeout_s, account=s.sms_account,
+                       max_batch=s.sms_max_batch, receipt_url=s.sms_receipt_url)
+
+
 async def dispatch_loop(runtime: Runtime[Settings]) -> None:
     """Runs the dispatcher for the service's lifetime; woken after every committed consumer batch."""
     s = runtime.settings
     async with httpx.AsyncClient() as client:
         dispatcher = Dispatcher(
-            runtime, SmsProvider(client, s.sms_base_url, s.sms_sender, timeout_s=s.sms_timeout_s),
+            runtime, sms_provider(client, s),
             MailProvider(s.smtp_host, s.smtp_port, s.mail_from, tls=s.smtp_tls, username=s.smtp_username,
                          password=s.smtp_password, timeout_s=s.smtp_timeout_s))
         runtime.consumer_units.after_commit.append(dispatcher.wake)  # new approved contacts to send

@@ -1,9 +1,11 @@
 """Channels' use cases on real PostgreSQL: approved contacts recorded once, claims and provider answers,
-recovery of interrupted dispatches and delivery receipts; statuses committed, outcomes in the outbox rows
-of the same transaction.
+recovery of interrupted dispatches, delivery receipts (only for our provider reference, from the account
+it was sent through) and the reconciler's polls; statuses committed, outcomes in the outbox rows of the
+same transaction.
 
 The table is shared by every test of the session: each test works on its own tenant, looks only at its
-own rows, and settles what it leaves 'sending' or 'dispatching' so that no later claim or recovery picks it up."""
+own rows, and settles what it leaves 'sending', 'dispatching' or 'sent' so that no later claim, recovery
+or reconciliation picks it up."""
 
 from __future__ import annotations
 
@@ -17,13 +19,14 @@ from sqlalchemy import select, text
 
 from services.channels import service
 from services.channels.db.models import ContactAttempt
-from services.channels.domain.messages import SendResult
+from services.channels.domain.messages import SendResult, StatusReport
 from services.channels.settings import Settings
 from shared.contracts import topics
 from shared.contracts.events import Channel, ContactApprovedV1, ContactOutcomeV1, ContactRequestV1
 from shared.crypto import PiiCipher
 from shared.db import create_engine, session_factory
 from shared.settings import DEV_PII_KEYS
+from shared.uow import UnitOfWork
 from tests.helpers import Outboxed, committed, committed_reading_outbox
 
 pytestmark = pytest.mark.integration
@@ -32,7 +35,8 @@ POLICY = service.RetryPolicy(max_tries=2, backoff_base_s=2.0, backoff_max_s=300.
 
 
 PARK = text("UPDATE contact_attempts SET status = 'failed', detail = 'left by a test' "
-            "WHERE tenant = :tenant AND status IN ('sending', 'dispatching')")
+            "WHERE tenant = :tenant AND status IN ('sending', 'dispatching', 'sent')")
+ACCOUNT = "acct-1"
 
 
 def outcomes(outbox: list[Outboxed]) -> dict[str, ContactOutcomeV1]:
@@ -68,10 +72,11 @@ DESTINATIONS = {Channel.SMS: "+8613900000001", Channel.EMAIL: "kunde@example.com
                 Channel.CALL: "+8613900000001", Channel.FIELD: "上海市浦东新区1号"}
 
 
-def approval(tenant: str, channel: Channel, n: int) -> ContactApprovedV1:
+def approval(tenant: str, channel: Channel, n: int, *, account_ref: str | None = None) -> ContactApprovedV1:
     sms_like = channel is not Channel.EMAIL
     return ContactApprovedV1(decision_id=str(uuid.uuid4()), request=ContactRequestV1(
         tenant=tenant, contact_id=f"{tenant}-{channel.value}-{n}", attempt=1, account_id=f"A{n}",
+        account_ref=account_ref,
         customer_id=f"C{n}", channel=channel, treatment_step=f"d5-{channel.value}", segment="standard",
         days_past_due=5, destination=CIPHER.seal(DESTINATIONS[channel], context=tenant), time_zone="Asia/Shanghai",
         locale="zh-CN", template_id="reminder.sms" if sms_like else "reminder.email", currency="CNY",
@@ -105,7 +110,8 @@ async def attempts(sessions: Any, tenant: str) -> dict[str, ContactAttempt]:
 
 async def test_approved_contacts_are_recorded_once_and_agent_channels_become_tasks(
         sessions, tenant) -> None:  # type: ignore[no-untyped-def]
-    approvals = [approval(tenant, channel, n) for n, channel in enumerate(Channel)]
+    approvals = [approval(tenant, channel, n, account_ref="8842" if n == 0 else None)
+                 for n, channel in enumerate(Channel)]
     sms, email, call, field = (a.request.contact_id for a in approvals)
     created, outbox = await record(sessions, approvals)
 
@@ -117,6 +123,7 @@ async def test_approved_contacts_are_recorded_once_and_agent_channels_become_tas
     stored = rows[sms]
     assert (stored.account_id, stored.customer_id, stored.template_id, stored.overdue_minor, stored.currency) == (
         "A0", "C0", "reminder.sms", 12_345, "CNY")
+    assert (stored.account_ref, rows[email].account_ref) == ("8842", None)
     assert CIPHER.open(stored.destination_sealed or "", context=tenant) == "+8613900000001"
     assert stored.destination_sealed == approvals[0].request.destination  # stored sealed, as it came
     tasks = outcomes(outbox)
@@ -152,13 +159,14 @@ async def test_provider_answers_sent_retried_with_backoff_and_failed(
     assert (await claim(sessions, tenant)) == {}  # a claimed row is nobody else's
     before = datetime.now(UTC)
     outbox = await answer(sessions, [
-        SendResult(ok, True, provider_ref="msg-ok"),
+        SendResult(ok, True, provider_ref="msg-ok", account=ACCOUNT),
         SendResult(retry, False, error="provider answered 503", retryable=True),
         SendResult(refused, False, error="provider refused: +8613900000001 is barred"),
         SendResult(mail, False, error="recipient refused: kunde@example.com unknown")])
 
     rows = await attempts(sessions, tenant)
     assert (rows[ok].status, rows[ok].provider_ref, rows[ok].detail) == ("sent", "msg-ok", None)
+    assert (rows[ok].provider_account, rows[retry].provider_account) == (ACCOUNT, None)
     assert (rows[retry].status, rows[retry].tries, rows[retry].provider_ref) == ("sending", 1, None)
     assert rows[retry].next_try_at >= before + timedelta(seconds=POLICY.backoff_base_s ** 1 - 0.5)
     assert rows[retry].detail == "provider answered 503"
@@ -244,40 +252,181 @@ async def test_interrupted_sms_is_sent_again_and_interrupted_email_never(
     assert (rows[mail].status, rows[mail].provider_ref) == ("sent", "<m@x>")
 
 
+def receipt(contact_id: str, ref: str, delivered: bool, account: str = ACCOUNT) -> service.Receipt:
+    return service.Receipt(contact_id, ref, delivered, account)
+
+
+async def receive(sessions: Any, receipts: list[service.Receipt], *,
+                  legacy_account: str = "legacy") -> tuple[service.ReceiptTally, list[Outboxed]]:
+    async with committed_reading_outbox(sessions) as (uow, outbox):
+        tally = await service.record_receipts(uow, receipts=receipts, legacy_account=legacy_account)
+    return tally, outbox
+
+
 async def test_delivery_receipts(sessions, tenant) -> None:  # type: ignore[no-untyped-def]
     approvals = [approval(tenant, Channel.SMS, n) for n in range(4)] + [approval(tenant, Channel.EMAIL, 4)]
-    delivered, undelivered, overtaken, overtaken_failed, mail = (a.request.contact_id for a in approvals)
+    delivered, undelivered, overtaken, other, mail = (a.request.contact_id for a in approvals)
     await record(sessions, approvals)
     await claim(sessions, tenant)
-    await answer(sessions, [SendResult(delivered, True, provider_ref="m-0"),
-                            SendResult(undelivered, True, provider_ref="m-1"),
+    await answer(sessions, [SendResult(delivered, True, provider_ref="m-0", account=ACCOUNT),
+                            SendResult(undelivered, True, provider_ref="m-1", account=ACCOUNT),
+                            SendResult(other, True, provider_ref="m-3", account=ACCOUNT),
                             SendResult(mail, True, provider_ref="<m-4@example>")])
-    # overtaken and overtaken_failed: the receipt arrives while our own record still says 'dispatching'
+    # overtaken: the receipt arrives while our own record still says 'dispatching'
+    before = await attempts(sessions, tenant)
 
-    receipts = [service.Receipt(delivered, "m-0", True), service.Receipt(undelivered, "m-1", False),
-                service.Receipt(overtaken, "m-2", True), service.Receipt(overtaken_failed, "m-3", False),
-                service.Receipt(mail, "<m-4@example>", True),
-                service.Receipt(f"{tenant}-nobody", "m-x", True)]
-    async with committed_reading_outbox(sessions) as (uow, outbox):
-        updated = await service.record_receipts(uow, receipts=receipts)
-    assert updated == 4
+    hostile = [receipt(other, "m-x", False),                      # not the reference the provider gave us
+               receipt(other, "m-3", False, account="acct-2"),   # ours, but sent through another account
+               receipt(mail, "<m-4@example>", False),            # not an SMS
+               receipt(f"{tenant}-nobody", "m-9", False),         # no such contact
+               receipt(other, "m-3", False, account="legacy")]   # the legacy account only covers NULL rows
+    tally, outbox = await receive(sessions, hostile)
+    assert (tally.updated, tally.ignored, tally.deferred, outbox) == (0, 5, 0, [])
+    after = await attempts(sessions, tenant)
+    def state(rows: dict[str, ContactAttempt]) -> dict[str, tuple[Any, ...]]:
+        return {cid: (a.status, a.provider_ref, a.provider_account, a.detail, a.updated_at) for cid, a in rows.items()}
+
+    assert state(after) == state(before)
+
+    receipts = [receipt(delivered, "m-0", True), receipt(undelivered, "m-1", False), receipt(overtaken, "m-2", True)]
+    tally, outbox = await receive(sessions, receipts)
+    assert (tally.updated, tally.ignored, tally.deferred) == (2, 0, 1)
     rows = await attempts(sessions, tenant)
     assert {cid: (a.status, a.provider_ref) for cid, a in rows.items()} == {
-        delivered: ("delivered", "m-0"), undelivered: ("failed", "m-1"), overtaken: ("delivered", "m-2"),
-        overtaken_failed: ("failed", "m-3"), mail: ("sent", "<m-4@example>")}
+        delivered: ("delivered", "m-0"), undelivered: ("failed", "m-1"), overtaken: ("dispatching", None),
+        other: ("sent", "m-3"), mail: ("sent", "<m-4@example>")}
+    assert rows[undelivered].detail == "provider reported the SMS undelivered"
+    told = outcomes(outbox)
+    assert {cid: (o.outcome, o.provider_ref, o.detail) for cid, o in told.items()} == {
+        undelivered: ("failed", "m-1", "provider reported the SMS undelivered")}
+
+    # the same receipts again change nothing; the deferred one is still deferred
+    tally, outbox = await receive(sessions, receipts)
+    assert (tally.updated, tally.ignored, tally.deferred, outbox) == (0, 2, 1, [])
+
+    # our record of the overtaken send lands; the provider sends its receipt again: now it counts
+    outbox = await answer(sessions, [SendResult(overtaken, True, provider_ref="m-2", account=ACCOUNT)])
+    assert {cid: o.outcome for cid, o in outcomes(outbox).items()} == {overtaken: "sent"}
+    tally, outbox = await receive(sessions, [receipt(overtaken, "m-2", True)])
+    assert (tally.updated, outbox) == (1, [])
+    assert (await attempts(sessions, tenant))[overtaken].status == "delivered"
+
+
+async def test_sms_sent_before_accounts_were_stored_take_receipts_from_the_legacy_account(
+        sessions, tenant) -> None:  # type: ignore[no-untyped-def]
+    approvals = [approval(tenant, Channel.SMS, n) for n in range(2)]
+    old, older = (a.request.contact_id for a in approvals)
+    await record(sessions, approvals)
+    await claim(sessions, tenant)
+    await answer(sessions, [SendResult(old, True, provider_ref="m-0"), SendResult(older, True, provider_ref="m-1")])
+    assert {a.provider_account for a in (await attempts(sessions, tenant)).values()} == {None}
+
+    tally, _ = await receive(sessions, [receipt(old, "m-0", True, account="acct-other"),
+                                        receipt(older, "m-1", True, account="legacy")], legacy_account="legacy")
+    assert (tally.updated, tally.ignored) == (1, 1)
+    rows = await attempts(sessions, tenant)
+    assert (rows[old].status, rows[older].status) == ("sent", "delivered")
+
+
+async def age(sessions: Any, contact_ids: list[str], *, sent_ago_s: float) -> None:
+    """Make these attempts look sent ``sent_ago_s`` ago, their next check due now."""
+    async with sessions() as session:
+        await session.execute(text(
+            "UPDATE contact_attempts SET dispatched_at = now() - make_interval(secs => :ago), next_try_at = now() "
+            "WHERE contact_id = ANY(:ids)"), {"ago": sent_ago_s, "ids": contact_ids})
+        await session.commit()
+
+
+async def reconcile_claim(sessions: Any, tenant: str, *, after_s: float = 300) -> dict[str, Any]:
+    async with committed(sessions) as uow:
+        claimed = await service.claim_for_reconcile(uow, after_s=after_s, limit=1000)
+    return {a.contact_id: a for a in claimed if a.tenant == tenant}
+
+
+async def polled(sessions: Any, claimed: dict[str, Any], reports: list[StatusReport], *,
+                 give_up_s: float = 3600) -> tuple[service.ReceiptTally, list[Outboxed]]:
+    async with committed_reading_outbox(sessions) as (uow, outbox):
+        tally = await service.record_polled(uow, claimed=list(claimed.values()), reports=reports,
+                                            give_up_s=give_up_s, legacy_account="legacy")
+    return tally, outbox
+
+
+async def test_the_reconciler_applies_polled_statuses_and_gives_up_after_the_give_up_age(
+        sessions, tenant) -> None:  # type: ignore[no-untyped-def]
+    approvals = [approval(tenant, Channel.SMS, n) for n in range(7)] + [approval(tenant, Channel.EMAIL, 7)]
+    ids = [a.request.contact_id for a in approvals]
+    delivered, undelivered, pending, old_pending, old_silent, old_unknown, recent, mail = ids
+    await record(sessions, approvals)
+    await claim(sessions, tenant)
+    await answer(sessions, [SendResult(cid, True, provider_ref=f"m-{n}", account=ACCOUNT)
+                            for n, cid in enumerate(ids[:7])] + [SendResult(mail, True, provider_ref="<m@x>")])
+    await age(sessions, [delivered, undelivered, pending, mail], sent_ago_s=600)
+    await age(sessions, [old_pending, old_silent, old_unknown], sent_ago_s=7200)
+
+    claimed = await reconcile_claim(sessions, tenant)
+    # SMS only, sent long enough ago; the recent one and the e-mail are not polled
+    assert set(claimed) == {delivered, undelivered, pending, old_pending, old_silent, old_unknown}
+    assert await reconcile_claim(sessions, tenant) == {}  # claimed: its next check moved ahead
+    reports = [StatusReport(delivered, "delivered"), StatusReport(undelivered, "undelivered"),
+               StatusReport(pending, "queued"), StatusReport(old_pending, "sent"),
+               StatusReport(old_silent, None, error="provider unreachable: +8613900000001"),
+               StatusReport(old_unknown, "unknown")]
+    tally, outbox = await polled(sessions, claimed, reports)
+
+    assert (tally.updated, tally.ignored, tally.deferred) == (5, 0, 0)
+    rows = await attempts(sessions, tenant)
+    assert {cid: a.status for cid, a in rows.items()} == {
+        delivered: "delivered", undelivered: "failed", pending: "sent", old_pending: "unknown",
+        old_silent: "unknown", old_unknown: "unknown", recent: "sent", mail: "sent"}
+    assert "within 3600 s; last: sent" in (rows[old_pending].detail or "")
+    assert "no answer (provider unreachable" in (rows[old_silent].detail or "")
+    assert "8613900000001" not in (rows[old_silent].detail or "")  # masked
     told = outcomes(outbox)
     assert {cid: (o.outcome, o.provider_ref) for cid, o in told.items()} == {
-        undelivered: ("failed", "m-1"), overtaken_failed: ("failed", "m-3")}
-    assert f"{tenant}-nobody" not in rows
+        undelivered: ("failed", "m-1"), old_pending: ("unknown", "m-3"), old_silent: ("unknown", "m-4"),
+        old_unknown: ("unknown", "m-5")}
+    assert told[old_pending].detail == rows[old_pending].detail
 
-    # the same receipts again change nothing
-    async with committed_reading_outbox(sessions) as (uow, outbox):
-        assert await service.record_receipts(uow, receipts=receipts) == 0
-    assert outbox == []
+    # the same poll again (a retried pass) changes nothing and announces nothing
+    tally, outbox = await polled(sessions, claimed, reports)
+    assert (tally.updated, outbox) == (0, [])
+    assert {cid: a.status for cid, a in (await attempts(sessions, tenant)).items()} == {
+        cid: a.status for cid, a in rows.items()}
 
-    # the provider's own answers to the overtaken sends arrive last
-    outbox = await answer(sessions, [SendResult(overtaken, True, provider_ref="m-2"),
-                                     SendResult(overtaken_failed, True, provider_ref="m-3")])
+    # the pending one is polled again once its next check is due, not before
+    assert await reconcile_claim(sessions, tenant) == {}
+    await age(sessions, [pending], sent_ago_s=600)
+    assert set(await reconcile_claim(sessions, tenant)) == {pending}
+
+    # a late receipt for one given up on: its real outcome is recorded and announced
+    tally, outbox = await receive(sessions, [receipt(old_pending, "m-3", True), receipt(old_silent, "m-4", False)])
+    assert tally.updated == 2
     rows = await attempts(sessions, tenant)
-    assert (rows[overtaken].status, rows[overtaken_failed].status) == ("delivered", "failed")
-    assert {cid: o.outcome for cid, o in outcomes(outbox).items()} == {overtaken: "sent"}  # never 'sent' after failed
+    assert (rows[old_pending].status, rows[old_pending].detail, rows[old_silent].status) == (
+        "delivered", None, "failed")
+    assert {cid: o.outcome for cid, o in outcomes(outbox).items()} == {old_pending: "delivered", old_silent: "failed"}
+
+
+async def test_reconciler_claims_skip_rows_another_replica_holds(sessions, tenant) -> None:  # type: ignore[no-untyped-def]
+    approvals = [approval(tenant, Channel.SMS, n) for n in range(6)]
+    ids = [a.request.contact_id for a in approvals]
+    await record(sessions, approvals)
+    await claim(sessions, tenant)
+    await answer(sessions, [SendResult(cid, True, provider_ref=f"m-{n}", account=ACCOUNT) for n, cid in enumerate(ids)])
+    first, second = ids[:3], ids[3:]
+    await age(sessions, first, sent_ago_s=600)
+
+    # two replicas, their claims in flight at once: the second one's snapshot still shows the first
+    # one's rows as due, but they are locked, so it skips them
+    async with UnitOfWork(sessions(), source="urn:test") as a, UnitOfWork(sessions(), source="urn:test") as b:
+        mine = await service.claim_for_reconcile(a, after_s=300, limit=1000)
+        got_a = {r.contact_id for r in mine if r.tenant == tenant}
+        await age(sessions, second, sent_ago_s=600)
+        theirs = await service.claim_for_reconcile(b, after_s=300, limit=1000)
+        got_b = {r.contact_id for r in theirs if r.tenant == tenant}
+        await a.commit()
+        await b.commit()
+    assert (got_a, got_b) == (set(first), set(second))
+    assert got_a | got_b == set(ids)
+
+

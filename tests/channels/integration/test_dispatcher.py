@@ -37,7 +37,7 @@ from tests.helpers import committed
 pytestmark = pytest.mark.integration
 CIPHER = PiiCipher(DEV_PII_KEYS, "dev1")
 PARK = text("UPDATE contact_attempts SET status = 'failed', detail = 'left by a test' "
-            "WHERE tenant = :tenant AND status IN ('sending', 'dispatching')")
+            "WHERE tenant = :tenant AND status IN ('sending', 'dispatching', 'sent')")
 
 
 @dataclass
@@ -91,7 +91,8 @@ class Rig:
         email = channel is Channel.EMAIL
         return ContactApprovedV1(decision_id=str(uuid.uuid4()), request=ContactRequestV1(
             tenant=self.tenant, contact_id=f"{self.tenant}-{channel.value}-{n}", attempt=1,
-            account_id=f"ACC-{n}{n}{n}{n}", customer_id=f"C{n}", channel=channel, treatment_step="d5",
+            account_id=f"ACC-{n}{n}{n}{n}-{n}", account_ref=f"{n}{n}{n}{n}"[-4:], customer_id=f"C{n}", channel=channel,
+            treatment_step="d5",
             segment="standard", days_past_due=5, destination=CIPHER.seal(destination, context=self.tenant),
             time_zone="Asia/Shanghai", locale=locale, template_id="reminder.email" if email else "reminder.sms",
             currency="CNY", overdue_minor=123_456, due_date=date(2026, 1, 15), requested_at=datetime.now(UTC)))
@@ -148,6 +149,7 @@ async def test_one_pass_sends_sms_and_email_records_them_and_never_sends_twice(r
     [zh_sms] = await rig.sms(zh_id)
     assert (zh_sms["to"], zh_sms["sender"]) == ("+8613812345678", rig.runtime.settings.sms_sender)
     assert "尾号1111" in zh_sms["body"] and "1,234.56" in zh_sms["body"] and "回复TD退订" in zh_sms["body"]
+    assert "ACC-" not in zh_sms["body"] and zh_sms["account"] == rig.runtime.settings.sms_account
     [en_sms] = await rig.sms(en_id)
     assert en_sms["to"] == "+447700900123" and "ending 2222" in en_sms["body"] and "Reply STOP" in en_sms["body"]
     assert await rig.sms(bad_id) == []
@@ -162,6 +164,7 @@ async def test_one_pass_sends_sms_and_email_records_them_and_never_sends_twice(r
         zh_id: ("sent", 1), en_id: ("sent", 1), mail_id: ("sent", 1), bad_id: ("failed", 1),
         call_id: ("task_created", 0)}
     assert (rows[zh_id].provider_ref, rows[en_id].provider_ref) == (zh_sms["message_id"], en_sms["message_id"])
+    assert (rows[zh_id].provider_account, rows[mail_id].provider_account) == ("sandbox", None)
     message_id = str(email["Message-ID"]).strip()  # a long header is folded onto its own line
     assert rows[mail_id].provider_ref == message_id
     bad_detail = rows[bad_id].detail or ""
@@ -248,3 +251,19 @@ async def test_the_dispatcher_is_woken_by_consumer_batches_not_by_its_own_commit
     finally:
         await runtime.producer.stop()
         await runtime.engine.dispose()
+
+
+async def test_a_dispatch_batch_above_the_providers_limit_is_sent_in_chunks(rig: Rig) -> None:
+    """CHANNELS_DISPATCH_BATCH may exceed the 1,000 messages the provider takes per request."""
+    rig.dispatcher.settings = rig.runtime.settings.model_copy(update={"dispatch_batch": 2500})
+    approvals = [rig.approval(Channel.SMS, n, f"+86138{n:08d}") for n in range(1, 1201)]
+    await rig.approve(*approvals)
+    before = await rig.sms_count()
+
+    handled = await rig.drain()
+
+    assert handled[0] >= 1200  # one pass, one claim: more than one provider request
+    assert await rig.sms_count() - before == 1200
+    rows = await rig.attempts()
+    assert {a.status for a in rows.values()} == {"sent"}
+    assert len({a.provider_ref for a in rows.values()}) == 1200

@@ -4,29 +4,81 @@ import os
 import pytest
 from pydantic import ValidationError
 
-from services.channels.settings import DEV_WEBHOOK_TOKEN, Settings
+from services.channels.settings import DEV_SMS_ACCOUNT, DEV_SMS_WEBHOOK_SECRET, Settings
 
 PROD = {"pii_keys": {"k": base64.b64encode(b"k" * 32).decode()}, "pii_active_key": "k", "api_keys": {"x": "t"}}
-
-
-def test_prod_refuses_the_development_webhook_token(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("APP_ENV", "prod")
-    with pytest.raises(ValidationError, match="CHANNELS_WEBHOOK_TOKEN"):
-        Settings(**PROD)
-    monkeypatch.setenv("CHANNELS_WEBHOOK_TOKEN", "a-real-secret")
-    assert Settings(**PROD).webhook_token == "a-real-secret"  # noqa: S105
-
-
-def test_dev_keeps_the_development_webhook_token(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("APP_ENV", raising=False)
-    monkeypatch.delenv("CHANNELS_WEBHOOK_TOKEN", raising=False)
-    assert Settings().webhook_token == DEV_WEBHOOK_TOKEN
 
 
 @pytest.fixture
 def no_channels_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in [n for n in os.environ if n.startswith("CHANNELS_")] + ["APP_ENV"]:
         monkeypatch.delenv(name, raising=False)
+
+
+def test_prod_refuses_the_development_webhook_secret(monkeypatch: pytest.MonkeyPatch, no_channels_env: None) -> None:
+    monkeypatch.setenv("APP_ENV", "prod")
+    with pytest.raises(ValidationError, match="CHANNELS_SMS_WEBHOOK_SECRETS holds the development secret"):
+        Settings(**PROD)
+    monkeypatch.setenv("CHANNELS_SMS_WEBHOOK_SECRETS", f"{DEV_SMS_ACCOUNT}=a-real-secret,old={DEV_SMS_WEBHOOK_SECRET}")
+    with pytest.raises(ValidationError, match="development secret"):
+        Settings(**PROD)
+    monkeypatch.setenv("CHANNELS_SMS_WEBHOOK_SECRETS", f"{DEV_SMS_ACCOUNT}=a-real-secret")
+    assert Settings(**PROD).sms_webhook_secrets == {DEV_SMS_ACCOUNT: "a-real-secret"}
+
+
+def test_dev_defaults_match_the_sandbox(no_channels_env: None) -> None:
+    from devstack.sms_sandbox import DEFAULT_ACCOUNT, DEFAULT_SECRET
+
+    s = Settings()
+    assert s.sms_account == DEFAULT_ACCOUNT == DEV_SMS_ACCOUNT
+    assert s.sms_webhook_secrets == {DEFAULT_ACCOUNT: DEFAULT_SECRET}
+    assert s.sms_webhook_window_s == 300.0
+    assert s.sms_max_batch == 1000
+    assert (s.public_base_url, s.sms_receipt_url) == (None, None)
+    assert (s.reconcile_after_s, s.reconcile_batch, s.reconcile_interval_s, s.reconcile_give_up_s) == (
+        300.0, 100, 30.0, 86_400.0)
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ('{"acct-1": "s1", "acct-2": "s=2,x"}', {"acct-1": "s1", "acct-2": "s=2,x"}),
+    ("acct-1=s1,acct-2=s==2", {"acct-1": "s1", "acct-2": "s==2"}),
+    (" acct-1 = s1 , , acct-2=s2 ", {"acct-1": "s1", "acct-2": "s2"}),
+])
+def test_webhook_secrets_as_json_or_pairs(no_channels_env: None, monkeypatch: pytest.MonkeyPatch, value: str,
+                                          expected: dict[str, str]) -> None:
+    monkeypatch.setenv("CHANNELS_SMS_WEBHOOK_SECRETS", value)
+    monkeypatch.setenv("CHANNELS_SMS_ACCOUNT", "acct-2")
+    s = Settings()
+    assert (s.sms_webhook_secrets, s.sms_account) == (expected, "acct-2")
+    assert "s1" not in repr(s) and "s2" not in repr(s)
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"CHANNELS_SMS_WEBHOOK_SECRETS": "acct-1"}, "account=secret"),
+    ({"CHANNELS_SMS_WEBHOOK_SECRETS": "acct-1="}, "is empty"),
+    ({"CHANNELS_SMS_WEBHOOK_SECRETS": "{}"}, "is empty"),
+    ({"CHANNELS_SMS_WEBHOOK_SECRETS": "账户=s"}, "not a valid account id"),
+    ({"CHANNELS_SMS_WEBHOOK_SECRETS": "acct-1=s"}, "CHANNELS_SMS_ACCOUNT 'sandbox' has no secret"),
+    ({"CHANNELS_SMS_ACCOUNT": "other"}, "CHANNELS_SMS_ACCOUNT 'other' has no secret"),
+    ({"CHANNELS_SMS_WEBHOOK_WINDOW_S": "0"}, "sms_webhook_window_s"),
+    ({"CHANNELS_SMS_MAX_BATCH": "0"}, "sms_max_batch"),
+    ({"CHANNELS_PUBLIC_BASE_URL": "ftp://x.example"}, "CHANNELS_PUBLIC_BASE_URL"),
+    ({"CHANNELS_PUBLIC_BASE_URL": "https://x.example/?a=1"}, "CHANNELS_PUBLIC_BASE_URL"),
+    ({"CHANNELS_RECONCILE_GIVE_UP_S": "300"}, "must be above CHANNELS_RECONCILE_AFTER_S"),
+    ({"CHANNELS_RECONCILE_BATCH": "1001"}, "reconcile_batch"),
+])
+def test_bad_sms_settings_are_refused(no_channels_env: None, monkeypatch: pytest.MonkeyPatch, env: dict[str, str],
+                                      message: str) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError, match=message):
+        Settings()
+
+
+def test_public_base_url_names_the_receipt_callback(no_channels_env: None) -> None:
+    s = Settings(public_base_url="https://collections.example.com/")
+    assert s.public_base_url == "https://collections.example.com"
+    assert s.sms_receipt_url == "https://collections.example.com/v1/webhooks/sms/receipts"
 
 
 def test_delivery_defaults(no_channels_env: None) -> None:
@@ -72,7 +124,7 @@ def test_smtp_credentials_go_together(no_channels_env: None, credentials: dict[s
 
 def test_prod_refuses_a_password_over_plain_smtp(monkeypatch: pytest.MonkeyPatch, no_channels_env: None) -> None:
     monkeypatch.setenv("APP_ENV", "prod")
-    monkeypatch.setenv("CHANNELS_WEBHOOK_TOKEN", "a-real-secret")
+    monkeypatch.setenv("CHANNELS_SMS_WEBHOOK_SECRETS", "sandbox=a-real-secret")
     creds = {"smtp_username": "u", "smtp_password": "p"}
     with pytest.raises(ValidationError, match="CHANNELS_SMTP_TLS=none"):
         Settings(**PROD, **creds)  # type: ignore[arg-type]

@@ -28,6 +28,7 @@ S, E = AttemptStatus, AttemptEvent
 #   dispatching --retry / resend--> sending;  --refused / gave_up--> failed;  --interrupted--> unknown
 #   a receipt may overtake our own record of the send: dispatching --delivered|undelivered--> delivered|failed
 #   sent --undelivered--> failed (a failed receipt)
+#   sent --expired--> unknown (no final status within the give-up age); unknown --delivered|undelivered--> ...
 ATTEMPT_TABLE: dict[tuple[AttemptStatus, AttemptEvent], AttemptStatus] = {
     (S.NEW, E.QUEUED): S.SENDING,
     (S.NEW, E.TASK): S.TASK_CREATED,
@@ -43,6 +44,9 @@ ATTEMPT_TABLE: dict[tuple[AttemptStatus, AttemptEvent], AttemptStatus] = {
     (S.DISPATCHING, E.UNDELIVERED): S.FAILED,
     (S.SENT, E.DELIVERED): S.DELIVERED,
     (S.SENT, E.UNDELIVERED): S.FAILED,
+    (S.SENT, E.EXPIRED): S.UNKNOWN,
+    (S.UNKNOWN, E.DELIVERED): S.DELIVERED,  # the final status of an SMS we had given up on came after all
+    (S.UNKNOWN, E.UNDELIVERED): S.FAILED,
 }
 # Reached once the provider took it, refused it for good, it may have gone out, or an agent has it.
 SETTLED = frozenset({S.SENT, S.DELIVERED, S.FAILED, S.UNKNOWN, S.TASK_CREATED})
