@@ -74,12 +74,17 @@ class ReceiptTally:
     deferred: int = 0
 
 
+# attempt statuses that are also the outcome announced for them (sending and dispatching are not settled)
+SETTLED = frozenset(s.value for s in (AttemptStatus.SENT, AttemptStatus.DELIVERED, AttemptStatus.FAILED,
+                                      AttemptStatus.UNKNOWN, AttemptStatus.TASK_CREATED))
+
+
 def _emit_outcome(uow: UnitOfWork, a: Mapping[str, Any], outcome: str, *, provider_ref: str | None = None,
-                  detail: str | None = None) -> None:
+                  detail: str | None = None, occurred_at: datetime | None = None) -> None:
     payload = ContactOutcomeV1(
         tenant=a["tenant"], contact_id=a["contact_id"], account_id=a["account_id"], customer_id=a["customer_id"],
         channel=a["channel"], outcome=outcome, provider_ref=provider_ref, detail=detail,
-        occurred_at=datetime.now(UTC))
+        occurred_at=occurred_at or datetime.now(UTC))
     uow.emit(topics.CONTACT_OUTCOME, payload, subject=a["contact_id"])
 
 
@@ -100,6 +105,14 @@ async def record_approved(uow: UnitOfWork, *, approved: Sequence[ContactApproved
     for a in created:
         if a.status == AttemptStatus.TASK_CREATED:
             _emit_outcome(uow, a._mapping, "task_created", detail=f"{a.channel} task for an agent")
+    # An approval for a contact already recorded (the scheduler asked again because it saw no outcome): the
+    # contact is never made twice, but a settled one's outcome is announced again, as of when it happened.
+    repeated = {str(r["contact_id"]) for r in rows} - {a.contact_id for a in created}
+    if repeated:
+        for a in (await repo.lock(uow.session, repeated)).values():
+            if a.status in SETTLED:
+                _emit_outcome(uow, a._mapping, a.status, provider_ref=a.provider_ref,
+                              detail="announced again: the contact was already made", occurred_at=a.updated_at)
     return len(created)
 
 

@@ -135,15 +135,19 @@ async def test_approved_contacts_are_recorded_once_and_agent_channels_become_tas
         assert o.detail and channel.value in o.detail
     assert {o.key for o in outbox} == {f"{tenant}:C2".encode(), f"{tenant}:C3".encode()}
 
-    # the same approvals redelivered (a new event id for the same contact): nothing inserted, nothing emitted
+    # the same approvals again (the scheduler asked again, having seen no outcome): nothing inserted or sent
+    # again; the settled ones (the tasks) have their outcome announced again, as of when it happened
     created, outbox = await record(sessions, approvals)
-    assert (created, outbox) == (0, [])
+    assert created == 0
+    again = outcomes(outbox)
+    assert {cid: o.outcome for cid, o in again.items()} == {call: "task_created", field: "task_created"}
+    assert again[call].occurred_at == rows[call].updated_at
     assert {cid: a.status for cid, a in (await attempts(sessions, tenant)).items()} == {
         cid: a.status for cid, a in rows.items()}
-    # mixed with a new one, only the new one counts
-    created, outbox = await record(sessions, [approvals[2], approval(tenant, Channel.CALL, 9)])
+    # mixed with a new one, only the new one is recorded
+    created, outbox = await record(sessions, [approvals[0], approval(tenant, Channel.CALL, 9)])
     assert created == 1
-    assert list(outcomes(outbox)) == [f"{tenant}-call-9"]
+    assert list(outcomes(outbox)) == [f"{tenant}-call-9"]  # the SMS is still being sent: no outcome yet
 
 
 async def test_provider_answers_sent_retried_with_backoff_and_failed(
