@@ -10,6 +10,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -71,8 +73,31 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem(500, "Internal error", "The request failed unexpectedly; it has been logged.")
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem(exc.status_code, str(exc.detail), str(exc.detail))
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        response = problem(exc.status_code, str(exc.detail), str(exc.detail))
+        response.headers.update(exc.headers or {})
+        if exc.status_code == 405:  # every method of the path, not only those of the first route matched
+            response.headers["Allow"] = allowed_methods(request, exc)
+        return response
+
+
+def allowed_methods(request: Request, exc: StarletteHTTPException) -> str:
+    """The ``Allow`` header of a 405: the methods of every route whose path matches the request's (the
+    router names only the first route that matched, e.g. POST for ``DELETE /v1/plans`` though GET works)."""
+    methods = {m.strip().upper() for m in (exc.headers or {}).get("Allow", "").split(",") if m.strip()}
+    path = request.scope["path"]
+    root_path = request.scope.get("root_path", "")
+    if root_path and path.startswith(root_path):
+        path = path[len(root_path):]
+    for route in iter_route_contexts(request.app.routes):
+        regex = getattr(route, "path_regex", None)
+        if regex is None or not regex.match(path):
+            continue
+        if route.methods:
+            methods |= route.methods
+        elif isinstance(getattr(route, "app", None), StaticFiles):
+            methods |= {"GET", "HEAD"}
+    return ", ".join(sorted(methods))
 
 
 class MetricsMiddleware:

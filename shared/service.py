@@ -5,19 +5,32 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, FastAPI, Response
+from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 
 from shared.deps import RuntimeDep
 from shared.http import BodyLimitMiddleware, MetricsMiddleware, install_problem_handlers, problem
 from shared.kafka.consumer import Handler
 from shared.logging import configure_logging
+from shared.openapi import DocumentedFastAPI, install_docs
 from shared.runtime import Runtime, S, Worker
 from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
+
+
+class Alive(BaseModel):
+    status: Literal["ok"]
+
+
+class Ready(BaseModel):
+    status: Literal["ready"]
+    checks: dict[str, str]
+
 
 def build_app(
     settings: S, *, title: str, routers: Sequence[APIRouter] = (),
@@ -43,13 +56,17 @@ def build_app(
             await runtime.stop()
             log.info("service stopped")
 
-    app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
+    # Its OpenAPI document declares the problem responses (shared/openapi.py); /docs and /redoc are
+    # served with their assets from a package (install_docs), never from a CDN.
+    app = DocumentedFastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan,
+                            docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.http_max_body_bytes)
     app.add_middleware(MetricsMiddleware)
     install_problem_handlers(app)
+    install_docs(app)
 
-    @app.get("/healthz", tags=["ops"], response_model=None)
+    @app.get("/healthz", tags=["ops"], response_model=Alive)
     async def healthz(runtime: RuntimeDep) -> Any:
         """Liveness: fails (503) once the consumer halted or could not start, so an orchestrator restarts it."""
         if runtime.alive:
@@ -57,15 +74,17 @@ def build_app(
         return problem(503, "Not alive", "The consumer has stopped; restart the service.",
                        consumer=runtime.consumer_state())
 
-    @app.get("/readyz", tags=["ops"], response_model=None)
+    @app.get("/readyz", tags=["ops"], response_model=Ready)
     async def readyz(runtime: RuntimeDep) -> Any:
+        """Readiness: the database and the broker answer, and the consumer (once started) runs; else 503."""
         checks = await runtime.readiness()
         if all(v == "ok" for v in checks.values()):
             return {"status": "ready", "checks": checks}
         return problem(503, "Not ready", "A dependency is unavailable.", checks=checks)
 
-    @app.get("/metrics", tags=["ops"])
+    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
     async def metrics_endpoint() -> Response:
+        """Prometheus metrics, in the text exposition format."""
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     for router in routers:

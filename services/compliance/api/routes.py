@@ -29,7 +29,8 @@ class DecisionPublic(BaseModel):
     decided_at: datetime
 
 
-@router.get("/decisions", response_model=list[DecisionPublic])
+@router.get("/decisions", response_model=list[DecisionPublic],
+            responses={400: {"description": "Filter required: give contact_id or account_id"}})
 async def list_decisions(session: SessionDep, tenant: TenantDep, contact_id: str | None = None,
                          account_id: str | None = None,
                          limit: int = Query(100, ge=1, le=1000)) -> list[DecisionPublic]:
