@@ -5,7 +5,7 @@ PY := .venv/bin/python
 PYTEST_ARGS ?=
 BENCH_N ?= 20000
 
-.PHONY: install run test test-unit lint bench demo docs clean
+.PHONY: install promtool run test test-unit lint bench demo docs clean
 
 install: .venv/.installed
 
@@ -31,10 +31,20 @@ tools/asyncapi/node_modules/.installed: tools/asyncapi/package.json tools/asynca
 	npm ci --prefix tools/asyncapi --ignore-scripts --no-audit --no-fund
 	@touch $@
 
-test: lint  ## lint, then unit, integration and end-to-end tests (starts its own PostgreSQL and broker)
+promtool:  ## Prometheus' promtool (Debian's prometheus package), for the alert-rule tests; skipped when present
+	@command -v promtool >/dev/null 2>&1 || { \
+	    sudo=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	    $$sudo apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+	@promtool --version 2>&1 | head -1
+
+# The alert-rule tests (tests/deploy) fail instead of skipping when promtool is missing.
+test test-unit: export REQUIRE_PROMTOOL := 1
+
+test: lint promtool  ## lint, then unit, integration and end-to-end tests (starts its own PostgreSQL and broker)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-unit: install
+test-unit: install promtool
 	$(PY) -m pytest -m "not integration and not e2e" $(PYTEST_ARGS)
 
 bench: install  ## end-to-end throughput and latency vs. a bare relay on the same broker

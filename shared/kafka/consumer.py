@@ -23,7 +23,12 @@ Semantics (after getsentry/arroyo and pyeventsourcing):
   batch is consumed again (the inbox skips what was handled). Counts live in memory and start from
   zero when the consumer starts; a batch's outcomes are counted in offset order within each partition;
 * stop() drains: the batch in hand finishes and commits, then the consumer leaves the group. It is
-  checked between polls, so an idle consumer notices it within ``poll_timeout_ms``.
+  checked between polls, so an idle consumer notices it within ``poll_timeout_ms``;
+* metrics: ``consumer_lag`` per assigned partition (the last known high watermark, from the fetch
+  responses, minus the offset this consumer committed: local state, no broker round trip; set after each
+  batch for its partitions and refreshed for all at most every ``LAG_INTERVAL_S`` between polls),
+  ``consumer_retrying`` while a transient error outlasts the quiet retries, ``consumer_halted`` once it
+  stopped itself.
 
 Everything tunable is in :class:`ConsumerConfig`, built from the service's settings by
 :meth:`ConsumerConfig.from_settings` (docs/operations.md, "Settings").
@@ -35,7 +40,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +58,9 @@ from shared.settings import ServiceSettings
 from shared.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
+
+LAG_INTERVAL_S = 1.0
+"""The consumer_lag gauges are refreshed at most this often (between polls, from local state only)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +283,10 @@ class ConsumerRunner:
         # Set while a transient error outlasts max_transient_retries (the service reports not ready).
         self.degraded: str | None = None
         self._stop_requested = asyncio.Event()
+        # Offsets this consumer committed, per partition it still owns, and the lag series it exports.
+        self._committed: dict[TopicPartition, int] = {}
+        self._lag_series: set[TopicPartition] = set()
+        self._lag_at = 0.0
         self._consumer = AIOKafkaConsumer(
             *handlers, bootstrap_servers=config.bootstrap_servers, group_id=config.group, client_id=config.group,
             enable_auto_commit=False, auto_offset_reset="earliest", fetch_max_wait_ms=config.fetch_max_wait_ms,
@@ -285,6 +297,7 @@ class ConsumerRunner:
     async def start(self) -> None:
         await self._consumer.start()
         metrics.CONSUMER_HALTED.labels(self.group).set(0)
+        metrics.CONSUMER_RETRYING.labels(self.group).set(0)
         self._task = asyncio.create_task(self._run(), name=f"consumer-{self.group}")
 
     async def stop(self, timeout_s: float = 20.0) -> None:
@@ -301,6 +314,7 @@ class ConsumerRunner:
                     await self._task
             except Exception:
                 log.debug("consumer task ended with an error (logged by _run)")
+        self._clear_lag()
         await self._consumer.stop()
 
     @property
@@ -313,20 +327,25 @@ class ConsumerRunner:
                 batch = await self._fetch()
                 if batch:
                     await self.process(batch)
+                self._update_lag()
         except _StopRequested:
             log.info("stopped during an outage; the batch in hand was not committed", extra={"group": self.group})
         except ConsumerHalted as exc:
-            self.halted_reason = str(exc)
-            metrics.CONSUMER_HALTED.labels(self.group).set(1)
+            self._halted(str(exc))
             log.critical("consumer halted", extra={"group": self.group, "reason": str(exc)})
             await self._leave_group()
             raise
         except Exception as exc:
-            self.halted_reason = f"unexpected error: {exc!r}"
-            metrics.CONSUMER_HALTED.labels(self.group).set(1)
+            self._halted(f"unexpected error: {exc!r}")
             log.critical("consumer crashed", exc_info=True, extra={"group": self.group})
             await self._leave_group()
             raise
+
+    def _halted(self, reason: str) -> None:
+        self.halted_reason = reason
+        metrics.CONSUMER_HALTED.labels(self.group).set(1)
+        metrics.CONSUMER_RETRYING.labels(self.group).set(0)
+        self._clear_lag()  # its partitions move to other replicas, which report their lag
 
     async def _leave_group(self) -> None:
         """A halted consumer gives its partitions back to the other replicas at once."""
@@ -381,7 +400,7 @@ class ConsumerRunner:
             else:
                 await self._dead_letter(item.record, f"{type(error).__name__}: {_short(error)}")
         await self._commit({tp: records[-1].offset + 1 for tp, records in batch.items() if records})
-        self._update_lag(batch)
+        self._report_lag(batch)
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         retries = self.config.max_transient_retries
@@ -406,6 +425,7 @@ class ConsumerRunner:
                 await self._wait_to_retry("committing offsets", exc, attempt)
                 attempt += 1
                 continue
+            self._committed.update(owned)
             self._recovered()
             return
 
@@ -445,6 +465,7 @@ class ConsumerRunner:
         delay = min(self.config.backoff_base_s * 2**attempt, self.config.backoff_max_s)
         if attempt >= self.config.max_transient_retries and self.degraded is None:
             self.degraded = f"{what}: {type(exc).__name__}; retrying every {self.config.backoff_max_s:g} s at most"
+            metrics.CONSUMER_RETRYING.labels(self.group).set(1)
             log.error("transient error persists; retrying until it clears",
                       extra={"group": self.group, "error": repr(exc), "what": what})
         else:
@@ -457,6 +478,7 @@ class ConsumerRunner:
         if self.degraded is not None:
             log.warning("recovered from a transient error", extra={"group": self.group, "was": self.degraded})
             self.degraded = None
+            metrics.CONSUMER_RETRYING.labels(self.group).set(0)
 
     async def _handle(self, deliveries: list[Delivery]) -> None:
         started = time.perf_counter()
@@ -523,10 +545,43 @@ class ConsumerRunner:
                                                 "partition": record.partition, "offset": record.offset,
                                                 "error": error})
 
-    def _update_lag(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
-        for tp, records in batch.items():
+    def _update_lag(self, *, force: bool = False) -> None:
+        """Refresh ``consumer_lag`` (at most every ``LAG_INTERVAL_S`` unless ``force``): for each assigned
+        partition this consumer committed on, the last known high watermark minus that offset. Only local
+        state is read (the high watermark comes with every fetch response): no broker round trip. The
+        series of partitions no longer assigned are removed, so a replica never reports a partition that
+        moved to another one."""
+        now = time.monotonic()
+        if not force and now - self._lag_at < LAG_INTERVAL_S:
+            return
+        self._lag_at = now
+        assigned = self._consumer.assignment()
+        for tp in [tp for tp in self._committed if tp not in assigned]:
+            del self._committed[tp]
+        for tp in self._lag_series - assigned:
+            self._remove_lag_series(tp)
+        self._report_lag(self._committed)
+
+    def _report_lag(self, partitions: Iterable[TopicPartition]) -> None:
+        """Set ``consumer_lag`` of those of ``partitions`` this consumer committed on (after a batch: the
+        partitions it just committed)."""
+        assigned = self._consumer.assignment()
+        for tp in partitions:
+            committed = self._committed.get(tp)
+            if committed is None or tp not in assigned:  # highwater() asserts the partition is assigned
+                continue
             highwater = self._consumer.highwater(tp)
-            if highwater is not None and records:
-                metrics.CONSUMER_LAG.labels(self.group, tp.topic, str(tp.partition)).set(
-                    max(highwater - records[-1].offset - 1, 0))
+            if highwater is None:
+                continue
+            metrics.CONSUMER_LAG.labels(self.group, tp.topic, str(tp.partition)).set(max(highwater - committed, 0))
+            self._lag_series.add(tp)
+
+    def _clear_lag(self) -> None:
+        for tp in list(self._lag_series):
+            self._remove_lag_series(tp)
+
+    def _remove_lag_series(self, tp: TopicPartition) -> None:
+        self._lag_series.discard(tp)
+        with contextlib.suppress(KeyError):
+            metrics.CONSUMER_LAG.remove(self.group, tp.topic, str(tp.partition))
 
