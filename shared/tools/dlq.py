@@ -109,16 +109,31 @@ async def committed_offset(bootstrap: str, group: str, topic: str, partition: in
         await consumer.stop()
 
 
-async def skip_to(bootstrap: str, group: str, topic: str, partition: int, offset: int) -> int | None:
+class GroupBusy(RuntimeError):
+    """The group's partition went to another member: the service is still running."""
+
+
+async def skip_to(bootstrap: str, group: str, topic: str, partition: int, offset: int, *,
+                  join_timeout_s: float = 30.0) -> int | None:
     """Commit ``offset`` for ``group`` on ``topic``/``partition``: the group resumes there. For a consumer
     halted by its dead-letter limits, whose batch is not committed: after fixing (or dead-lettering) what
-    stopped it, move past the messages it must not see again. Stop the service first: a group with
-    running members refuses commits from outside. Returns the offset committed before."""
+    stopped it, move past the messages it must not see again. Stop the service first. Returns the offset
+    committed before.
+
+    The commit is made as a member of the group (join, wait for the partition, commit with the group's
+    generation, leave): some brokers refuse a commit from outside a group that had members before."""
     tp = TopicPartition(topic, partition)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
+                                auto_offset_reset="earliest")
     await consumer.start()
     try:
-        consumer.assign([tp])
+        consumer.subscribe([topic])
+        deadline = asyncio.get_running_loop().time() + join_timeout_s
+        while tp not in consumer.assignment():
+            if asyncio.get_running_loop().time() > deadline:
+                raise GroupBusy(f"{group} did not get {topic}/{partition} within {join_timeout_s:.0f} s: stop the "
+                                "service (every replica) first, then run skip again")
+            await consumer.getmany(timeout_ms=200, max_records=1)  # joins the group; records are not committed
         before = await consumer.committed(tp)
         await consumer.commit({tp: offset})
         return before
@@ -141,7 +156,11 @@ def main() -> None:
     if args.command == "skip":
         if args.topic is None or args.partition is None or args.offset is None or args.offset < 0:
             parser.error("skip needs --topic, --partition and --offset (>= 0)")
-        before = asyncio.run(skip_to(args.bootstrap, args.group, args.topic, args.partition, args.offset))
+        try:
+            before = asyncio.run(skip_to(args.bootstrap, args.group, args.topic, args.partition, args.offset))
+        except GroupBusy as exc:
+            sys.stderr.write(f"{exc}\n")
+            raise SystemExit(2) from None
         sys.stdout.write(f"{args.group} on {args.topic}/{args.partition}: committed offset {before} -> "
                          f"{args.offset}; restart the service\n")
     elif args.command == "list":

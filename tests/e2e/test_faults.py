@@ -280,13 +280,6 @@ async def restart_segmentation(stack: LocalStack, http: httpx.AsyncClient, env: 
     await eventually(lambda: ready(http, stack, "segmentation"), 60, f"segmentation ready again ({env or 'as set'})")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "`python -m shared.tools.dlq skip` (shared/tools/dlq.py skip_to) commits from outside the group (manual "
-    "assignment: generation -1, empty member id). The embedded broker (Tansu) refuses that commit with "
-    "UNKNOWN_MEMBER_ID for a group that has had exactly one member and lost it (the usual case: the service ran, "
-    "halted, was stopped), however long after; it accepts it once the group went through two members or more. "
-    "Kafka accepts it for any empty group. Fix in shared/tools/dlq.py: join the group (subscribe, poll until the "
-    "partition is assigned), commit with the member's generation, then leave."))
 async def test_a_consumer_halted_by_the_dead_letter_limit_runs_again_after_the_documented_skip(
         faulty: LocalStack, producer: AIOKafkaProducer, http: httpx.AsyncClient) -> None:
     """docs/operations.md: the messages must not be consumed at all: stop the service, move the group past
