@@ -12,46 +12,11 @@ time ``as_of``) and every payment once (even before the account is known). From 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import date, datetime
-
 from shared.domain import DomainError
 from shared.money import format_amount
+from shared.snapshots import PaymentFact, SnapshotTime, is_newer_snapshot, overdue_now
 
-
-@dataclass(frozen=True, slots=True)
-class SnapshotTime:
-    """What orders two overdue snapshots of one account: the event time, then (for equal times) the later
-    due date, the higher DPD and the larger amount, so equal times cannot make the result depend on order."""
-
-    as_of: datetime
-    due_date: date
-    days_past_due: int
-    overdue_minor: int
-
-    def key(self) -> tuple[datetime, date, int, int]:
-        return self.as_of, self.due_date, self.days_past_due, self.overdue_minor
-
-
-def is_newer_snapshot(incoming: SnapshotTime, stored: SnapshotTime | None) -> bool:
-    """True when ``incoming`` replaces ``stored`` (an equal one is a repeat and changes nothing)."""
-    return stored is None or incoming.key() > stored.key()
-
-
-@dataclass(frozen=True, slots=True)
-class PaymentFact:
-    """A payment kept by plans: its amount, currency and when it was booked."""
-
-    amount_minor: int
-    currency: str
-    paid_at: datetime
-
-
-def overdue_now(*, reported_minor: int, currency: str, as_of: datetime, payments: Iterable[PaymentFact]) -> int:
-    """The snapshot's amount less the payments in its currency booked strictly after it, at least 0."""
-    paid = sum(p.amount_minor for p in payments if p.currency == currency and p.paid_at > as_of)
-    return max(reported_minor - paid, 0)
+__all__ = ["PaymentFact", "PlanDoesNotCover", "SnapshotTime", "is_newer_snapshot", "overdue_now", "require_cover"]
 
 
 class PlanDoesNotCover(DomainError):

@@ -15,51 +15,28 @@ arrears left (a plan that did not cover them, interest since) leaves the treatme
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Literal
 
 from services.scheduler.domain.states import TreatmentStatus
+from shared.snapshots import PaymentFact, SnapshotTime, is_newer_snapshot, overdue_now
+
+__all__ = [
+    "PaymentFact",
+    "SnapshotTime",
+    "Standing",
+    "is_newer_snapshot",
+    "is_open",
+    "outcome_supersedes",
+    "overdue_now",
+    "plan_supersedes",
+    "standing",
+]
 
 PlanKind = Literal["agreed", "cancelled", "completed", "broken"]
 OutcomeKind = Literal["sent", "delivered", "failed", "task_created", "unknown"]
-
-
-@dataclass(frozen=True, slots=True)
-class SnapshotTime:
-    """What orders two overdue snapshots of one account: the event time, then (for equal times) the later
-    due date, the higher DPD and the larger amount, so equal times cannot make the result depend on order."""
-
-    as_of: datetime
-    due_date: date
-    days_past_due: int
-    overdue_minor: int
-
-    def key(self) -> tuple[datetime, date, int, int]:
-        return self.as_of, self.due_date, self.days_past_due, self.overdue_minor
-
-
-def is_newer_snapshot(incoming: SnapshotTime, stored: SnapshotTime | None) -> bool:
-    """True when ``incoming`` replaces ``stored`` (an equal one is a duplicate and changes nothing)."""
-    return stored is None or incoming.key() > stored.key()
-
-
-@dataclass(frozen=True, slots=True)
-class PaymentFact:
-    """A payment kept by the scheduler. ``paid_at`` and ``currency`` are None for payments kept before
-    they were recorded (already deducted then, so never counted again)."""
-
-    amount_minor: int
-    currency: str | None
-    paid_at: datetime | None
-
-
-def overdue_now(*, reported_minor: int, currency: str, as_of: datetime, payments: Iterable[PaymentFact]) -> int:
-    """The snapshot's amount less the payments in its currency booked strictly after it, at least 0."""
-    paid = sum(p.amount_minor for p in payments
-               if p.paid_at is not None and p.currency == currency and p.paid_at > as_of)
-    return max(reported_minor - paid, 0)
 
 
 @dataclass(frozen=True, slots=True)
