@@ -5,15 +5,19 @@ TEST_KAFKA_BOOTSTRAP_SERVERS to run against existing servers instead."""
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from devstack.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
 from devstack.stack import LocalStack, Ports
+from shared.db import create_engine, session_factory
+from shared.registry import SERVICES
 from shared.tools import migrate
 from shared.tools.topics import ensure_topics
 
@@ -47,6 +51,18 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
             broker.stop()
         if postgres is not None:
             postgres.stop()
+
+
+@pytest.fixture
+async def sessions(infra: Infra, request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    """Sessions on the real PostgreSQL in the schema of the service whose tests ask (tests/<service>/...)."""
+    service = request.path.relative_to(Path(__file__).parent).parts[0]
+    if service not in {s.name for s in SERVICES}:
+        raise pytest.UsageError(f"the sessions fixture is for tests under tests/<service>/, not {request.path}")
+    settings = importlib.import_module(f"services.{service}.settings").Settings
+    engine = create_engine(settings(database_url=infra.database_url))
+    yield session_factory(engine)
+    await engine.dispose()
 
 
 @pytest.fixture(scope="session")

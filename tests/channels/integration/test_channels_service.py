@@ -20,11 +20,9 @@ from sqlalchemy import select, text
 from services.channels import service
 from services.channels.db.models import ContactAttempt
 from services.channels.domain.messages import SendResult, StatusReport
-from services.channels.settings import Settings
 from shared.contracts import topics
 from shared.contracts.events import Channel, ContactApprovedV1, ContactOutcomeV1, ContactRequestV1
 from shared.crypto import PiiCipher
-from shared.db import create_engine, session_factory
 from shared.settings import DEV_PII_KEYS
 from shared.uow import UnitOfWork
 from tests.helpers import Outboxed, committed, committed_reading_outbox
@@ -51,12 +49,6 @@ def outcomes(outbox: list[Outboxed]) -> dict[str, ContactOutcomeV1]:
         found[payload.contact_id] = payload
     return found
 
-
-@pytest.fixture
-async def sessions(infra) -> AsyncIterator:  # type: ignore[no-untyped-def, type-arg]
-    engine = create_engine(Settings(database_url=infra.database_url))
-    yield session_factory(engine)
-    await engine.dispose()
 
 
 @pytest.fixture

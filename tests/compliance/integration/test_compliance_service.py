@@ -4,7 +4,6 @@ events in the outbox rows of the same transaction."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,11 +13,9 @@ from sqlalchemy import select
 
 from services.compliance import service
 from services.compliance.db.models import ContactDecision
-from services.compliance.settings import Settings
 from shared.contracts import CloudEvent, topics
 from shared.contracts.events import Channel, ContactApprovedV1, ContactRejectedV1, ContactRequestV1
 from shared.crypto import PiiCipher
-from shared.db import create_engine, session_factory
 from shared.messaging import build_event
 from shared.settings import DEV_PII_KEYS
 from tests.helpers import committed_reading_outbox, zone_where_local_hour_is_in
@@ -27,12 +24,6 @@ pytestmark = pytest.mark.integration
 CIPHER = PiiCipher(DEV_PII_KEYS, "dev1")
 
 
-
-@pytest.fixture
-async def sessions(infra) -> AsyncIterator:  # type: ignore[no-untyped-def, type-arg]
-    engine = create_engine(Settings(database_url=infra.database_url))
-    yield session_factory(engine)
-    await engine.dispose()
 
 
 @pytest.fixture

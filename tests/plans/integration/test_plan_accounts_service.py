@@ -6,7 +6,6 @@ overdue now; a refusal stores nothing."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from itertools import permutations
@@ -18,8 +17,6 @@ from sqlalchemy import func, select
 from services.plans import service
 from services.plans.db.models import AccountPayment, Plan, PlanAccount
 from services.plans.domain.accounts import PlanDoesNotCover
-from services.plans.settings import Settings
-from shared.db import create_engine, session_factory
 from tests.helpers import Outboxed, committed_reading_outbox
 from tests.plans.support import consume, overdue_notice, payment_received
 
@@ -27,12 +24,6 @@ pytestmark = pytest.mark.integration
 NOW = datetime.now(UTC).replace(microsecond=0)
 TODAY = NOW.date()
 
-
-@pytest.fixture
-async def sessions(infra) -> AsyncIterator:  # type: ignore[no-untyped-def, type-arg]
-    engine = create_engine(Settings(database_url=infra.database_url))
-    yield session_factory(engine)
-    await engine.dispose()
 
 
 @pytest.fixture

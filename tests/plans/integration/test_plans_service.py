@@ -6,7 +6,6 @@ the read model itself and the refusals are in test_plan_accounts_service.py."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -16,10 +15,8 @@ from sqlalchemy import func, select
 
 from services.plans import service
 from services.plans.db.models import AppliedPayment, Plan, PlanInstalment
-from services.plans.settings import Settings
 from shared.contracts import topics
 from shared.contracts.events import PaymentReceivedV1, PlanEventV1
-from shared.db import create_engine, session_factory
 from shared.domain import NotFound
 from tests.helpers import Outboxed, committed, committed_reading_outbox
 from tests.plans.support import consume, overdue_notice
@@ -36,12 +33,6 @@ def plan_events(outbox: list[Outboxed]) -> list[PlanEventV1]:
             f"{e.tenant}:{e.customer_id}".encode(), e.plan_id, topics.PLAN_EVENT.event_type, e.tenant)
     return events
 
-
-@pytest.fixture
-async def sessions(infra) -> AsyncIterator:  # type: ignore[no-untyped-def, type-arg]
-    engine = create_engine(Settings(database_url=infra.database_url))
-    yield session_factory(engine)
-    await engine.dispose()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -12,7 +11,6 @@ from sqlalchemy import select
 
 from services.scheduler.consumers import handlers
 from services.scheduler.db.models import Treatment, TreatmentStep
-from services.scheduler.settings import Settings
 from shared.contracts import topics
 from shared.contracts.events import (
     AccountSegmentedV1,
@@ -22,7 +20,6 @@ from shared.contracts.events import (
     PlanEventV1,
 )
 from shared.crypto import PiiCipher
-from shared.db import create_engine, session_factory
 from shared.kafka.consumer import Delivery
 from shared.messaging import build_event
 from shared.settings import DEV_PII_KEYS
@@ -37,12 +34,6 @@ def delivery(topic: topics.Topic, payload, customer_id: str) -> Delivery:  # typ
     record = ConsumerRecord(topic.name, 0, 0, 0, 0, b"", event.to_bytes(), None, 0, 0, [])
     return Delivery(event, payload, record)
 
-
-@pytest.fixture
-async def sessions(infra) -> AsyncIterator:  # type: ignore[no-untyped-def, type-arg]
-    engine = create_engine(Settings(database_url=infra.database_url))
-    yield session_factory(engine)
-    await engine.dispose()
 
 
 def segmented(tenant: str, n: int, dpd: int = 5, as_of: datetime | None = None) -> AccountSegmentedV1:

@@ -4,7 +4,6 @@ lost on the way is requested again, with the same contact id and attempt, once p
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,23 +11,15 @@ from sqlalchemy import select
 
 from services.scheduler import service
 from services.scheduler.db.models import TreatmentStep
-from services.scheduler.settings import Settings
 from shared import metrics
 from shared.contracts import topics
 from shared.contracts.events import AccountSegmentedV1, ContactRequestV1, PlanEventV1
-from shared.db import create_engine, session_factory
 from shared.messaging import build_event
 from tests.helpers import committed, committed_reading_outbox
 from tests.scheduler.integration.test_scheduler_handlers import segmented
 
 pytestmark = pytest.mark.integration
 
-
-@pytest.fixture
-async def sessions(infra) -> AsyncIterator:  # type: ignore[no-untyped-def, type-arg]
-    engine = create_engine(Settings(database_url=infra.database_url))
-    yield session_factory(engine)
-    await engine.dispose()
 
 
 async def resend(sessions, older_than: timedelta) -> list[ContactRequestV1]:  # type: ignore[no-untyped-def]

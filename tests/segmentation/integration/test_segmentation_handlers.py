@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -15,11 +14,9 @@ from sqlalchemy import func, select
 
 from services.segmentation.consumers import handlers
 from services.segmentation.db.models import Account, SegmentChange
-from services.segmentation.settings import Settings
 from shared.contracts import topics
 from shared.contracts.events import AccountOverdueV1, AccountSegmentedV1, PaymentReceivedV1
 from shared.crypto import PiiCipher
-from shared.db import create_engine, session_factory
 from shared.kafka.consumer import Delivery
 from shared.messaging import OutboxEntry, build_event
 from shared.settings import DEV_PII_KEYS
@@ -29,12 +26,6 @@ from tests.helpers import committed, committed_reading_outbox
 pytestmark = pytest.mark.integration
 CIPHER = PiiCipher(DEV_PII_KEYS, "dev1")
 
-
-@pytest.fixture
-async def sessions(infra) -> AsyncIterator:  # type: ignore[no-untyped-def, type-arg]
-    engine = create_engine(Settings(database_url=infra.database_url))
-    yield session_factory(engine)
-    await engine.dispose()
 
 
 def overdue(tenant: str, dpd: int, at: datetime, *, account_ref: str | None = None) -> Delivery:

@@ -11,7 +11,7 @@ one at a time in event-time order, and the newest snapshot less the payments boo
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -23,11 +23,9 @@ from sqlalchemy import func, select
 
 from services.segmentation import service
 from services.segmentation.db.models import Account, Payment
-from services.segmentation.settings import Settings
 from shared.contracts import CloudEvent, topics
 from shared.contracts.events import AccountOverdueV1, PaymentReceivedV1
 from shared.crypto import PiiCipher
-from shared.db import create_engine, session_factory
 from shared.messaging import build_event
 from shared.settings import DEV_PII_KEYS
 from tests.helpers import committed
@@ -40,12 +38,6 @@ DUE = date(2026, 3, 1)
 COMPARED = tuple(c.name for c in Account.__table__.columns  # type: ignore[attr-defined]
                  if c.name not in ("account_id", "updated_at"))
 
-
-@pytest.fixture
-async def sessions(infra) -> AsyncIterator:  # type: ignore[no-untyped-def, type-arg]
-    engine = create_engine(Settings(database_url=infra.database_url))
-    yield session_factory(engine)
-    await engine.dispose()
 
 
 @dataclass(frozen=True)
