@@ -13,6 +13,7 @@ from sqlalchemy import text
 from shared import metrics
 from shared.crypto import PiiCipher
 from shared.db import create_engine, session_factory
+from shared.identity import IdentityKeys
 from shared.kafka.consumer import ConsumerConfig, ConsumerRunner, Handler
 from shared.kafka.producer import create_producer
 from shared.kafka.relay import OutboxRelay
@@ -35,6 +36,7 @@ class Runtime(Generic[S]):
     def __init__(self, settings: S) -> None:
         self.settings: S = settings
         self.cipher = PiiCipher(settings.pii_keys, settings.pii_active_key)
+        self.identity = IdentityKeys(settings.identity_secret)
         self.engine = create_engine(settings)
         self.sessions = session_factory(self.engine)
         self.producer = create_producer(settings)

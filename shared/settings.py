@@ -23,6 +23,7 @@ EMBEDDED_KAFKA = "127.0.0.1:59092"
 # Development-only secrets. Settings refuse them unless APP_ENV is dev or test.
 DEV_PII_KEYS = {"dev1": base64.b64encode(b"gentle-collections-dev-key-32byt").decode()}
 DEV_API_KEYS = {"dev-key-tenant-a": "tenant-a", "dev-key-tenant-b": "tenant-b"}
+DEV_IDENTITY_KEY = base64.b64encode(b"gentle-collections-dev-identity!").decode()
 
 
 class ServiceSettings(BaseSettings):
@@ -68,6 +69,9 @@ class ServiceSettings(BaseSettings):
     pii_keys: dict[str, str] = Field(default_factory=lambda: dict(DEV_PII_KEYS), validation_alias="PII_KEYS")
     pii_active_key: str = Field("dev1", validation_alias="PII_ACTIVE_KEY")
     api_keys: dict[str, str] = Field(default_factory=lambda: dict(DEV_API_KEYS), validation_alias="API_KEYS")
+    # base64 of at least 16 random bytes: keys borrower and contact-point hashes (shared/identity.py); the
+    # same on every service, and stable (changing it splits every borrower's history in two)
+    identity_key: str = Field(DEV_IDENTITY_KEY, validation_alias="IDENTITY_KEY", repr=False)
 
     # Request bodies above this are refused with 413 before they are read (a batch of 1,000 events is ~1 MB).
     http_max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, validation_alias="HTTP_MAX_BODY_BYTES")
@@ -107,11 +111,23 @@ class ServiceSettings(BaseSettings):
                 raise ValueError("PII_KEYS holds the development key: set real keys when APP_ENV=prod")
             if any(k in DEV_API_KEYS for k in self.api_keys):
                 raise ValueError("API_KEYS holds development keys: set real keys when APP_ENV=prod")
+            if self.identity_key == DEV_IDENTITY_KEY:
+                raise ValueError("IDENTITY_KEY is the development key: set a real one when APP_ENV=prod")
+        try:
+            if len(base64.b64decode(self.identity_key, validate=True)) < 16:
+                raise ValueError("too short")
+        except ValueError as exc:
+            raise ValueError("IDENTITY_KEY must be base64 of at least 16 bytes") from exc
         if self.pii_active_key not in self.pii_keys:
             raise ValueError(f"PII_ACTIVE_KEY {self.pii_active_key!r} is not one of PII_KEYS")
         if self.port == 0 and self.service_name in registry.BY_NAME:
             self.port = registry.spec(self.service_name).port
         return self
+
+    @property
+    def identity_secret(self) -> bytes:
+        """IDENTITY_KEY's bytes."""
+        return base64.b64decode(self.identity_key)
 
     @property
     def spec(self) -> registry.ServiceSpec:

@@ -84,7 +84,7 @@ def _emit_outcome(uow: UnitOfWork, a: Mapping[str, Any], outcome: str, *, provid
     payload = ContactOutcomeV1(
         tenant=a["tenant"], contact_id=a["contact_id"], account_id=a["account_id"], customer_id=a["customer_id"],
         channel=a["channel"], outcome=outcome, provider_ref=provider_ref, detail=detail,
-        occurred_at=occurred_at or datetime.now(UTC))
+        occurred_at=occurred_at or datetime.now(UTC), borrower_key=a.get("borrower_key"))
     uow.emit(topics.CONTACT_OUTCOME, payload, subject=a["contact_id"])
 
 
@@ -96,7 +96,8 @@ async def record_approved(uow: UnitOfWork, *, approved: Sequence[ContactApproved
         r = a.request
         rows.append({
             "contact_id": r.contact_id, "tenant": r.tenant, "account_id": r.account_id,
-            "account_ref": r.account_ref, "customer_id": r.customer_id, "channel": r.channel.value,
+            "account_ref": r.account_ref, "borrower_key": r.borrower_key, "customer_id": r.customer_id,
+            "channel": r.channel.value,
             "template_id": r.template_id,
             "locale": r.locale, "days_past_due": r.days_past_due, "overdue_minor": r.overdue_minor,
             "currency": r.currency, "due_date": r.due_date, "destination_sealed": r.destination,

@@ -58,7 +58,7 @@ def _emit_request(uow: UnitOfWork, step: Mapping[str, Any], cause: Cause) -> Non
         segment=step["segment"], days_past_due=step["days_past_due"], destination=step["destination_sealed"],
         time_zone=step["time_zone"], locale=step["locale"], template_id=step["template_id"],
         currency=step["currency"], overdue_minor=step["overdue_minor"], due_date=step["due_date"],
-        requested_at=datetime.now(UTC), account_ref=step["account_ref"])
+        requested_at=datetime.now(UTC), account_ref=step["account_ref"], borrower_key=step["borrower_key"])
     uow.emit(topics.CONTACT_REQUESTED, request, cause=cause, subject=step["contact_id"])
 
 
@@ -100,6 +100,7 @@ async def record_segmented(uow: UnitOfWork, *, segmented: Sequence[tuple[Account
             "segment": p.segment.value, "days_past_due": p.days_past_due, "due_date": p.due_date,
             "currency": p.currency, "reported_overdue_minor": p.overdue_minor, "overdue_minor": p.overdue_minor,
             "as_of": p.as_of or event.time, "segment_reason": p.reason, "account_ref": p.account_ref,
+            "borrower_key": p.borrower_key,
             "status": TreatmentStatus.ACTIVE.value, "status_reason": p.reason,
             "phone_sealed": p.contact.phone, "email_sealed": p.contact.email, "address_sealed": p.contact.address,
             "time_zone": p.contact.time_zone, "locale": p.contact.locale}
@@ -140,7 +141,7 @@ def _step_row(t: Mapping[str, Any], now: datetime) -> dict[str, Any] | None:
         "channel": plan.channel.value, "template_id": plan.template_id, "segment": t["segment"],
         "days_past_due": t["days_past_due"], "due_date": t["due_date"], "currency": t["currency"],
         "overdue_minor": t["overdue_minor"], "destination_sealed": destination, "time_zone": t["time_zone"],
-        "locale": t["locale"], "account_ref": t["account_ref"],
+        "locale": t["locale"], "account_ref": t["account_ref"], "borrower_key": t["borrower_key"],
         "status": STEP.apply(StepStatus.PENDING, StepEvent.PLANNED).value, "attempt": 1, "last_reason": "",
         "outcome": None, "outcome_at": None, "due_at": now}
 

@@ -10,7 +10,7 @@ snapshot or a payment arrives, so the end state never depends on the arrival ord
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -77,10 +77,15 @@ def _account_row(p: AccountOverdueV1, event: CloudEvent, c: Classification) -> d
     }
 
 
-async def record_overdue(uow: UnitOfWork, *, overdue: Sequence[tuple[AccountOverdueV1, CloudEvent]]) -> None:
+BorrowerKeyOf = Callable[[AccountOverdueV1], str | None]
+
+
+async def record_overdue(uow: UnitOfWork, *, overdue: Sequence[tuple[AccountOverdueV1, CloudEvent]],
+                         borrower_key_of: BorrowerKeyOf | None = None) -> None:
     """Keep each account's newest snapshot (by event time, in the batch and against what is stored),
-    classify it, derive its balances from the payments kept, record the segment change and announce it.
-    An older or repeated snapshot changes nothing."""
+    classify it, derive its balances from the payments kept, record the segment change and announce it
+    with the debtor's borrower key (``borrower_key_of``; shared/identity.py). An older or repeated snapshot
+    changes nothing."""
     latest: dict[AccountKey, tuple[dict[str, Any], AccountOverdueV1, CloudEvent, Classification]] = {}
     for p, event in overdue:
         key = (p.tenant, p.account_id)
@@ -103,7 +108,8 @@ async def record_overdue(uow: UnitOfWork, *, overdue: Sequence[tuple[AccountOver
             tenant=p.tenant, account_id=p.account_id, customer_id=p.customer_id, segment=c.segment,
             dpd_bucket=c.dpd_bucket, days_past_due=p.days_past_due, due_date=p.due_date, currency=p.currency,
             overdue_minor=p.overdue_minor, outstanding_minor=p.outstanding_minor, reason=c.reason,
-            contact=p.contact, account_ref=p.account_ref, as_of=event.time), cause=event, subject=p.account_id)
+            contact=p.contact, account_ref=p.account_ref, as_of=event.time,
+            borrower_key=borrower_key_of(p) if borrower_key_of else None), cause=event, subject=p.account_id)
 
 
 async def record_payments(uow: UnitOfWork, *, payments: Sequence[PaymentReceivedV1]) -> None:

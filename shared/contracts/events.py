@@ -47,6 +47,8 @@ TenantId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0
 # the card or account number ("1234" is shown as 尾号1234 / "ending 1234"). Longer values are refused,
 # so a full card or account number can never travel in clear.
 AccountRef = Annotated[str, Field(pattern=r"^[0-9A-Za-z]{2,6}$")]
+# One debtor across accounts and lenders, as a keyed hash (shared/identity.py): never a plaintext identifier.
+BorrowerKey = Annotated[str, Field(pattern=r"^bk1:[0-9a-f]{32}$")]
 
 
 class Payload(BaseModel):
@@ -79,6 +81,7 @@ class CustomerContact(Payload):
     phone: Sealed | None = None
     email: Sealed | None = None
     address: Sealed | None = None
+    national_id: Sealed | None = None
     time_zone: TimeZone = "Asia/Shanghai"
     locale: Literal["zh-CN", "en"] = "zh-CN"
 
@@ -147,6 +150,7 @@ class AccountSegmentedV1(Payload):
     reason: str
     contact: CustomerContact
     account_ref: AccountRef | None = None
+    borrower_key: BorrowerKey | None = None
     # the time of the overdue fact this classification is of (its event time): payments made after it
     # are not yet in ``overdue_minor``. None from producers older than this field: the envelope's time.
     as_of: datetime | None = None
@@ -173,6 +177,7 @@ class ContactRequestV1(Payload):
     due_date: date
     requested_at: datetime
     account_ref: AccountRef | None = None
+    borrower_key: BorrowerKey | None = None
 
 
 class ContactApprovedV1(Payload):
@@ -209,6 +214,7 @@ class ContactOutcomeV1(Payload):
     provider_ref: str | None = None
     detail: str | None = None
     occurred_at: datetime
+    borrower_key: BorrowerKey | None = None
 
 
 class Instalment(Payload):

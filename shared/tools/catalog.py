@@ -120,6 +120,10 @@ FIELD_DOCS: dict[str, str] = {
     "decision_id": "Id of the compliance decision (audit trail).",
     "occurred_at": "When it happened (UTC).",
     "locale": "Language of messages to the customer.",
+    "borrower_key": "One debtor across accounts and lenders: `bk1:` and 32 hex digits of a keyed HMAC of the "
+                    "national ID (else the E.164 phone), computed by segmentation with `IDENTITY_KEY` "
+                    "(shared/identity.py). Compliance counts contact caps by it; never a plaintext identifier. "
+                    "Absent when the account has neither.",
     "account_ref": "How the customer knows the account, as the lender shows it: the last 2-6 letters or "
                    "digits of its card or account number (`8842` reads 尾号8842 / \"ending 8842\"). Longer values "
                    "are refused, so a full number never travels in clear. Without it messages name no number.",
@@ -128,6 +132,8 @@ FIELD_DOCS: dict[str, str] = {
     "CustomerContact.phone": "Mobile number in E.164 (`+8613800138000`) before sealing.",
     "CustomerContact.email": "E-mail address, sealed.",
     "CustomerContact.address": "Postal address (for field visits), sealed.",
+    "CustomerContact.national_id": "National ID number, sealed; when given, it (not the phone) identifies the "
+                                   "debtor across accounts and lenders (`borrower_key`).",
     "CoLender.tenant": "The co-lending partner's tenant id.",
     "CoLender.share": "Its share of the loan, in (0, 1]. A JSON string (`\"0.3\"`) keeps it exact.",
     "AccountOverdueV1.product": "Product code, e.g. `consumer-loan`.",
@@ -218,8 +224,9 @@ _OUTCOME_ID = "c2e4a6b8-0d1f-4a3c-8e5b-7d9f1b3d5e6a"
 _PAYMENT_ID = "8a0c2e4f-6b8d-4f1a-9c3e-5b7d9f1a3c5e"
 _PLAN_EVENT_ID = "6e8a0c2f-4b6d-4e8f-a1c3-5d7f9b1d3f5a"
 
+BORROWER_KEY = "bk1:3f9c2a7e51d04b8c96e1f0a2b4c6d8e0"
 _CONTACT = {
-    "name": SEALED_NAME, "phone": SEALED_PHONE, "email": SEALED_EMAIL, "address": SEALED_ADDRESS,
+    "name": SEALED_NAME, "phone": SEALED_PHONE, "email": SEALED_EMAIL, "address": SEALED_ADDRESS, "national_id": None,
     "time_zone": "Asia/Shanghai", "locale": "zh-CN",
 }
 _REQUEST_1 = {
@@ -227,7 +234,7 @@ _REQUEST_1 = {
     "customer_id": CUSTOMER, "channel": "sms", "treatment_step": "reminder", "segment": "standard",
     "days_past_due": 9, "destination": SEALED_PHONE, "time_zone": "Asia/Shanghai", "locale": "zh-CN",
     "template_id": "reminder.sms", "currency": "CNY", "overdue_minor": 125000, "due_date": "2025-03-10",
-    "requested_at": "2025-03-19T15:00:02Z", "account_ref": "8842",
+    "requested_at": "2025-03-19T15:00:02Z", "account_ref": "8842", "borrower_key": BORROWER_KEY,
 }
 _REQUEST_2 = _REQUEST_1 | {"attempt": 2, "requested_at": "2025-03-20T00:00:01Z"}
 
@@ -276,7 +283,7 @@ def _examples() -> dict[str, dict[str, Any]]:
             "dpd_bucket": "1-15", "days_past_due": 9, "due_date": "2025-03-10", "currency": "CNY",
             "overdue_minor": 125000, "outstanding_minor": 483000,
             "reason": "seg-v1: rating C, DPD 9: neither prime nor high-risk", "contact": _CONTACT,
-            "account_ref": "8842", "as_of": "2025-03-19T15:00:00Z",
+            "account_ref": "8842", "borrower_key": BORROWER_KEY, "as_of": "2025-03-19T15:00:00Z",
         }, traceparent=TRACEPARENT, correlationid=_OVERDUE_ID, causationid=_OVERDUE_ID),
         _envelope(_REQUESTED_ID, t["scheduler.contact-requested.v1"], "urn:gentle-collections:scheduler",
                   CONTACT_ID, "2025-03-19T15:00:02Z", _REQUEST_1,
@@ -298,7 +305,7 @@ def _examples() -> dict[str, dict[str, Any]]:
                       "tenant": TENANT, "contact_id": CONTACT_ID, "account_id": ACCOUNT,
                       "customer_id": CUSTOMER,
                       "channel": "sms", "outcome": "sent", "provider_ref": "sms-5f3a9c1e", "detail": None,
-                      "occurred_at": "2025-03-20T00:00:04Z",
+                      "occurred_at": "2025-03-20T00:00:04Z", "borrower_key": BORROWER_KEY,
                   }, correlationid=_OUTCOME_ID),
         _envelope(_PLAN_EVENT_ID, t["plans.plan-event.v1"], "urn:gentle-collections:plans", "PLN-000318",
                   "2025-03-20T02:31:09Z", {

@@ -19,6 +19,7 @@ class ContactAttempt(SQLModel, table=True):
     account_id: str
     # the masked tail the lender shows the customer ("8842"); messages name the account only by it
     account_ref: str | None = None
+    borrower_key: str | None = None
     customer_id: str
     channel: str
     template_id: str

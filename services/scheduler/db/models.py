@@ -25,6 +25,7 @@ class Treatment(SQLModel, table=True):
     as_of: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     segment_reason: str = ""
     account_ref: str | None = None
+    borrower_key: str | None = None
     status: str = "active"  # derived: active | paused (an agreed plan) | stopped (nothing overdue)
     status_reason: str = ""
     phone_sealed: str | None = None
@@ -60,6 +61,7 @@ class TreatmentStep(SQLModel, table=True):
     attempt: int = 1
     last_reason: str = ""
     account_ref: str | None = None
+    borrower_key: str | None = None
     # the newest outcome of the contact and when it happened (an older one arriving late changes nothing)
     outcome: str | None = None
     outcome_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))

@@ -6,7 +6,8 @@ from pydantic import ValidationError
 
 from services.channels.settings import DEV_SMS_ACCOUNT, DEV_SMS_WEBHOOK_SECRET, Settings
 
-PROD = {"pii_keys": {"k": base64.b64encode(b"k" * 32).decode()}, "pii_active_key": "k", "api_keys": {"x": "t"}}
+PROD = {"pii_keys": {"k": base64.b64encode(b"k" * 32).decode()}, "pii_active_key": "k", "api_keys": {"x": "t"},
+        "identity_key": base64.b64encode(b"i" * 32).decode()}
 
 
 @pytest.fixture

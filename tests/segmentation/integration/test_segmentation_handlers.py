@@ -186,3 +186,31 @@ async def test_a_payment_and_the_first_snapshot_of_its_account_at_the_same_time_
     await asyncio.wait_for(storing, timeout=10)
     account = await stored(sessions, tenant)
     assert (account.overdue_minor, account.outstanding_minor) == (970, 9_960)
+
+
+async def test_the_borrower_key_identifies_one_debtor_across_accounts_and_lenders(sessions) -> None:  # type: ignore[no-untyped-def]
+    """The runtime's handler computes the key from the sealed phone (or national ID): the same person at two
+    lenders, the phone written two ways, has one key; nothing in the event is a plaintext identifier."""
+    from functools import partial
+
+    from shared.identity import IdentityKeys, borrower_key_for
+
+    identity = IdentityKeys(b"i" * 32)
+    tenants = [f"t-{uuid.uuid4().hex[:8]}" for _ in range(2)]
+
+    def key_of(p: AccountOverdueV1) -> str | None:
+        return borrower_key_for(identity, CIPHER, tenant=p.tenant, national_id=p.contact.national_id,
+                                phone=p.contact.phone)
+
+    on_overdue = partial(handlers.on_account_overdue, borrower_key_of=key_of)
+    keys = []
+    for tenant, written in zip(tenants, ("+8613900000002", "+86 139-0000-0002"), strict=True):
+        delivery = overdue(tenant, 5, datetime.now(UTC))
+        payload = delivery.payload.model_copy(update={"contact": delivery.payload.contact.model_copy(
+            update={"phone": CIPHER.seal(written, context=tenant)})})
+        async with committed_reading_outbox(sessions) as (uow, outbox):
+            await on_overdue(uow, [Delivery(delivery.event, payload, delivery.record)])
+        [segmented] = [AccountSegmentedV1.model_validate(o.event.data) for o in outbox]
+        assert segmented.borrower_key is not None and "13900000002" not in segmented.borrower_key
+        keys.append(segmented.borrower_key)
+    assert keys[0] == keys[1]

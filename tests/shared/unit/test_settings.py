@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from services.plans.settings import Settings
-from shared.settings import DEV_API_KEYS, DEV_PII_KEYS, EMBEDDED_DATABASE_URL, EMBEDDED_KAFKA
+from shared.settings import DEV_API_KEYS, DEV_IDENTITY_KEY, DEV_PII_KEYS, EMBEDDED_DATABASE_URL, EMBEDDED_KAFKA
 
 ENV_VARS = ["APP_ENV", "LOG_LEVEL", "DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "KAFKA_ENABLE_IDEMPOTENCE",
             "KAFKA_SESSION_TIMEOUT_MS", "KAFKA_REBALANCE_TIMEOUT_MS",
@@ -34,6 +34,22 @@ def prod(monkeypatch: pytest.MonkeyPatch, *, pii_keys: dict[str, str] | None = N
     monkeypatch.setenv("PII_KEYS", json.dumps({"prod1": REAL_KEY} if pii_keys is None else pii_keys))
     monkeypatch.setenv("PII_ACTIVE_KEY", active)
     monkeypatch.setenv("API_KEYS", json.dumps(REAL_API_KEYS if api_keys is None else api_keys))
+    monkeypatch.setenv("IDENTITY_KEY", REAL_IDENTITY_KEY)
+
+
+REAL_IDENTITY_KEY = base64.b64encode(b"a-real-identity-key-of-32-bytes!").decode()
+
+
+def test_prod_refuses_the_development_identity_key_and_any_short_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    prod(monkeypatch)
+    monkeypatch.setenv("IDENTITY_KEY", DEV_IDENTITY_KEY)
+    with pytest.raises(ValidationError, match="IDENTITY_KEY is the development key"):
+        Settings()
+    monkeypatch.setenv("APP_ENV", "dev")
+    for bad in ("not base64!", base64.b64encode(b"short").decode()):
+        monkeypatch.setenv("IDENTITY_KEY", bad)
+        with pytest.raises(ValidationError, match="IDENTITY_KEY must be base64 of at least 16 bytes"):
+            Settings()
 
 
 def test_dev_defaults() -> None:
