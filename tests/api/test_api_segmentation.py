@@ -28,6 +28,7 @@ def phone() -> str:
 def overdue_item(**changes: Any) -> dict[str, Any]:
     contact = {"name": f"张三{uuid.uuid4().hex[:6]}", "phone": phone(),
                "email": f"zhang.{uuid.uuid4().hex[:8]}@example.com", "address": "上海市浦东新区世纪大道1号",
+               "national_id": "110101199001011234",
                "time_zone": "Asia/Shanghai", "locale": "zh-CN"}
     item = {"account_id": unique("ACC"), "customer_id": unique("C"), "product": "credit-card", "currency": "CNY",
             "outstanding_minor": 1_000_000, "overdue_minor": 250_000, "days_past_due": 5,
@@ -92,7 +93,7 @@ async def test_an_overdue_batch_accepts_good_items_rejects_bad_ones_and_outboxes
         assert (payload.tenant, payload.account_id, payload.overdue_minor) == (tenant_a.id, item["account_id"],
                                                                                250_000)
         contact = item["contact"]
-        for field in ("name", "phone", "email", "address"):
+        for field in ("name", "phone", "email", "address", "national_id"):
             sealed = getattr(payload.contact, field)
             assert CIPHER.open(sealed, context=tenant_a.id) == contact[field]   # sealed, bound to the tenant
             assert contact[field].encode() not in row.value                    # no plaintext on the bus

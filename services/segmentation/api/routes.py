@@ -24,6 +24,9 @@ class ContactIn(BaseModel):
     phone: str | None = Field(default=None, pattern=r"^\+[1-9][0-9]{6,14}$", description="E.164")
     email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)
     address: str | None = Field(default=None, max_length=500)
+    national_id: str | None = Field(default=None, min_length=4, max_length=64,
+                                    description="National ID number; sealed at once, and (as a keyed hash) it "
+                                                "identifies the debtor across accounts and lenders")
     time_zone: TimeZone = "Asia/Shanghai"
     locale: Literal["zh-CN", "en"] = "zh-CN"
 
@@ -72,6 +75,7 @@ def _seal_overdue(item: OverdueIn, tenant: str, cipher: PiiCipher) -> AccountOve
     contact = {"name": cipher.seal(c.name, context=tenant), "phone": cipher.seal_optional(c.phone, context=tenant),
                "email": cipher.seal_optional(c.email, context=tenant),
                "address": cipher.seal_optional(c.address, context=tenant),
+               "national_id": cipher.seal_optional(c.national_id, context=tenant),
                "time_zone": c.time_zone, "locale": c.locale}
     data = item.model_dump(exclude={"event_id", "tenant", "contact"}) | {"tenant": tenant, "contact": contact}
     return AccountOverdueV1.model_validate(data)
