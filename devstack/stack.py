@@ -63,15 +63,13 @@ class Ports:
 
 class LocalStack:
     def __init__(self, data_dir: Path, ports: Ports | None = None, *, database_url: str | None = None,
-                 kafka: str | None = None, partitions: int = 6, env: dict[str, str] | None = None,
-                 webhook_token: str = "dev-webhook-token") -> None:  # noqa: S107
+                 kafka: str | None = None, partitions: int = 6, env: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir.resolve()
         self.ports = ports or Ports()
         self.database_url = database_url
         self.kafka = kafka
         self.partitions = partitions
         self.extra_env = env or {}
-        self.webhook_token = webhook_token
         self.postgres: EmbeddedPostgres | None = None
         self.broker: EmbeddedBroker | None = None
         self.smtp: SmtpSink | None = None
@@ -105,7 +103,7 @@ class LocalStack:
         env.update({
             "DATABASE_URL": self.database_url, "KAFKA_BOOTSTRAP_SERVERS": self.kafka,
             "CHANNELS_SMS_BASE_URL": self.url("sms"), "CHANNELS_SMTP_PORT": str(self.ports.smtp),
-            "CHANNELS_WEBHOOK_TOKEN": self.webhook_token, "PYTHONUNBUFFERED": "1",
+            "PYTHONUNBUFFERED": "1",
         })
         env.update({f"{s.env_prefix}PORT": str(self.ports.of(s.name)) for s in registry.SERVICES})
         env.update(self.extra_env)
@@ -117,7 +115,7 @@ class LocalStack:
         logs.mkdir(parents=True, exist_ok=True)
         self.smtp = SmtpSink("127.0.0.1", self.ports.smtp, self.maildir)
         self.smtp.start()
-        receipts = f"{self.url('channels')}/v1/webhooks/sms/receipts?token={self.webhook_token}"
+        receipts = f"{self.url('channels')}/v1/webhooks/sms/receipts"
         env = self.service_env()
         self._spawn("sms", [sys.executable, "-m", "devstack.sms_sandbox", "--port", str(self.ports.sms),
                             "--receipt-url", receipts, "--store", str(self.data_dir / "sms" / "messages.jsonl")],
