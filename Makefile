@@ -5,7 +5,7 @@ PY := .venv/bin/python
 PYTEST_ARGS ?=
 BENCH_N ?= 20000
 
-.PHONY: install promtool run test test-unit lint bench demo docs clean
+.PHONY: install promtool run test test-unit lint bench bench-checks demo docs clean
 
 install: .venv/.installed
 
@@ -50,8 +50,11 @@ test-unit: install promtool
 bench: install  ## end-to-end throughput and latency vs. a bare relay on the same broker
 	$(PY) tests/bench/pipeline.py --events $(BENCH_N)
 
+bench-checks: install  ## compliance POST /v1/checks latency at 1,000 requests/s with a 1-million-attempt ledger
+	$(PY) tests/bench/checks.py
+
 docs: install  ## regenerate docs/events.md and docs/asyncapi.yaml from the contracts
 	$(PY) -m shared.tools.catalog
 
 clean:
-	rm -rf .data .bench .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .data .bench .bench-checks .pytest_cache .mypy_cache .ruff_cache

@@ -332,6 +332,7 @@ def create_app(
     receipt_attempts: int = 5,
     receipt_backoff_s: float = 0.5,
     accounts: dict[str, str] | None = None,
+    inbound_url: str | None = None,
 ) -> FastAPI:
     """Build the sandbox app; the receipt worker runs inside the app's lifespan. ``accounts`` maps
     account ids to webhook secrets (default: ``sandbox`` with the development secret)."""
@@ -451,6 +452,32 @@ def create_app(
                     break
         return _json({"messages": found[::-1]})
 
+    @app.post("/v1/inbound")
+    async def customer_replies(request: Request) -> Response:
+        """Play a customer's phone: a reply ``{"from": "+86...", "body": "TD"}`` (optionally ``"account"``) is
+        delivered at once, signed like receipts, to the inbound URL, as a provider delivers
+        mobile-originated messages. Answers with what the receiver said."""
+        data = await read_json(request)
+        if not isinstance(data, dict) or not isinstance(data.get("from"), str) or not isinstance(data.get("body"), str):
+            return _invalid([{"pointer": "#/", "detail": "give from (E.164) and body"}])
+        if inbound_url is None:
+            return _problem(409, "about:blank", "no --inbound-url: nowhere to deliver replies")
+        account = str(data.get("account") or DEFAULT_ACCOUNT)
+        message = {"message_id": f"mo_{uuid.uuid4().hex}", "from": data["from"], "body": data["body"],
+                   "received_at": _now()}
+        payload = orjson.dumps({"messages": [message]})
+        timestamp = str(int(time.time()))
+        headers = {"content-type": "application/json", "X-Account": account, "X-Timestamp": timestamp,
+                   "X-Signature": sign(sandbox.accounts.get(account, ""), timestamp, payload)}
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            try:
+                resp = await client.post(inbound_url, content=payload, headers=headers)
+            except httpx.HTTPError as exc:
+                return _problem(502, "about:blank", f"the receiver did not answer: {type(exc).__name__}")
+        logger.info("reply from %s delivered: HTTP %d", mask_phone(data["from"]), resp.status_code)
+        return _json({"message_id": message["message_id"], "status": resp.status_code,
+                      "answer": resp.json() if resp.headers.get("content-type", "").endswith("json") else None})
+
     @app.get("/messages/count")
     async def count_messages() -> Response:
         """Return the number of stored messages."""
@@ -472,6 +499,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--receipt-url", default=None, help="where delivery receipts are POSTed")
     parser.add_argument("--store", type=Path, default=None, help="JSON-lines file that survives restarts")
     parser.add_argument("--receipt-delay", type=float, default=0.2, help="seconds before a receipt is sent")
+    parser.add_argument("--inbound-url", default=None, help="where customers' replies are POSTed")
     parser.add_argument(
         "--account",
         action="append",
@@ -492,6 +520,7 @@ def main(argv: list[str] | None = None) -> None:
         store_path=args.store,
         receipt_delay_s=args.receipt_delay,
         accounts=accounts or None,
+        inbound_url=args.inbound_url,
     )
     logger.info("SMS sandbox on http://%s:%d (receipts -> %s)", args.host, args.port, args.receipt_url)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")

@@ -116,9 +116,11 @@ class LocalStack:
         self.smtp = SmtpSink("127.0.0.1", self.ports.smtp, self.maildir)
         self.smtp.start()
         receipts = f"{self.url('channels')}/v1/webhooks/sms/receipts"
+        inbound = f"{self.url('channels')}/v1/webhooks/sms/inbound"
         env = self.service_env()
         self._spawn("sms", [sys.executable, "-m", "devstack.sms_sandbox", "--port", str(self.ports.sms),
-                            "--receipt-url", receipts, "--store", str(self.data_dir / "sms" / "messages.jsonl")],
+                            "--receipt-url", receipts, "--inbound-url", inbound,
+                            "--store", str(self.data_dir / "sms" / "messages.jsonl")],
                     env)
         for service in services:
             self._spawn(service, [sys.executable, "-m", registry.spec(service).module], env)

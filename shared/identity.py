@@ -93,3 +93,14 @@ def borrower_key_for(identity: IdentityKeys, cipher: PiiCipher, *, tenant: str, 
         except Exception:
             return None
     return identity.borrower_key(national_id=opened(national_id), phone=opened(phone))
+
+
+def contact_point_key_for(identity: IdentityKeys, cipher: PiiCipher, *, tenant: str, channel: str,
+                          sealed: str | None) -> str | None:
+    """The contact-point key of a destination sealed for ``tenant``; None when it does not open."""
+    if sealed is None:
+        return None
+    try:
+        return identity.contact_point_key(channel=channel, destination=cipher.open(sealed, context=tenant))
+    except Exception:
+        return None

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,12 +27,13 @@ from typing import Any
 from services.channels import metrics as channels_metrics
 from services.channels.db import repository as repo
 from services.channels.db.models import ContactAttempt
+from services.channels.domain.inbound import CONFIRMATION_TEMPLATE, confirmation_text, opt_out_keyword
 from services.channels.domain.messages import FINAL_STATUSES, OutgoingEmail, OutgoingSms, SendResult, StatusReport
 from services.channels.domain.states import ATTEMPT, AttemptEvent, AttemptStatus, creation_event, retry_delay_s
 from services.channels.domain.templates import TemplateContext, render
 from shared import metrics
 from shared.contracts import topics
-from shared.contracts.events import ContactApprovedV1, ContactOutcomeV1
+from shared.contracts.events import Channel, ContactApprovedV1, ContactOptOutV1, ContactOutcomeV1, HoldChangedV1
 from shared.crypto import PiiCipher
 from shared.domain import IllegalTransition
 from shared.logging import mask_text
@@ -76,11 +78,13 @@ class ReceiptTally:
 
 # attempt statuses that are also the outcome announced for them (sending and dispatching are not settled)
 SETTLED = frozenset(s.value for s in (AttemptStatus.SENT, AttemptStatus.DELIVERED, AttemptStatus.FAILED,
-                                      AttemptStatus.UNKNOWN, AttemptStatus.TASK_CREATED))
+                                      AttemptStatus.UNKNOWN, AttemptStatus.TASK_CREATED, AttemptStatus.REVOKED))
 
 
 def _emit_outcome(uow: UnitOfWork, a: Mapping[str, Any], outcome: str, *, provider_ref: str | None = None,
                   detail: str | None = None, occurred_at: datetime | None = None) -> None:
+    if a["template_id"].startswith("system."):
+        return  # our own messages (an opt-out's confirmation) are no collection contact: nobody waits for them
     payload = ContactOutcomeV1(
         tenant=a["tenant"], contact_id=a["contact_id"], account_id=a["account_id"], customer_id=a["customer_id"],
         channel=a["channel"], outcome=outcome, provider_ref=provider_ref, detail=detail,
@@ -88,7 +92,11 @@ def _emit_outcome(uow: UnitOfWork, a: Mapping[str, Any], outcome: str, *, provid
     uow.emit(topics.CONTACT_OUTCOME, payload, subject=a["contact_id"])
 
 
-async def record_approved(uow: UnitOfWork, *, approved: Sequence[ContactApprovedV1]) -> int:
+DestinationKeyOf = Callable[[str, str, str | None], str | None]  # (tenant, channel, sealed) -> cp1 key
+
+
+async def record_approved(uow: UnitOfWork, *, approved: Sequence[ContactApprovedV1],
+                          destination_key_of: DestinationKeyOf | None = None) -> int:
     """Record each approved contact once ('sending', before any provider call); calls and visits become
     agent tasks at once. Returns how many were new."""
     rows = []
@@ -101,6 +109,8 @@ async def record_approved(uow: UnitOfWork, *, approved: Sequence[ContactApproved
             "template_id": r.template_id,
             "locale": r.locale, "days_past_due": r.days_past_due, "overdue_minor": r.overdue_minor,
             "currency": r.currency, "due_date": r.due_date, "destination_sealed": r.destination,
+            "destination_key": destination_key_of(r.tenant, r.channel.value, r.destination)
+            if destination_key_of else None,
             "status": ATTEMPT.apply(AttemptStatus.NEW, creation_event(r.channel.value)).value, "tries": 0})
     created = await repo.insert_new(uow.session, rows)
     for a in created:
@@ -115,6 +125,90 @@ async def record_approved(uow: UnitOfWork, *, approved: Sequence[ContactApproved
                 _emit_outcome(uow, a._mapping, a.status, provider_ref=a.provider_ref,
                               detail="announced again: the contact was already made", occurred_at=a.updated_at)
     return len(created)
+
+
+async def revoke_for_holds(uow: UnitOfWork, *, holds: Sequence[HoldChangedV1]) -> int:
+    """A hold placed after an approval stops what is not yet sent: attempts still waiting for the dispatcher
+    (``sending``) on the held account (or every account of the customer) become ``revoked``, announced as
+    such. One already being sent is not stopped (its send may have gone out). Returns how many."""
+    placed = [h for h in holds if h.action == "placed"]
+    if not placed:
+        return 0
+    waiting = await repo.lock_waiting(uow.session, status=AttemptStatus.SENDING.value,
+                                      accounts=[(h.tenant, h.account_id) for h in placed if h.account_id],
+                                      customers=[(h.tenant, h.customer_id) for h in placed if not h.account_id])
+    why = {(h.tenant, h.account_id or h.customer_id): f"revoked: {h.kind} hold ({h.reason[:200]})" for h in placed}
+    changes = []
+    for a in waiting:
+        row = dict(a._mapping)
+        row.update(status=ATTEMPT.apply(AttemptStatus(row["status"]), AttemptEvent.REVOKED).value,
+                   detail=why.get((row["tenant"], row["account_id"])) or why.get((row["tenant"], row["customer_id"])))
+        changes.append(row)
+        _emit_outcome(uow, row, "revoked", detail=row["detail"])
+    await repo.store(uow.session, changes)
+    return len(changes)
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A customer's SMS to us, as the provider reports it (``sender`` in plaintext: never stored)."""
+
+    message_id: str
+    sender: str
+    body: str
+    received_at: datetime
+    account: str
+
+
+@dataclass(slots=True)
+class ReplyTally:
+    """What a batch of replies did."""
+
+    opted_out: int = 0   # replies that were an opt-out keyword and found whom they concern
+    other: int = 0       # any other reply (kept for an agent later; nothing automatic)
+    repeated: int = 0    # delivered before
+    unknown: int = 0     # an opt-out from a number we never wrote to (nothing to stop)
+
+
+async def record_replies(uow: UnitOfWork, *, replies: Sequence[Reply], destination_key_of: Callable[[str, str], str],
+                         seal: Callable[[str, str], str], lookback: timedelta) -> ReplyTally:
+    """An opt-out reply (TD, 退订, STOP ...) to our SMS: each tenant that wrote to that number within
+    ``lookback`` is told at once (``channels.opt-out.v1``, compliance suppresses the number for it) and the
+    customer gets one confirmation per tenant. Each provider message id counts once."""
+    tally = ReplyTally()
+    now = datetime.now(UTC)
+    for r in replies:
+        keyword = opt_out_keyword(r.body)
+        if not await repo.add_inbound(uow.session, message_id=r.message_id, provider_account=r.account,
+                                      keyword=keyword, received_at=r.received_at):
+            tally.repeated += 1
+            continue
+        if keyword is None:
+            tally.other += 1
+            continue
+        key = destination_key_of("sms", r.sender)
+        recipients = await repo.recent_recipients(uow.session, destination_key=key, channel="sms",
+                                                  since=now - lookback)
+        if not recipients:
+            tally.unknown += 1
+            continue
+        confirmations = []
+        for rec in recipients:
+            uow.emit(topics.OPT_OUT, ContactOptOutV1(
+                tenant=rec.tenant, customer_id=rec.customer_id, channel=Channel.SMS, destination_key=key,
+                keyword=keyword, message_id=r.message_id, received_at=r.received_at, source="sms-reply"),
+                subject=r.message_id)
+            confirmations.append({
+                "contact_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"opt-out|{r.message_id}|{rec.tenant}")),
+                "tenant": rec.tenant, "account_id": rec.account_id, "account_ref": rec.account_ref,
+                "customer_id": rec.customer_id, "channel": "sms", "template_id": CONFIRMATION_TEMPLATE,
+                "locale": rec.locale, "days_past_due": 0, "overdue_minor": 0, "currency": rec.currency,
+                "due_date": rec.due_date, "destination_sealed": seal(r.sender, rec.tenant), "destination_key": key,
+                "status": ATTEMPT.apply(AttemptStatus.NEW, AttemptEvent.QUEUED).value, "tries": 0})
+        await repo.insert_new(uow.session, confirmations)
+        await repo.set_inbound_tenants(uow.session, message_id=r.message_id, tenants=len(recipients))
+        tally.opted_out += 1
+    return tally
 
 
 async def claim_for_dispatch(uow: UnitOfWork, *, limit: int) -> list[Any]:
@@ -132,6 +226,9 @@ def prepare_messages(claimed: Sequence[Any], cipher: PiiCipher) -> tuple[list[Ou
     for a in claimed:
         try:
             to = cipher.open(a.destination_sealed or "", context=a.tenant)
+            if a.template_id == CONFIRMATION_TEMPLATE:
+                ready.append(OutgoingSms(a.contact_id, to, confirmation_text(a.locale)))
+                continue
             text = render(a.template_id, TemplateContext(a.account_ref, a.days_past_due, a.overdue_minor,
                                                          a.currency, a.due_date, a.locale))
             if a.channel == "sms":

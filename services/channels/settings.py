@@ -71,6 +71,8 @@ class Settings(ServiceSettings):
     reconcile_interval_s: float = Field(30.0, gt=0, le=3600)
     # An SMS still without a final status this long after it was sent becomes 'unknown' (outcome 'unknown').
     reconcile_give_up_s: float = Field(86_400.0, gt=0, le=30 * 86_400)
+    # An opt-out reply concerns every tenant that texted that number within this many days.
+    opt_out_lookback_days: int = Field(180, ge=1, le=3650)
 
     @field_validator("sms_webhook_secrets", mode="before")
     @classmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from services.compliance.api.records import router as records_router
 from services.compliance.api.routes import router
 from services.compliance.consumers.handlers import build_handlers
 from services.compliance.settings import Settings
@@ -11,5 +12,5 @@ from shared.service import build_app
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    return build_app(settings or Settings(), title="Gentle collections: compliance", routers=[router],
+    return build_app(settings or Settings(), title="Gentle collections: compliance", routers=[router, records_router],
                      handlers=build_handlers)

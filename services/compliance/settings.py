@@ -2,6 +2,8 @@
 
 from typing import ClassVar
 
+from pydantic import Field
+
 from shared.settings import ServiceSettings, service_config
 
 
@@ -9,3 +11,7 @@ class Settings(ServiceSettings):
     model_config = service_config("compliance")
     service_name: ClassVar[str] = "compliance"
 
+
+    # The holiday calendar (HOUSE-HOLIDAY) of a tenant that chose none (PUT /v1/calendar): an ISO 3166 country
+    # whose public holidays the `holidays` package knows, or "none" for no public holidays.
+    default_calendar_country: str = Field("CN", min_length=2, max_length=8)

@@ -49,6 +49,7 @@ TenantId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0
 AccountRef = Annotated[str, Field(pattern=r"^[0-9A-Za-z]{2,6}$")]
 # One debtor across accounts and lenders, as a keyed hash (shared/identity.py): never a plaintext identifier.
 BorrowerKey = Annotated[str, Field(pattern=r"^bk1:[0-9a-f]{32}$")]
+ContactPointKey = Annotated[str, Field(pattern=r"^cp1:[0-9a-f]{32}$")]
 
 
 class Payload(BaseModel):
@@ -210,11 +211,42 @@ class ContactOutcomeV1(Payload):
     account_id: Ident
     customer_id: Ident
     channel: Channel
-    outcome: Literal["sent", "delivered", "failed", "task_created", "unknown"]
+    outcome: Literal["sent", "delivered", "failed", "task_created", "unknown", "revoked"]
     provider_ref: str | None = None
     detail: str | None = None
     occurred_at: datetime
     borrower_key: BorrowerKey | None = None
+
+
+class HoldChangedV1(Payload):
+    """compliance.hold-changed.v1: a hold on automated contact was placed on (or lifted from) an account, or
+    all of a customer's accounts when ``account_id`` is absent. Channels revokes contacts approved for
+    it but not yet sent."""
+
+    tenant: TenantId
+    hold_id: Ident
+    customer_id: Ident
+    account_id: Ident | None = None
+    kind: str = Field(min_length=1, max_length=32)
+    action: Literal["placed", "lifted"]
+    reason: str = Field(max_length=500)
+    starts_at: datetime
+    ends_at: datetime | None = None
+    occurred_at: datetime
+
+
+class ContactOptOutV1(Payload):
+    """channels.opt-out.v1: a customer asked for no more messages to a contact point: a reply such as
+    ``TD`` / ``退订`` / ``STOP`` to our SMS. Compliance suppresses that contact point for the tenant at once."""
+
+    tenant: TenantId
+    customer_id: Ident
+    channel: Channel
+    destination_key: ContactPointKey
+    keyword: str = Field(min_length=1, max_length=32)
+    message_id: Ident
+    received_at: datetime
+    source: Literal["sms-reply", "email-link"]
 
 
 class Instalment(Payload):

@@ -41,9 +41,15 @@ CONTACT_OUTCOME = _t("channels.contact-outcome.v1", "channels.ContactOutcome.v1"
 PLAN_EVENT = _t("plans.plan-event.v1", "plans.PlanEvent.v1", ev.PlanEventV1,
                 "A repayment plan was agreed, cancelled, completed or broken")
 
+HOLD_CHANGED = _t("compliance.hold-changed.v1", "compliance.HoldChanged.v1", ev.HoldChangedV1,
+                  "A hold on automated contact was placed on or lifted from an account (or a customer)")
+
+OPT_OUT = _t("channels.opt-out.v1", "channels.ContactOptOut.v1", ev.ContactOptOutV1,
+             "A customer asked for no more messages to a contact point (a TD / STOP reply)")
+
 ALL_TOPICS: tuple[Topic, ...] = (
     ACCOUNT_OVERDUE, PAYMENT_RECEIVED, ACCOUNT_SEGMENTED, CONTACT_REQUESTED,
-    CONTACT_APPROVED, CONTACT_REJECTED, CONTACT_OUTCOME, PLAN_EVENT,
+    CONTACT_APPROVED, CONTACT_REJECTED, CONTACT_OUTCOME, PLAN_EVENT, HOLD_CHANGED, OPT_OUT,
 )
 BY_NAME = {t.name: t for t in ALL_TOPICS}
 CONSUMER_GROUPS: tuple[str, ...] = tuple(s.consumer_group for s in SERVICES)  # every service consumes

@@ -48,6 +48,8 @@ SENDERS: dict[str, tuple[str, ...]] = {
     "compliance.contact-rejected.v1": ("compliance",),
     "channels.contact-outcome.v1": ("channels",),
     "plans.plan-event.v1": ("plans",),
+    "compliance.hold-changed.v1": ("compliance",),
+    "channels.opt-out.v1": ("channels",),
 }
 
 # The REST call through which partners have segmentation publish a core topic for them.

@@ -41,8 +41,10 @@ CONSUMERS: dict[str, tuple[str, ...]] = {
     "scheduler.contact-requested.v1": ("compliance",),
     "compliance.contact-approved.v1": ("channels",),
     "compliance.contact-rejected.v1": ("scheduler",),
-    "channels.contact-outcome.v1": ("scheduler",),
-    "plans.plan-event.v1": ("scheduler",),
+    "channels.contact-outcome.v1": ("scheduler", "compliance"),
+    "plans.plan-event.v1": ("scheduler", "compliance"),
+    "compliance.hold-changed.v1": ("channels",),
+    "channels.opt-out.v1": ("compliance",),
 }
 
 PRODUCERS: dict[str, str] = {
@@ -56,6 +58,8 @@ PRODUCERS: dict[str, str] = {
     "compliance.contact-rejected.v1": "compliance",
     "channels.contact-outcome.v1": "channels",
     "plans.plan-event.v1": "plans",
+    "compliance.hold-changed.v1": "compliance",
+    "channels.opt-out.v1": "channels",
 }
 
 # The envelope ``subject``: a path into ``data``.
@@ -68,6 +72,8 @@ SUBJECTS: dict[str, tuple[str, ...]] = {
     "compliance.contact-rejected.v1": ("contact_id",),
     "channels.contact-outcome.v1": ("contact_id",),
     "plans.plan-event.v1": ("plan_id",),
+    "compliance.hold-changed.v1": ("hold_id",),
+    "channels.opt-out.v1": ("message_id",),
 }
 
 # Headers the consumer runner puts on a dead letter (shared/kafka/consumer.py, ConsumerRunner._dead_letter).
@@ -162,12 +168,29 @@ FIELD_DOCS: dict[str, str] = {
     "ContactRejectedV1.retry_at":
         "Deferred: when the scheduler may ask again (UTC). `null`: blocked for good.",
     "ContactOutcomeV1.outcome": "`sent` / `delivered` by a provider, `failed`, `task_created` (a call or "
-                                "visit task for an agent) or `unknown`.",
+                                "visit task for an agent), `unknown`, or `revoked` (a hold placed after the "
+                                "approval stopped it before it was sent).",
     "ContactOutcomeV1.provider_ref": "The provider's message id, when there is one.",
     "ContactOutcomeV1.detail": "Error or note, e.g. why sending failed.",
     "Instalment.seq": "Position in the schedule, from 1.",
     "Instalment.due_date": "When this instalment is due.",
     "Instalment.amount_minor": "Instalment amount, in minor units of the plan's `currency`.",
+    "ContactOptOutV1.destination_key": "The contact point, as a keyed hash (`cp1:`, shared/identity.py): "
+                                       "the number or address is never on the bus in clear.",
+    "ContactOptOutV1.keyword": "What the customer wrote, normalised (`TD`, `退订`, `STOP`, `UNSUBSCRIBE`, ...).",
+    "ContactOptOutV1.message_id": "The provider's id of the reply (or of the unsubscribe request): one opt-out "
+                                  "per message, however often the provider delivers it.",
+    "ContactOptOutV1.received_at": "When the provider received the reply (UTC).",
+    "ContactOptOutV1.source": "`sms-reply` (a reply to our SMS) or `email-link` (the signed unsubscribe link).",
+    "HoldChangedV1.hold_id": "Id of the hold in compliance.",
+    "HoldChangedV1.account_id": "The account held; absent: every account of the customer.",
+    "HoldChangedV1.kind": "Why contact is held: `plan`, `promise`, `dispute`, `complaint`, `validation`, "
+                          "`hardship`, `breathing_space`, `mental_health`, `vulnerability`, `deceased`, "
+                          "`bankrupt`, `cease`.",
+    "HoldChangedV1.action": "`placed` (channels revokes contacts approved for it and not yet sent) or `lifted`.",
+    "HoldChangedV1.reason": "Why, for people.",
+    "HoldChangedV1.starts_at": "When the hold starts (UTC).",
+    "HoldChangedV1.ends_at": "When it ends by itself (UTC); absent: until lifted.",
     "PlanEventV1.plan_id": "Repayment plan id.",
     "PlanEventV1.kind": "What happened to the plan.",
     "PlanEventV1.total_minor": "Total the plan repays, in minor units of `currency`.",
@@ -223,6 +246,8 @@ _APPROVED_ID = "4f6a8c0e-2b4d-4f68-9a1c-3e5b7d9f1a2c"
 _OUTCOME_ID = "c2e4a6b8-0d1f-4a3c-8e5b-7d9f1b3d5e6a"
 _PAYMENT_ID = "8a0c2e4f-6b8d-4f1a-9c3e-5b7d9f1a3c5e"
 _PLAN_EVENT_ID = "6e8a0c2f-4b6d-4e8f-a1c3-5d7f9b1d3f5a"
+_HOLD_ID = "9a1b3c5d-7e9f-4a2b-8c4d-6e8f0a2b4c6d"
+_OPT_OUT_ID = "4c6e8a0b-2d4f-4a6c-8e0a-1b3d5f7a9c2e"
 
 BORROWER_KEY = "bk1:3f9c2a7e51d04b8c96e1f0a2b4c6d8e0"
 _CONTACT = {
@@ -319,6 +344,18 @@ def _examples() -> dict[str, dict[str, Any]]:
                       ],
                       "occurred_at": "2025-03-20T02:31:09Z",
                   }, correlationid=_PLAN_EVENT_ID),
+        _envelope(_HOLD_ID, t["compliance.hold-changed.v1"], "urn:gentle-collections:compliance",
+                  "HLD-7c1e", "2025-03-20T02:31:10Z", {
+                      "tenant": TENANT, "hold_id": "HLD-7c1e", "customer_id": CUSTOMER, "account_id": ACCOUNT,
+                      "kind": "plan", "action": "placed", "reason": "plan PLN-000318 agreed",
+                      "starts_at": "2025-03-20T02:31:09Z", "ends_at": None, "occurred_at": "2025-03-20T02:31:10Z",
+                  }, correlationid=_PLAN_EVENT_ID, causationid=_PLAN_EVENT_ID),
+        _envelope(_OPT_OUT_ID, t["channels.opt-out.v1"], "urn:gentle-collections:channels",
+                  "msg_7f3e9a1c", "2025-03-20T01:12:03Z", {
+                      "tenant": TENANT, "customer_id": CUSTOMER, "channel": "sms",
+                      "destination_key": "cp1:8d2f4a6c0e1b3d5f7a9c2e4b6d8f0a1c", "keyword": "TD",
+                      "message_id": "msg_7f3e9a1c", "received_at": "2025-03-20T01:12:02Z", "source": "sms-reply",
+                  }, correlationid=_OPT_OUT_ID),
     ]
     return {topic.name: next(e for e in examples if e["type"] == topic.event_type) for topic in ALL_TOPICS}
 

@@ -1,5 +1,6 @@
 """Compliance routes through the ASGI app on the real database: GET /v1/decisions (decisions put in place
-by the compliance use case) and POST /v1/checks (the same rules, nothing stored)."""
+by the compliance use case) and POST /v1/checks (the same rule engine and records, every rule's verdict,
+nothing stored)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from sqlalchemy import select
 
 from services.compliance import service
 from services.compliance.db.models import ContactDecision
-from services.compliance.domain.rules import decide
+from services.compliance.domain.rules import cn, decide, house
+from services.compliance.domain.rules.base import ContactContext, HoldKind
+from services.compliance.service import records
 from shared.contracts import topics
 from shared.contracts.events import Channel, ContactRequestV1
 from shared.messaging import build_event
@@ -74,7 +77,7 @@ async def test_the_decision_log_is_filtered_newest_first_and_per_tenant(
         "channel": "email", "outcome": "blocked", "rule_id": "HOUSE-DUP", "reason": blocked.reason, "retry_at": None,
         "rules_evaluated": blocked.rules_evaluated, "decided_at": listed[0]["decided_at"]}
     assert datetime.fromisoformat(listed[0]["decided_at"]) == blocked.decided_at
-    assert [r["rule_id"] for r in listed[0]["rules_evaluated"]] == ["HOUSE-DUP", "CN-HOURS"]
+    assert [r["rule_id"] for r in listed[0]["rules_evaluated"]] == [r.id for r in (*cn.RULES, *house.RULES)]
 
     by_contact = await compliance.client.get("/v1/decisions", params={"contact_id": other_contact},
                                              headers=tenant_a.headers)
@@ -107,32 +110,75 @@ async def test_a_bad_decision_query_is_a_problem(compliance: ServiceApi, tenant_
         assert problem["title"] == "Filter required"
 
 
+def check_body(channel: str, zone: str, **extra: Any) -> dict[str, Any]:
+    return {"account_id": "ACC-1", "customer_id": "C-1", "channel": channel, "time_zone": zone, **extra}
+
+
 async def test_a_check_applies_the_contact_rules_now_and_stores_nothing(
         compliance: ServiceApi, tenant_a: Tenant) -> None:
     day_zone, _ = zone_where_local_hour_is_in(10, 19)
     night_zone, night_local = zone_where_local_hour_is_in(1, 5)
 
-    async def check(channel: str, zone: str) -> dict[str, Any]:
-        response = await compliance.client.post("/v1/checks", json={"channel": channel, "time_zone": zone},
+    async def check(channel: str, zone: str, **extra: Any) -> dict[str, Any]:
+        response = await compliance.client.post("/v1/checks", json=check_body(channel, zone, **extra),
                                                  headers=tenant_a.headers)
         assert response.status_code == 200, response.text
         return response.json()  # type: ignore[no-any-return]
 
-    assert await check("sms", day_zone) == {"outcome": "approved", "rule_id": "-", "reason": "all rules passed",
-                                            "retry_at": None}
+    approved = await check("sms", day_zone)
+    assert {k: approved[k] for k in ("outcome", "rule_id", "reason", "retry_at", "policy_version")} == {
+        "outcome": "approved", "rule_id": "-", "reason": "all rules allow", "retry_at": None, "policy_version": 0}
+    assert [(r["rule_id"], r["pack"], r["verdict"]) for r in approved["rules_evaluated"]] == [
+        (r.id, r.pack, "allow") for r in (*cn.RULES, *house.RULES)]
+    assert all(r["reason"] for r in approved["rules_evaluated"])
     assert (await check("email", night_zone))["outcome"] == "approved"  # e-mail is not bound by CN-HOURS
+    eight_local = datetime.combine(night_local.date(), time(8, 0), tzinfo=ZoneInfo(night_zone))
     for channel in ("sms", "call", "field"):
-        deferred = await check(channel, night_zone)
+        deferred = await check(channel, night_zone, days_past_due=45, collectors=2)
         assert (deferred["outcome"], deferred["rule_id"]) == ("deferred", "CN-HOURS")
-        eight_local = datetime.combine(night_local.date(), time(8, 0), tzinfo=ZoneInfo(night_zone))
         assert datetime.fromisoformat(deferred["retry_at"]) == eight_local
-        assert night_zone in deferred["reason"] and "outside 08:00-22:00" in deferred["reason"]
-        # the same verdict the consumer's use case would reach (services/compliance/domain/rules.py)
-        expected = decide(channel=Channel(channel), time_zone=night_zone, now_utc=datetime.now(UTC),
-                          already_approved=False)
+        assert night_zone in deferred["reason"] and "outside the contact window 08:00-22:00" in deferred["reason"]
+        hours = next(r for r in deferred["rules_evaluated"] if r["rule_id"] == "CN-HOURS")
+        assert (hours["verdict"], datetime.fromisoformat(hours["retry_at"])) == ("defer", eight_local)
+        # the same verdict the consumer's use case would reach (services/compliance/domain/rules/engine.py)
+        expected = decide(ContactContext(tenant=tenant_a.id, customer_id="C-1", account_id="ACC-1",
+                                         channel=Channel(channel), time_zone=night_zone, automated=False,
+                                         days_past_due=45, collectors=2), datetime.now(UTC))
         assert (expected.outcome, expected.retry_at) == ("deferred", eight_local)
     assert await decisions_of(compliance, tenant_a) == []
     assert await compliance.outbox(tenant_a) == []
+
+
+async def test_a_check_explains_every_rule_it_breaks(compliance: ServiceApi, tenant_a: Tenant) -> None:
+    day_zone, _ = zone_where_local_hour_is_in(10, 19)
+    customer = unique("C")
+
+    async def check(**body: Any) -> dict[str, Any]:
+        response = await compliance.client.post("/v1/checks", json={
+            "account_id": "ACC-1", "customer_id": customer, "time_zone": day_zone, "channel": "call", **body},
+            headers=tenant_a.headers)
+        assert response.status_code == 200, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    field = await check(channel="field", days_past_due=10, collectors=1)
+    assert (field["outcome"], field["rule_id"]) == ("blocked", "CN-FIELD")
+    assert {r["rule_id"] for r in field["rules_evaluated"] if r["verdict"] == "block"} == {"CN-FIELD", "HOUSE-FIELD"}
+    third = await check(party="contact_person")
+    assert (third["outcome"], third["rule_id"]) == ("blocked", "CN-3P")
+    unreachable = await check(party="contact_person", debtor_reachable=False, destination="+8613900000009")
+    assert unreachable["outcome"] == "approved"
+    assert "never with debt details" in next(r["reason"] for r in unreachable["rules_evaluated"]
+                                             if r["rule_id"] == "CN-3P")
+    async with compliance.runtime.units() as uow:
+        await records.place_hold(uow, tenant=tenant_a.id, actor="test", kind=HoldKind.COMPLAINT, customer_id=customer,
+                                 account_id=None, ends_at=None, reason="complaint", now=datetime.now(UTC))
+        await uow.commit()
+    held = await check()
+    assert (held["outcome"], held["rule_id"]) == ("blocked", "HOUSE-HOLDS")
+    verdicts = {r["rule_id"]: r["verdict"] for r in held["rules_evaluated"]}
+    assert verdicts["CN-COMPLAINT"] == "allow"  # an agent's contact under human review; the house rule holds it
+    assert (await check(automated=True))["rule_id"] == "CN-COMPLAINT"
+    assert await decisions_of(compliance, tenant_a) == []
 
 
 @pytest.mark.parametrize("body", [
@@ -141,20 +187,31 @@ async def test_a_check_applies_the_contact_rules_now_and_stores_nothing(
     pytest.param({"channel": "sms", "time_zone": "../etc/passwd"}, id="path-as-zone"),
     pytest.param({"channel": "sms"}, id="no-zone"),
     pytest.param({"time_zone": "Asia/Shanghai"}, id="no-channel"),
+    pytest.param({"channel": "sms", "time_zone": "Asia/Shanghai", "party": "neighbour"}, id="unknown-party"),
+    pytest.param({"channel": "sms", "time_zone": "Asia/Shanghai", "days_past_due": -1}, id="negative-dpd"),
+    pytest.param({"channel": "sms", "time_zone": "Asia/Shanghai", "account_id": ""}, id="empty-account"),
     pytest.param([], id="not-an-object"),
 ])
 async def test_a_bad_check_is_a_422_problem(compliance: ServiceApi, tenant_a: Tenant, body: Any) -> None:
+    if isinstance(body, dict):
+        body = {"account_id": "ACC-1", "customer_id": "C-1", **body}
     problem = assert_problem(await compliance.client.post("/v1/checks", json=body, headers=tenant_a.headers), 422)
     assert problem["title"] == "Invalid request" and problem["errors"]
     assert await decisions_of(compliance, tenant_a) == []
     assert await compliance.outbox(tenant_a) == []
 
 
+async def test_a_check_needs_the_account_and_customer(compliance: ServiceApi, tenant_a: Tenant) -> None:
+    for missing in ("account_id", "customer_id"):
+        body = check_body("sms", "Asia/Shanghai")
+        del body[missing]
+        assert_problem(await compliance.client.post("/v1/checks", json=body, headers=tenant_a.headers), 422)
+
+
 @pytest.mark.parametrize("zone", ["Asia", "Etc", "a" * 300])
 async def test_a_zone_that_is_a_directory_or_too_long_is_a_422_problem(
         compliance: ServiceApi, tenant_a: Tenant, zone: str) -> None:
-    response = await compliance.client.post("/v1/checks", json={"channel": "sms", "time_zone": zone},
-                                             headers=tenant_a.headers)
+    response = await compliance.client.post("/v1/checks", json=check_body("sms", zone), headers=tenant_a.headers)
     assert_problem(response, 422)
 
 
@@ -169,6 +226,6 @@ async def test_compliance_routes_need_a_valid_api_key(compliance: ServiceApi, te
     problem = assert_problem(await compliance.client.get("/v1/decisions", params={"account_id": account},
                                                          headers=headers), 401)
     assert problem["title"] == "Unauthorized"
-    assert_problem(await compliance.client.post("/v1/checks", json={"channel": "sms", "time_zone": "Asia/Shanghai"},
+    assert_problem(await compliance.client.post("/v1/checks", json=check_body("sms", "Asia/Shanghai"),
                                                 headers=headers), 401)
     assert len(await decisions_of(compliance, tenant_a)) == 1

@@ -74,13 +74,16 @@ def daytime_zones() -> list[str]:
 
 
 def make_events(n: int, run: str) -> list[tuple[str, bytes, bytes]]:
-    """Pre-built (account_id, key, value): standard-segment customers with a phone -> SMS reminders."""
+    """Pre-built (account_id, key, value): standard-segment customers, each with a phone of their own (one
+    person's second SMS of a day would be deferred by HOUSE-DUP) -> SMS reminders."""
     cipher = PiiCipher(DEV_PII_KEYS, "dev1")
     zones = daytime_zones()
     tenant = "bench"
-    name, tel = cipher.seal("压测客户", context=tenant), cipher.seal("+8613900001234", context=tenant)
+    name = cipher.seal("压测客户", context=tenant)
+    base = int(uuid.uuid4().int % 9 * 10**7)  # each run its own numbers: yesterday's contacts are in the ledger
     out = []
     for i in range(n):
+        tel = cipher.seal(f"+86139{base + i:08d}", context=tenant)
         account_id = f"B{run}-{i:07d}"
         payload = AccountOverdueV1(
             tenant=tenant, account_id=account_id, customer_id=f"C{run}-{i:07d}", product="credit-card",

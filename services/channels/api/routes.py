@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -15,7 +15,7 @@ from services.channels import service
 from services.channels.domain import signatures
 from services.channels.metrics import WEBHOOKS_REFUSED
 from services.channels.settings import Settings
-from shared.deps import SessionDep, SettingsDep, TenantDep, UowDep
+from shared.deps import RuntimeDep, SessionDep, SettingsDep, TenantDep, UowDep
 from shared.http import ProblemError, problem
 
 router = APIRouter(prefix="/v1", tags=["channels"])
@@ -134,3 +134,58 @@ async def sms_receipts(request: Request, uow: UowDep, settings: SettingsDep) -> 
         response.headers["Retry-After"] = str(DEFERRED_RETRY_AFTER_S)
         return response
     return answer
+
+
+class InboundSms(BaseModel):
+    """A customer's SMS to us, as the provider posts it (mobile-originated)."""
+
+    message_id: str = Field(min_length=1, max_length=128)
+    sender: str = Field(alias="from", min_length=3, max_length=32, description="The customer's number, E.164")
+    body: str = Field(max_length=1600)
+    received_at: datetime
+
+
+class InboundBatch(BaseModel):
+    messages: list[InboundSms] = Field(max_length=1000)
+
+
+class InboundAnswer(BaseModel):
+    opted_out: int
+    other: int
+    repeated: int
+    unknown: int
+
+
+@router.post("/webhooks/sms/inbound", tags=["webhooks"], response_model=InboundAnswer,
+             responses={401: {"description": "Missing, malformed, stale or wrong signature: nothing changed"}},
+             openapi_extra={"parameters": _SIGNED_HEADERS, "requestBody": {"required": True, "content": {
+                 "application/json": {"schema": _inline(InboundBatch.model_json_schema())}}}})
+async def sms_inbound(request: Request, uow: UowDep, settings: SettingsDep, runtime: RuntimeDep) -> Any:
+    """Customers' replies to our SMS, from the provider, signed like receipts. A reply that is an opt-out
+    (`TD`, `退订`, `STOP`, `UNSUBSCRIBE` and close variants) suppresses that number at once for every tenant
+    that texted it (announced on `channels.opt-out.v1`) and is confirmed by one SMS; other replies are
+    only counted. The number and the text are never stored."""
+    if not isinstance(settings, Settings):  # never: the channels app is built with its own settings
+        raise ProblemError(401, "Unauthorized", "No webhook secrets are configured.")
+    raw = await request.body()
+    try:
+        account = signatures.verify(
+            secrets=settings.sms_webhook_secrets, account=request.headers.get(signatures.ACCOUNT_HEADER),
+            timestamp=request.headers.get(signatures.TIMESTAMP_HEADER),
+            signature_value=request.headers.get(signatures.SIGNATURE_HEADER), body=raw, now=time.time(),
+            window_s=settings.sms_webhook_window_s)
+    except signatures.SignatureError as exc:
+        WEBHOOKS_REFUSED.labels(exc.reason).inc()
+        raise ProblemError(401, "Unauthorized", str(exc)) from None
+    try:
+        batch = InboundBatch.model_validate_json(raw)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from None
+    tally = await service.record_replies(
+        uow, replies=[service.Reply(m.message_id, m.sender, m.body, m.received_at, account) for m in batch.messages],
+        destination_key_of=lambda channel, destination: runtime.identity.contact_point_key(
+            channel=channel, destination=destination),
+        seal=lambda value, tenant: runtime.cipher.seal(value, context=tenant),
+        lookback=timedelta(days=settings.opt_out_lookback_days))
+    await uow.commit()
+    return InboundAnswer(opted_out=tally.opted_out, other=tally.other, repeated=tally.repeated, unknown=tally.unknown)

@@ -12,7 +12,8 @@ class ContactAttempt(SQLModel, table=True):
     __tablename__ = "contact_attempts"
     __table_args__ = (Index("ix_contact_attempts_status", "status", "next_try_at"),
                       Index("ix_contact_attempts_account", "tenant", "account_id"),
-                      Index("ix_contact_attempts_tenant_status", "tenant", "status", "created_at"))
+                      Index("ix_contact_attempts_tenant_status", "tenant", "status", "created_at"),
+                      Index("ix_contact_attempts_destination_key", "destination_key", "created_at"))
 
     contact_id: str = Field(primary_key=True, max_length=64)
     tenant: str
@@ -29,6 +30,8 @@ class ContactAttempt(SQLModel, table=True):
     currency: str
     due_date: date
     destination_sealed: str | None = None
+    # the destination as a keyed hash (shared/identity.py): finds whom a reply from a number concerns
+    destination_key: str | None = None
     # sending -> dispatching -> sent -> delivered | failed; unknown; task_created (calls, visits)
     status: str
     tries: int = 0
@@ -44,3 +47,18 @@ class ContactAttempt(SQLModel, table=True):
                                                   nullable=False))
     updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), server_default=func.now(),
                                                   onupdate=func.now(), nullable=False))
+
+
+class InboundMessage(SQLModel, table=True):
+    """Replies from customers the provider delivered, once per provider message id (it may deliver one
+    twice); only what we did with it is kept, never the number or the text."""
+
+    __tablename__ = "inbound_messages"
+
+    message_id: str = Field(primary_key=True, max_length=128)
+    provider_account: str
+    keyword: str | None = None  # the opt-out keyword it was, or None
+    tenants: int = 0            # how many tenants it opted out from
+    received_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), server_default=func.now(),
+                                                  nullable=False))

@@ -7,14 +7,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.channels.db.models import ContactAttempt
-from shared.db import any_of, table_of
+from services.channels.db.models import ContactAttempt, InboundMessage
+from shared.db import any_of, keys_table, table_of
 
 ATTEMPTS: Any = table_of(ContactAttempt)
+INBOUND: Any = table_of(InboundMessage)
 
 
 async def insert_new(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
@@ -76,6 +77,50 @@ _STORE = (
     .values(status=bindparam("b_status"), provider_ref=bindparam("b_ref"), detail=bindparam("b_detail"),
             next_try_at=bindparam("b_next"), provider_account=bindparam("b_account"), updated_at=func.now())
 )
+
+
+async def lock_waiting(session: AsyncSession, *, status: str, accounts: Sequence[tuple[str, str]],
+                       customers: Sequence[tuple[str, str]]) -> list[Any]:
+    """Attempts in ``status`` of these (tenant, account_id) or (tenant, customer_id), locked, skipping those
+    the dispatcher holds (it is sending them)."""
+    found: list[Any] = []
+    for column, keys in (("account_id", accounts), ("customer_id", customers)):
+        if not keys:
+            continue
+        wanted = keys_table(tenant=[t for t, _ in keys], key=[k for _, k in keys])
+        rows = await session.execute(
+            select(ATTEMPTS)
+            .join(wanted, and_(ATTEMPTS.c.tenant == wanted.c.tenant, ATTEMPTS.c[column] == wanted.c.key))
+            .where(ATTEMPTS.c.status == status).order_by(ATTEMPTS.c.contact_id)
+            .with_for_update(of=ATTEMPTS, skip_locked=True))
+        found.extend(rows)
+    return list({a.contact_id: a for a in found}.values())
+
+
+async def add_inbound(session: AsyncSession, *, message_id: str, provider_account: str, keyword: str | None,
+                      received_at: datetime) -> bool:
+    """Remember a reply; False when the provider delivered this message id before."""
+    inserted = (await session.execute(
+        insert(INBOUND).on_conflict_do_nothing()
+        .values(message_id=message_id, provider_account=provider_account, keyword=keyword, received_at=received_at)
+        .returning(INBOUND.c.message_id))).first()
+    return inserted is not None
+
+
+async def set_inbound_tenants(session: AsyncSession, *, message_id: str, tenants: int) -> None:
+    await session.execute(update(INBOUND).where(INBOUND.c.message_id == message_id).values(tenants=tenants))
+
+
+async def recent_recipients(session: AsyncSession, *, destination_key: str, channel: str, since: datetime) -> list[Any]:
+    """Per tenant, the newest attempt on ``channel`` to this contact point since ``since`` (whom a reply from
+    it concerns): tenant, customer, account, locale, currency, due date."""
+    rows = await session.execute(
+        select(ATTEMPTS.c.tenant, ATTEMPTS.c.customer_id, ATTEMPTS.c.account_id, ATTEMPTS.c.locale,
+               ATTEMPTS.c.currency, ATTEMPTS.c.due_date, ATTEMPTS.c.account_ref)
+        .where(ATTEMPTS.c.destination_key == destination_key, ATTEMPTS.c.channel == channel,
+               ATTEMPTS.c.created_at >= since, ~ATTEMPTS.c.template_id.startswith("system."))
+        .distinct(ATTEMPTS.c.tenant).order_by(ATTEMPTS.c.tenant, ATTEMPTS.c.created_at.desc()))
+    return list(rows)
 
 
 async def store(session: AsyncSession, changes: Sequence[Mapping[str, Any]]) -> None:

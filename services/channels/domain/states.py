@@ -28,6 +28,7 @@ class AttemptStatus(StrEnum):
     UNKNOWN = "unknown"            # interrupted during an SMTP send (maybe sent, never re-sent), or an
                                    # SMS whose final status the provider never gave (reconciler)
     TASK_CREATED = "task_created"  # a call or a visit, handed to an agent
+    REVOKED = "revoked"            # a hold placed after the approval stopped it before it was sent
 
 
 class AttemptEvent(StrEnum):
@@ -45,13 +46,14 @@ class AttemptEvent(StrEnum):
     DELIVERED = "delivered"      # receipt: delivered
     UNDELIVERED = "undelivered"  # receipt: failed
     EXPIRED = "expired"          # no final status from the provider within the give-up age
+    REVOKED = "revoked"          # a hold on the account or customer, before the dispatcher took it
 
 
 _S = AttemptStatus
 _E = AttemptEvent
 ATTEMPT = StateMachine[AttemptStatus, AttemptEvent]("contact attempt", {
     _S.NEW: {_E.QUEUED: _S.SENDING, _E.TASK: _S.TASK_CREATED},
-    _S.SENDING: {_E.CLAIMED: _S.DISPATCHING},
+    _S.SENDING: {_E.CLAIMED: _S.DISPATCHING, _E.REVOKED: _S.REVOKED},
     _S.DISPATCHING: {_E.ACCEPTED: _S.SENT, _E.RETRY: _S.SENDING, _E.REFUSED: _S.FAILED, _E.RESEND: _S.SENDING,
                      _E.GAVE_UP: _S.FAILED, _E.INTERRUPTED: _S.UNKNOWN, _E.DELIVERED: _S.DELIVERED,
                      _E.UNDELIVERED: _S.FAILED},
@@ -62,6 +64,7 @@ ATTEMPT = StateMachine[AttemptStatus, AttemptEvent]("contact attempt", {
     # still get its final status (a late receipt, a later poll)
     _S.UNKNOWN: {_E.ACCEPTED: _S.SENT, _E.DELIVERED: _S.DELIVERED, _E.UNDELIVERED: _S.FAILED},
     _S.TASK_CREATED: {},
+    _S.REVOKED: {},
 })
 
 QUEUED_CHANNELS = frozenset({"sms", "email"})

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from services.compliance import service
-from shared.contracts.events import Channel, TimeZone
-from shared.deps import SessionDep, TenantDep
+from services.compliance.domain.rules.base import Party
+from shared.contracts.events import Channel, Ident, TimeZone
+from shared.deps import CipherDep, SessionDep, TenantDep
 
 router = APIRouter(prefix="/v1", tags=["compliance"])
 
@@ -41,20 +42,51 @@ async def list_decisions(session: SessionDep, tenant: TenantDep, contact_id: str
 
 
 class CheckIn(BaseModel):
+    """Who would be contacted, how: the account and customer, the channel and the customer's IANA zone; the
+    contact point (plaintext over TLS, sealed at once, never stored), whom it belongs to, and whether the
+    contact is automated (default: an agent dials)."""
+
+    account_id: Ident
+    customer_id: Ident
     channel: Channel
     time_zone: TimeZone
+    party: Party = Party.DEBTOR
+    automated: bool = False
+    destination: str | None = Field(default=None, min_length=1, max_length=320)
+    debtor_reachable: bool = True
+    days_past_due: int | None = Field(default=None, ge=0)
+    overdue_minor: int | None = Field(default=None, ge=0)
+    collectors: int | None = Field(default=None, ge=0, le=100)
 
 
-class CheckOut(BaseModel):
-    outcome: str
+class RuleVerdict(BaseModel):
     rule_id: str
+    pack: str
+    verdict: Literal["allow", "defer", "block"]
     reason: str
     retry_at: datetime | None
 
 
+class CheckOut(BaseModel):
+    outcome: Literal["approved", "deferred", "blocked"]
+    rule_id: str
+    reason: str
+    retry_at: datetime | None
+    policy_version: int
+    rules_evaluated: list[RuleVerdict]
+
+
 @router.post("/checks", response_model=CheckOut)
-async def check_contact(tenant: TenantDep, body: CheckIn) -> CheckOut:
-    """May an agent contact this customer now? Same rules as automated contacts."""
-    decision = service.check_now(channel=body.channel, time_zone=body.time_zone)
+async def check_contact(session: SessionDep, tenant: TenantDep, cipher: CipherDep, body: CheckIn) -> CheckOut:
+    """May an agent contact this customer now? The same rule engine and records as automated contacts, with
+    every rule's verdict; nothing is stored."""
+    sealed = cipher.seal(body.destination, context=tenant) if body.destination is not None else None
+    decision = await service.check_now(
+        session, tenant=tenant, account_id=body.account_id, customer_id=body.customer_id, channel=body.channel,
+        time_zone=body.time_zone, party=body.party, automated=body.automated, destination=sealed,
+        days_past_due=body.days_past_due, overdue_minor=body.overdue_minor, collectors=body.collectors,
+        debtor_reachable=body.debtor_reachable)
     return CheckOut(outcome=decision.outcome, rule_id=decision.rule_id, reason=decision.reason,
-                    retry_at=decision.retry_at)
+                    retry_at=decision.retry_at, policy_version=decision.policy_version,
+                    rules_evaluated=[RuleVerdict(rule_id=r.rule_id, pack=r.pack, verdict=r.verdict, reason=r.reason,
+                                                 retry_at=r.retry_at) for r in decision.evaluated])

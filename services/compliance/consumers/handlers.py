@@ -1,10 +1,11 @@
-"""Compliance's consumer: one thin handler; the use cases are in ``service.py``."""
+"""Compliance's consumer: thin handlers, one per topic; the use cases are in ``service/``."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from services.compliance import service
+from services.compliance.service import context, records
 from shared.contracts import topics
 from shared.kafka.consumer import Delivery, Handler
 from shared.runtime import Runtime
@@ -15,5 +16,23 @@ async def on_contact_requested(uow: UnitOfWork, deliveries: list[Delivery]) -> N
     await service.decide_requests(uow, requests=[(d.payload, d.event) for d in deliveries])
 
 
+async def on_contact_outcome(uow: UnitOfWork, deliveries: list[Delivery]) -> None:
+    await records.record_outcomes(uow, outcomes=[d.payload for d in deliveries])
+
+
+async def on_plan_event(uow: UnitOfWork, deliveries: list[Delivery]) -> None:
+    await records.record_plan_events(uow, events=[d.payload for d in deliveries], causes=[d.event for d in deliveries])
+
+
+async def on_opt_out(uow: UnitOfWork, deliveries: list[Delivery]) -> None:
+    await records.record_opt_outs(uow, opt_outs=[d.payload for d in deliveries])
+
+
 def build_handlers(runtime: Runtime[Any]) -> dict[str, Handler]:
-    return {topics.CONTACT_REQUESTED.name: on_contact_requested}
+    # the keys that turn a request's sealed destination into its contact-point key (service/context.py)
+    context.use_keys(runtime.cipher, runtime.identity,
+                     default_country=getattr(runtime.settings, "default_calendar_country", "CN"))
+    return {topics.CONTACT_REQUESTED.name: on_contact_requested,
+            topics.CONTACT_OUTCOME.name: on_contact_outcome,
+            topics.PLAN_EVENT.name: on_plan_event,
+            topics.OPT_OUT.name: on_opt_out}

@@ -1,21 +1,28 @@
-"""Compliance's use cases: decide every contact request (and every agent's check) with the rules in
-``domain/rules.py``, log each decision with every rule's verdict, announce it."""
+"""Compliance's use cases: decide every contact request (and every agent's check) with the rule engine
+(``domain/rules/engine.py``), log each decision with every rule's verdict and the policy version, announce
+it. The records the rules read (ledger, holds, suppressions, consents, calendar, agencies) are assembled once
+per batch by :func:`~services.compliance.service.context.build_contexts`; their own use cases are in
+``service/records.py``."""
 
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import replace
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
 from services.compliance.db import repository as repo
 from services.compliance.db.models import ContactDecision
-from services.compliance.domain.rules import Decision, decide
+from services.compliance.domain.rules import engine
+from services.compliance.domain.rules.base import ContactContext, Decision, Party, Policy, RuleResult
+from services.compliance.service import records
+from services.compliance.service.context import build_contexts
 from shared import metrics
 from shared.contracts import CloudEvent, topics
-from shared.contracts.events import Channel, ContactApprovedV1, ContactRejectedV1, ContactRequestV1
+from shared.contracts.events import Channel, ContactApprovedV1, ContactRejectedV1, ContactRequestV1, Segment
 from shared.domain import DomainError
 from shared.uow import UnitOfWork
 
@@ -25,34 +32,90 @@ class FilterRequired(DomainError):
     title = "Filter required"
 
 
+def policy_for(tenant: str) -> Policy:
+    """The tenant's policy. Tenants have no stored policy yet: every tenant gets the legal defaults (version
+    0); a stored policy must pass :func:`~services.compliance.domain.rules.engine.validate_policy`."""
+    return Policy()
+
+
+def verdicts(decision: Decision) -> list[dict[str, Any]]:
+    """Every rule's verdict as stored in ``rules_evaluated`` (JSON), with the policy version that chose them."""
+    return [_verdict(r) | {"policy_version": decision.policy_version} for r in decision.evaluated]
+
+
+def _verdict(r: RuleResult) -> dict[str, Any]:
+    return {"rule_id": r.rule_id, "pack": r.pack, "verdict": r.verdict, "reason": r.reason,
+            "retry_at": r.retry_at.isoformat() if r.retry_at else None}
+
+
+class _BatchLedger:
+    """Approvals made earlier in the same batch, which the ledger read before the batch cannot hold: the
+    borrower's contacts per channel (HOUSE-DUP) and calls per debt (US-7IN7)."""
+
+    def __init__(self) -> None:
+        self.contacts: dict[tuple[str, ...], dict[Channel, list[datetime]]] = defaultdict(lambda: defaultdict(list))
+        self.calls: dict[tuple[str, str], list[datetime]] = defaultdict(list)
+
+    @staticmethod
+    def _people(ctx: ContactContext) -> list[tuple[str, ...]]:
+        keys: list[tuple[str, ...]] = [("customer", ctx.tenant, ctx.customer_id)]
+        if ctx.borrower_key:
+            keys.append(("borrower", ctx.borrower_key))
+        return keys
+
+    def add(self, ctx: ContactContext, at: datetime) -> None:
+        for key in self._people(ctx):
+            self.contacts[key][ctx.channel].append(at)
+        if ctx.channel is Channel.CALL:
+            self.calls[(ctx.tenant, ctx.account_id)].append(at)
+
+    def merged(self, ctx: ContactContext, already_approved: bool) -> ContactContext:
+        ledger = ctx.ledger
+        contacts = {channel: list(instants) for channel, instants in ledger.borrower_contacts.items()}
+        for key in self._people(ctx):
+            for channel, instants in self.contacts.get(key, {}).items():
+                contacts.setdefault(channel, []).extend(instants)
+        calls = (*ledger.debt_calls, *self.calls.get((ctx.tenant, ctx.account_id), ()))
+        return replace(ctx, ledger=replace(
+            ledger, already_approved=ledger.already_approved or already_approved, debt_calls=tuple(sorted(calls)),
+            borrower_contacts={c: tuple(sorted(set(i))) for c, i in contacts.items()}))
+
+
 async def decide_requests(uow: UnitOfWork, *, requests: Sequence[tuple[ContactRequestV1, CloudEvent]]) -> None:
-    """Decide each request now, log the decision, and emit ContactApproved or ContactRejected. An attempt
-    already decided (a request sent again because its verdict seemed lost) gets the same decision again,
-    announced anew and not logged twice."""
+    """Decide each request now with the rule engine, log the decision (every rule's verdict), record the
+    approvals in the contact ledger and emit ContactApproved or ContactRejected. An attempt already decided (a
+    request sent again because its verdict seemed lost) gets the same decision again, announced anew and not
+    logged twice. Requests of one batch see each other's approvals (HOUSE-DUP, US-7IN7)."""
     earlier = await repo.decisions_of(uow.session, (r.contact_id for r, _ in requests))
     approved = {d.contact_id for d in earlier if d.outcome == "approved"}
     decided: dict[tuple[str, int], Any] = {}
     for d in earlier:
         decided.setdefault((d.contact_id, d.attempt), d)
     now = datetime.now(UTC)
-    rows = []
+    fresh: dict[tuple[str, int], ContactRequestV1] = {}
+    for r, _ in requests:
+        if (r.contact_id, r.attempt) not in decided:
+            fresh.setdefault((r.contact_id, r.attempt), r)
+    contexts = dict(zip(fresh, await build_contexts(uow.session, list(fresh.values()), now=now), strict=True))
+    batch = _BatchLedger()
+    rows, approvals = [], []
     for r, cause in requests:
         if (known := decided.get((r.contact_id, r.attempt))) is not None:
             _announce(uow, r, cause, decision_id=known.decision_id, outcome=known.outcome, rule_id=known.rule_id,
                       reason=known.reason, retry_at=known.retry_at)
             continue
-        decision = decide(channel=r.channel, time_zone=r.time_zone, now_utc=now,
-                          already_approved=r.contact_id in approved)
+        ctx = batch.merged(contexts[(r.contact_id, r.attempt)], r.contact_id in approved)
+        decision = engine.decide(ctx, now, policy_for(r.tenant))
         decision_id = str(uuid.uuid4())
         if decision.outcome == "approved":
             approved.add(r.contact_id)
+            approvals.append(ctx)
+            batch.add(ctx, now)
         row = {
             "decision_id": decision_id, "tenant": r.tenant, "contact_id": r.contact_id, "attempt": r.attempt,
             "account_id": r.account_id, "customer_id": r.customer_id, "channel": r.channel.value,
             "outcome": decision.outcome, "rule_id": decision.rule_id, "reason": decision.reason,
-            "retry_at": decision.retry_at,
-            "rules_evaluated": [asdict(x) | {"retry_at": x.retry_at.isoformat() if x.retry_at else None}
-                                for x in decision.evaluated],
+            "retry_at": decision.retry_at, "rules_evaluated": verdicts(decision),
         }
         rows.append(row)
         decided[(r.contact_id, r.attempt)] = SimpleNamespace(**row)
@@ -60,6 +123,7 @@ async def decide_requests(uow: UnitOfWork, *, requests: Sequence[tuple[ContactRe
         _announce(uow, r, cause, decision_id=decision_id, outcome=decision.outcome, rule_id=decision.rule_id,
                   reason=decision.reason, retry_at=decision.retry_at)
     await repo.add_decisions(uow.session, rows)
+    await records.record_approvals(uow, approved=approvals, at=now)
 
 
 def _announce(uow: UnitOfWork, r: ContactRequestV1, cause: CloudEvent, *, decision_id: str, outcome: str,
@@ -74,9 +138,27 @@ def _announce(uow: UnitOfWork, r: ContactRequestV1, cause: CloudEvent, *, decisi
             reason=reason, retry_at=retry_at), cause=cause, subject=r.contact_id)
 
 
-def check_now(*, channel: Channel, time_zone: str) -> Decision:
-    """May an agent contact this customer now? The same rules as automated contacts; nothing stored."""
-    return decide(channel=channel, time_zone=time_zone, now_utc=datetime.now(UTC), already_approved=False)
+async def check_now(session: Any, *, tenant: str, account_id: str, customer_id: str, channel: Channel,
+                    time_zone: str, party: Party = Party.DEBTOR, automated: bool = False,
+                    destination: str | None = None, days_past_due: int | None = None,
+                    overdue_minor: int | None = None, collectors: int | None = None,
+                    debtor_reachable: bool = True, now: datetime | None = None) -> Decision:
+    """May an agent contact this customer now? The same engine and records as automated contacts (the
+    customer's ledger, holds, suppressions, consents, calendar, the account's agency); nothing stored.
+    ``destination`` is the sealed contact point, if the agent names one."""
+    now = now or datetime.now(UTC)
+    keys = await repo.borrower_keys_of(session, tenant=tenant, customer_id=customer_id)
+    # the shape build_contexts reads; what a check does not know is a placeholder, replaced below
+    request = ContactRequestV1.model_construct(
+        tenant=tenant, contact_id=f"check-{uuid.uuid4().hex}", attempt=1, account_id=account_id,
+        customer_id=customer_id, channel=channel, treatment_step="agent-check", segment=Segment.STANDARD,
+        days_past_due=days_past_due or 0, destination=destination, time_zone=time_zone, locale="en",
+        template_id="agent-check", currency="XXX", overdue_minor=overdue_minor or 0, due_date=now.date(),
+        requested_at=now, borrower_key=keys[0] if keys else None)
+    [ctx] = await build_contexts(session, [request], now=now)
+    ctx = replace(ctx, party=party, automated=automated, collectors=collectors, debtor_reachable=debtor_reachable,
+                  days_past_due=days_past_due, overdue_minor=overdue_minor)
+    return engine.decide(ctx, now, policy_for(tenant))
 
 
 async def decision_log(session: Any, *, tenant: str, contact_id: str | None, account_id: str | None,

@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 PlanKind = Literal["agreed", "cancelled", "completed", "broken"]
-OutcomeKind = Literal["sent", "delivered", "failed", "task_created", "unknown"]
+OutcomeKind = Literal["sent", "delivered", "failed", "task_created", "unknown", "revoked"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +76,7 @@ def is_open(kind: str) -> bool:
     return kind == "agreed"
 
 
-_OUTCOME_RANK = {"sent": 0, "task_created": 1, "delivered": 2, "unknown": 3, "failed": 4}
+_OUTCOME_RANK = {"revoked": 0, "sent": 1, "task_created": 2, "delivered": 3, "unknown": 4, "failed": 5}
 
 
 def outcome_supersedes(*, stored: tuple[str, datetime] | None, incoming: tuple[str, datetime]) -> bool:

@@ -63,5 +63,7 @@ STEP = StateMachine[StepStatus, StepEvent]("treatment step", {
 
 
 def outcome_event(outcome: str) -> StepEvent:
-    """The step event for a channel outcome."""
+    """The step event for a channel outcome: a revoked contact (a hold came first) was never made."""
+    if outcome == "revoked":
+        return StepEvent.CANCELLED
     return StepEvent.FAILED if outcome in ("failed", "unknown") else StepEvent.SUCCEEDED

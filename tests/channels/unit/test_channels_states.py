@@ -33,6 +33,7 @@ ATTEMPT_TABLE: dict[tuple[AttemptStatus, AttemptEvent], AttemptStatus] = {
     (S.NEW, E.QUEUED): S.SENDING,
     (S.NEW, E.TASK): S.TASK_CREATED,
     (S.SENDING, E.CLAIMED): S.DISPATCHING,
+    (S.SENDING, E.REVOKED): S.REVOKED,  # a hold came before the dispatcher took it
     (S.DISPATCHING, E.ACCEPTED): S.SENT,
     (S.DISPATCHING, E.RETRY): S.SENDING,
     (S.DISPATCHING, E.RESEND): S.SENDING,
@@ -49,8 +50,8 @@ ATTEMPT_TABLE: dict[tuple[AttemptStatus, AttemptEvent], AttemptStatus] = {
     (S.UNKNOWN, E.UNDELIVERED): S.FAILED,
 }
 # Reached once the provider took it, refused it for good, it may have gone out, or an agent has it.
-SETTLED = frozenset({S.SENT, S.DELIVERED, S.FAILED, S.UNKNOWN, S.TASK_CREATED})
-TERMINAL = {S.DELIVERED, S.FAILED, S.TASK_CREATED}
+SETTLED = frozenset({S.SENT, S.DELIVERED, S.FAILED, S.UNKNOWN, S.TASK_CREATED, S.REVOKED})
+TERMINAL = {S.DELIVERED, S.FAILED, S.TASK_CREATED, S.REVOKED}
 PAIRS = [(s, e) for s in AttemptStatus for e in AttemptEvent]
 
 

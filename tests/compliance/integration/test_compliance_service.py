@@ -13,6 +13,9 @@ from sqlalchemy import select
 
 from services.compliance import service
 from services.compliance.db.models import ContactDecision
+from services.compliance.domain.rules import cn, house
+from services.compliance.domain.rules.base import HoldKind
+from services.compliance.service import records
 from shared.contracts import CloudEvent, topics
 from shared.contracts.events import Channel, ContactApprovedV1, ContactRejectedV1, ContactRequestV1
 from shared.crypto import PiiCipher
@@ -22,6 +25,7 @@ from tests.helpers import committed_reading_outbox, zone_where_local_hour_is_in
 
 pytestmark = pytest.mark.integration
 CIPHER = PiiCipher(DEV_PII_KEYS, "dev1")
+CN_AND_HOUSE = (*cn.RULES, *house.RULES)
 
 
 
@@ -75,8 +79,8 @@ async def test_a_daytime_request_is_approved_logged_with_every_verdict_and_cause
     assert (decision.tenant, decision.account_id, decision.customer_id, decision.channel, decision.attempt) == (
         tenant, "A1", "C1", "sms", 1)
     assert (decision.outcome, decision.rule_id, decision.retry_at) == ("approved", "-", None)
-    assert [(r["rule_id"], r["verdict"], r["retry_at"]) for r in decision.rules_evaluated] == [
-        ("HOUSE-DUP", "pass", None), ("CN-HOURS", "pass", None)]
+    assert [(r["rule_id"], r["pack"], r["verdict"], r["retry_at"], r["policy_version"])
+            for r in decision.rules_evaluated] == [(r.id, r.pack, "allow", None, 0) for r in CN_AND_HOUSE]
     assert all(r["reason"] for r in decision.rules_evaluated)
 
     [(topic, key, event)] = outbox
@@ -105,9 +109,9 @@ async def test_a_night_request_is_deferred_to_eight_local_and_email_is_not_bound
     assert deferred.retry_at == eight_local
     assert deferred.retry_at.astimezone(ZoneInfo(zone)).time() == time(8, 0)
     assert deferred.retry_at > datetime.now(UTC)
-    assert [(r["rule_id"], r["verdict"]) for r in deferred.rules_evaluated] == [("HOUSE-DUP", "pass"),
-                                                                              ("CN-HOURS", "defer")]
-    assert datetime.fromisoformat(deferred.rules_evaluated[1]["retry_at"]) == eight_local
+    by_rule = {r["rule_id"]: r for r in deferred.rules_evaluated}
+    assert {k for k, r in by_rule.items() if r["verdict"] != "allow"} == {"CN-HOURS"}
+    assert datetime.fromisoformat(by_rule["CN-HOURS"]["retry_at"]) == eight_local
     [mail_decision] = await decisions_of(sessions, email.contact_id)
     assert (mail_decision.outcome, mail_decision.rule_id) == ("approved", "-")
 
@@ -152,8 +156,8 @@ async def test_a_contact_is_approved_once_within_a_batch_and_across_batches(
         ("approved", "-", 1), ("blocked", "HOUSE-DUP", 2), ("blocked", "HOUSE-DUP", 3)]
     for d in decisions:
         if d.outcome == "blocked":
-            assert [(r["rule_id"], r["verdict"]) for r in d.rules_evaluated] == [("HOUSE-DUP", "block"),
-                                                                               ("CN-HOURS", "pass")]
+            assert {r["rule_id"]: r["verdict"] for r in d.rules_evaluated if r["verdict"] != "allow"} == {
+                "HOUSE-DUP": "block"}
 
 
 async def test_a_repeated_attempt_gets_the_decision_already_made_announced_again(
@@ -217,3 +221,51 @@ async def test_the_decision_log_is_the_tenants_own_and_needs_a_filter(
     assert len(limited) == 1
     assert foreign == [[], []]
     assert service.FilterRequired.status == 400
+
+
+async def test_one_sms_per_borrower_per_local_day_within_a_batch_and_across_batches(
+        sessions, tenant) -> None:  # type: ignore[no-untyped-def]
+    """HOUSE-DUP across the customer's accounts: the batch sees its own approvals, a later batch the ledger's;
+    the deferral waits for local midnight and then for 08:00 (CN-HOURS): every rule allows only then."""
+    zone, local_now = zone_where_local_hour_is_in(10, 19)
+    first = as_delivered(contact_request(tenant, time_zone=zone, account_id="A1"))
+    second = as_delivered(contact_request(tenant, time_zone=zone, account_id="A2"))
+    mail = as_delivered(contact_request(tenant, time_zone=zone, account_id="A3", channel=Channel.EMAIL))
+    async with committed_reading_outbox(sessions) as (uow, _):
+        await service.decide_requests(uow, requests=[first, second, mail])
+    later = as_delivered(contact_request(tenant, time_zone=zone, account_id="A4"))
+    async with committed_reading_outbox(sessions) as (uow, _):
+        await service.decide_requests(uow, requests=[later])
+
+    tomorrow_eight = datetime.combine(local_now.date() + timedelta(days=1), time(8, 0), tzinfo=ZoneInfo(zone))
+    [approved] = await decisions_of(sessions, first[0].contact_id)
+    [mail_decision] = await decisions_of(sessions, mail[0].contact_id)
+    assert (approved.outcome, mail_decision.outcome) == ("approved", "approved")
+    for request in (second, later):
+        [deferred] = await decisions_of(sessions, request[0].contact_id)
+        assert (deferred.outcome, deferred.rule_id, deferred.retry_at) == ("deferred", "HOUSE-DUP", tomorrow_eight)
+        assert "one sms per borrower per local day" in deferred.reason and "CN-HOURS" in deferred.reason
+
+
+async def test_a_hold_on_record_blocks_or_defers(sessions, tenant) -> None:  # type: ignore[no-untyped-def]
+    """The context carries the customer's holds (service/context.py): an open-ended one blocks, one with an
+    end defers to it (or to the next lawful instant after it)."""
+    zone, _ = zone_where_local_hour_is_in(10, 19)
+    now = datetime.now(UTC)
+    ends = now + timedelta(days=3)
+    async with committed_reading_outbox(sessions) as (uow, _):
+        await records.place_hold(uow, tenant=tenant, actor="test", kind=HoldKind.DECEASED, customer_id="C1",
+                                 account_id=None, ends_at=None, reason="death certificate", now=now)
+        await records.place_hold(uow, tenant=tenant, actor="test", kind=HoldKind.PROMISE, customer_id="C2",
+                                 account_id=None, ends_at=ends, reason="promise to pay", now=now)
+    blocked = as_delivered(contact_request(tenant, time_zone=zone, customer_id="C1"))
+    deferred = as_delivered(contact_request(tenant, time_zone=zone, customer_id="C2", channel=Channel.EMAIL))
+    async with committed_reading_outbox(sessions) as (uow, outbox):
+        await service.decide_requests(uow, requests=[blocked, deferred])
+    [b] = await decisions_of(sessions, blocked[0].contact_id)
+    [d] = await decisions_of(sessions, deferred[0].contact_id)
+    assert (b.outcome, b.rule_id, b.retry_at) == ("blocked", "HOUSE-HOLDS", None)
+    assert "death certificate" in b.reason
+    assert (d.outcome, d.rule_id) == ("deferred", "HOUSE-HOLDS")
+    assert d.retry_at is not None and abs(d.retry_at - ends) < timedelta(seconds=1)  # e-mail: no hours in CN
+    assert [o.topic for o in outbox] == [topics.CONTACT_REJECTED.name] * 2

@@ -80,7 +80,7 @@ def test_terminal_states() -> None:
 
 @pytest.mark.parametrize(("outcome", "event"), [
     ("sent", SE.SUCCEEDED), ("delivered", SE.SUCCEEDED), ("task_created", SE.SUCCEEDED),
-    ("failed", SE.FAILED), ("unknown", SE.FAILED),
+    ("failed", SE.FAILED), ("unknown", SE.FAILED), ("revoked", SE.CANCELLED),
 ])
 def test_outcome_event(outcome: str, event: StepEvent) -> None:
     assert outcome_event(outcome) is event

@@ -1,0 +1,491 @@
+"""The records compliance keeps, over REST: holds, suppressions, consents, the tenant's calendar, complaints, the
+agency registry, and a customer's contact budget today. Every change records who made it: the API key's tenant,
+plus the ``X-Actor`` header (the person or system acting) when given, as ``<tenant>:<actor>``."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Query
+from pydantic import AfterValidator, BaseModel, Field, PlainSerializer, WithJsonSchema
+
+from services.compliance.domain.rules.base import ConsentKind, HoldKind, SuppressionKind
+from services.compliance.service import records
+from shared.contracts.events import Channel, Ident, TimeZone
+from shared.deps import CipherDep, RuntimeDep, SessionDep, TenantDep, UowDep
+
+# A local wall-clock time ("08:00" or "08:00:00", no offset: it is read in the customer's time zone).
+LocalTime = Annotated[time, PlainSerializer(lambda t: t.replace(tzinfo=None).isoformat(), return_type=str),
+                      WithJsonSchema({"type": "string", "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$",
+                                      "description": "local wall-clock time, HH:MM[:SS], no offset"})]
+router = APIRouter(prefix="/v1", tags=["compliance records"])
+
+Reason = Annotated[str, Field(min_length=1, max_length=500)]
+Actor = Annotated[str, Field(min_length=1, max_length=128)]
+Limit = Annotated[int, Query(ge=1, le=1000)]
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("give a time zone offset (e.g. 2025-03-20T08:00:00+08:00 or Z)")
+    return value.astimezone(UTC)
+
+
+Instant = Annotated[datetime, AfterValidator(_aware)]
+
+
+def actor_of(tenant: str, x_actor: str | None) -> str:
+    return f"{tenant}:{x_actor}" if x_actor else tenant
+
+
+ActorHeader = Annotated[str | None, Header(max_length=128, pattern=r"^[^\s:][^\r\n]*$",
+                                           description="Who is acting (a person or system of yours), recorded "
+                                                       "with every change as `<tenant>:<actor>`")]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- holds ---------------------------------------------------------------------------------------------------
+
+
+class HoldIn(BaseModel):
+    kind: HoldKind
+    customer_id: Ident
+    account_id: Ident | None = Field(None, description="None: every account of the customer")
+    ends_at: Instant | None = Field(None, description="None: until lifted")
+    reason: Reason
+
+
+class LiftIn(BaseModel):
+    reason: Reason
+
+
+class HoldPublic(BaseModel):
+    id: str
+    customer_id: str
+    account_id: str | None
+    kind: str
+    starts_at: datetime
+    ends_at: datetime | None
+    reason: str
+    source: str = Field(description="plan, complaint or rest")
+    source_ref: str | None
+    created_by: str
+    created_at: datetime
+    lifted_at: datetime | None
+    lifted_by: str | None
+    lift_reason: str | None
+
+
+def _hold(row: Any) -> HoldPublic:
+    return HoldPublic.model_validate(row, from_attributes=True)
+
+
+@router.post("/holds", status_code=201, response_model=HoldPublic)
+async def place_hold(uow: UowDep, tenant: TenantDep, body: HoldIn, x_actor: ActorHeader = None) -> HoldPublic:
+    """Hold automated collection contact for a customer (or one account) from now until lifted or ``ends_at``."""
+    row = await records.place_hold(uow, tenant=tenant, actor=actor_of(tenant, x_actor), kind=body.kind,
+                                   customer_id=body.customer_id, account_id=body.account_id, ends_at=body.ends_at,
+                                   reason=body.reason, now=_now())
+    await uow.commit()
+    return _hold(row)
+
+
+@router.post("/holds/{hold_id}/lift", response_model=HoldPublic)
+async def lift_hold(uow: UowDep, tenant: TenantDep, hold_id: str, body: LiftIn,
+                    x_actor: ActorHeader = None) -> HoldPublic:
+    """Lift a hold now (409 if it was lifted already)."""
+    row = await records.lift_hold(uow, tenant=tenant, actor=actor_of(tenant, x_actor), hold_id=hold_id,
+                                  reason=body.reason, now=_now())
+    await uow.commit()
+    return _hold(row)
+
+
+@router.get("/holds", response_model=list[HoldPublic])
+async def list_holds(session: SessionDep, tenant: TenantDep, customer_id: str | None = None,
+                     account_id: str | None = None,
+                     active: bool | None = Query(None, description="true: in force now; false: over or not begun"),
+                     limit: Limit = 500) -> list[HoldPublic]:
+    """Your holds, newest first."""
+    rows = await records.list_holds(session, tenant=tenant, customer_id=customer_id, account_id=account_id,
+                                    active=active, now=_now(), limit=limit)
+    return [_hold(r) for r in rows]
+
+
+# --- suppressions and consents ---------------------------------------------------------------------------------
+
+
+class SuppressionIn(BaseModel):
+    kind: SuppressionKind
+    customer_id: Ident | None = None
+    destination: str | None = Field(None, min_length=3, max_length=320,
+                                    description="The phone number or address, plaintext over TLS: only its keyed "
+                                                "hash is stored")
+    channel: Channel | None = Field(None, description="None: every channel")
+    local_start: LocalTime | None = Field(None, description="inconvenient_time only: local start of the window")
+    local_end: LocalTime | None = None
+    source: str = Field("rest", min_length=1, max_length=64)
+    reason: Reason
+
+
+class SuppressionPublic(BaseModel):
+    id: str
+    customer_id: str | None
+    destination_key: str | None
+    channel: str | None
+    kind: str
+    local_start: LocalTime | None
+    local_end: LocalTime | None
+    source: str
+    reason: str
+    created_by: str
+    created_at: datetime
+    removed_at: datetime | None
+    removed_by: str | None
+    remove_reason: str | None
+
+
+class RemoveIn(BaseModel):
+    reason: Reason
+
+
+@router.post("/suppressions", status_code=201, response_model=SuppressionPublic)
+async def add_suppression(uow: UowDep, runtime: RuntimeDep, tenant: TenantDep, body: SuppressionIn,
+                          x_actor: ActorHeader = None) -> SuppressionPublic:
+    """Suppress a customer and/or a contact point (opt-out, do-not-call, an inconvenient local window, a contact
+    person's refusal)."""
+    row = await records.add_suppression(
+        uow, tenant=tenant, actor=actor_of(tenant, x_actor), identity=runtime.identity, kind=body.kind,
+        customer_id=body.customer_id, destination=body.destination, channel=body.channel,
+        local_start=body.local_start, local_end=body.local_end, source=body.source, reason=body.reason)
+    await uow.commit()
+    return SuppressionPublic.model_validate(row, from_attributes=True)
+
+
+@router.post("/suppressions/{suppression_id}/remove", response_model=SuppressionPublic)
+async def remove_suppression(uow: UowDep, tenant: TenantDep, suppression_id: str, body: RemoveIn,
+                             x_actor: ActorHeader = None) -> SuppressionPublic:
+    """End a suppression (kept, with who removed it and why)."""
+    row = await records.remove_suppression(uow, tenant=tenant, actor=actor_of(tenant, x_actor),
+                                           suppression_id=suppression_id, reason=body.reason, now=_now())
+    await uow.commit()
+    return SuppressionPublic.model_validate(row, from_attributes=True)
+
+
+@router.get("/suppressions", response_model=list[SuppressionPublic])
+async def list_suppressions(session: SessionDep, tenant: TenantDep, customer_id: str | None = None,
+                            limit: Limit = 500) -> list[SuppressionPublic]:
+    rows = await records.list_suppressions(session, tenant=tenant, customer_id=customer_id, limit=limit)
+    return [SuppressionPublic.model_validate(r, from_attributes=True) for r in rows]
+
+
+class ConsentIn(BaseModel):
+    kind: ConsentKind
+    customer_id: Ident
+    channel: Channel
+    destination: str | None = Field(None, min_length=3, max_length=320,
+                                    description="Plaintext over TLS: only its keyed hash is stored")
+    local_start: LocalTime | None = Field(None, description="window only: the agreed local window")
+    local_end: LocalTime | None = None
+    granted_at: Instant | None = Field(None, description="When the customer agreed; default now")
+    source: str = Field("rest", min_length=1, max_length=64, description="How it was given (call recording, form…)")
+
+
+class ConsentPublic(BaseModel):
+    id: str
+    customer_id: str
+    destination_key: str | None
+    channel: str
+    kind: str
+    local_start: LocalTime | None
+    local_end: LocalTime | None
+    granted_at: datetime
+    revoked_at: datetime | None
+    source: str
+    created_by: str
+    created_at: datetime
+    revoked_by: str | None
+    revoke_reason: str | None
+
+
+@router.post("/consents", status_code=201, response_model=ConsentPublic)
+async def grant_consent(uow: UowDep, runtime: RuntimeDep, tenant: TenantDep, body: ConsentIn,
+                        x_actor: ActorHeader = None) -> ConsentPublic:
+    now = _now()
+    row = await records.grant_consent(
+        uow, tenant=tenant, actor=actor_of(tenant, x_actor), identity=runtime.identity, kind=body.kind,
+        customer_id=body.customer_id, destination=body.destination, channel=body.channel,
+        local_start=body.local_start, local_end=body.local_end, granted_at=body.granted_at or now,
+        source=body.source, now=now)
+    await uow.commit()
+    return ConsentPublic.model_validate(row, from_attributes=True)
+
+
+@router.post("/consents/{consent_id}/revoke", response_model=ConsentPublic)
+async def revoke_consent(uow: UowDep, tenant: TenantDep, consent_id: str, body: RemoveIn,
+                         x_actor: ActorHeader = None) -> ConsentPublic:
+    row = await records.revoke_consent(uow, tenant=tenant, actor=actor_of(tenant, x_actor), consent_id=consent_id,
+                                       reason=body.reason, now=_now())
+    await uow.commit()
+    return ConsentPublic.model_validate(row, from_attributes=True)
+
+
+@router.get("/consents", response_model=list[ConsentPublic])
+async def list_consents(session: SessionDep, tenant: TenantDep, customer_id: str | None = None,
+                        limit: Limit = 500) -> list[ConsentPublic]:
+    rows = await records.list_consents(session, tenant=tenant, customer_id=customer_id, limit=limit)
+    return [ConsentPublic.model_validate(r, from_attributes=True) for r in rows]
+
+
+# --- calendar -------------------------------------------------------------------------------------------------
+
+
+class OverrideIn(BaseModel):
+    day: date
+    kind: Literal["day_off", "working_day"]
+    name: str = Field(min_length=1, max_length=200)
+
+
+class OverridePublic(BaseModel):
+    day: date
+    kind: str
+    name: str
+    created_by: str
+
+
+class DayOff(BaseModel):
+    day: date
+    name: str
+
+
+class CalendarPublic(BaseModel):
+    country: str
+    year: int
+    days_off: list[DayOff]
+    overrides: list[OverridePublic]
+    public_holidays_included: bool = Field(description="false: only your own days off are listed, not yet the "
+                                                       "public holidays of your country")
+
+
+class CalendarIn(BaseModel):
+    country: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2, e.g. CN")
+
+
+@router.get("/calendar", response_model=CalendarPublic)
+async def get_calendar(session: SessionDep, tenant: TenantDep,
+                       year: int = Query(ge=2000, le=2100)) -> CalendarPublic:
+    """Your days without contact in a year (HOUSE-HOLIDAY)."""
+    view = await records.calendar_of(session, tenant=tenant, year=year)
+    return CalendarPublic(
+        country=view.country, year=view.year, public_holidays_included=view.public_holidays_included,
+        days_off=[DayOff(day=d, name=n) for d, n in sorted(view.days_off.items())],
+        overrides=[OverridePublic.model_validate(o, from_attributes=True) for o in view.overrides])
+
+
+@router.put("/calendar", response_model=CalendarIn)
+async def set_calendar(uow: UowDep, tenant: TenantDep, body: CalendarIn, x_actor: ActorHeader = None) -> CalendarIn:
+    """Whose public holidays you observe."""
+    row = await records.set_country(uow, tenant=tenant, actor=actor_of(tenant, x_actor), country=body.country)
+    await uow.commit()
+    return CalendarIn(country=row.country)
+
+
+@router.post("/calendar/overrides", status_code=201, response_model=OverridePublic)
+async def add_override(uow: UowDep, tenant: TenantDep, body: OverrideIn, x_actor: ActorHeader = None) -> OverridePublic:
+    """A day off of your own, or a public holiday you work (replaces an override on that day)."""
+    row = await records.add_override(uow, tenant=tenant, actor=actor_of(tenant, x_actor), day=body.day,
+                                     kind=body.kind, name=body.name)
+    await uow.commit()
+    return OverridePublic.model_validate(row, from_attributes=True)
+
+
+@router.delete("/calendar/overrides/{day}", status_code=204)
+async def remove_override(uow: UowDep, tenant: TenantDep, day: date) -> None:
+    await records.remove_override(uow, tenant=tenant, day=day)
+    await uow.commit()
+
+
+# --- complaints -----------------------------------------------------------------------------------------------
+
+
+class ComplaintIn(BaseModel):
+    customer_id: Ident
+    account_id: Ident
+    received_at: Instant
+    channel: str = Field(min_length=1, max_length=64, description="How it came in: phone, letter, regulator…")
+    summary: str = Field(min_length=1, max_length=4000, description="Personal data: stored sealed")
+    complexity: Literal["simple", "complex"] = "simple"
+
+
+class ExtendIn(BaseModel):
+    days: int = Field(60, ge=16, le=records.MAX_DAYS, description="The answer is due this many days after receipt")
+    reason: Reason
+    requested_by: Actor
+    approved_by: Actor = Field(description="Someone other than requested_by")
+
+
+class ComplaintPublic(BaseModel):
+    id: str
+    customer_id: str
+    account_id: str
+    received_at: datetime
+    channel: str
+    summary: str
+    complexity: str
+    due_at: datetime
+    status: str
+    extension_requested_by: str | None
+    extension_approved_by: str | None
+    extension_reason: str | None
+    created_by: str
+    answered_at: datetime | None
+    answered_by: str | None
+
+
+def _complaint(view: records.ComplaintView) -> ComplaintPublic:
+    row = view.row
+    return ComplaintPublic.model_validate({c: getattr(row, c) for c in ComplaintPublic.model_fields if c != "summary"}
+                                          | {"summary": view.summary})
+
+
+@router.post("/complaints", status_code=201, response_model=ComplaintPublic)
+async def file_complaint(uow: UowDep, cipher: CipherDep, tenant: TenantDep, body: ComplaintIn,
+                         x_actor: ActorHeader = None) -> ComplaintPublic:
+    """Record a complaint (CN-COMPLAINT): due 15 days after receipt (30 if complex); its account is on human review
+    (a COMPLAINT hold) until it is answered."""
+    view = await records.file_complaint(
+        uow, tenant=tenant, actor=actor_of(tenant, x_actor), cipher=cipher, customer_id=body.customer_id,
+        account_id=body.account_id, received_at=body.received_at, channel=body.channel, summary=body.summary,
+        complexity=body.complexity, now=_now())
+    await uow.commit()
+    return _complaint(view)
+
+
+@router.get("/complaints", response_model=list[ComplaintPublic])
+async def list_complaints(session: SessionDep, cipher: CipherDep, tenant: TenantDep,
+                          status: Literal["open", "answered", "closed"] | None = None,
+                          limit: Limit = 500) -> list[ComplaintPublic]:
+    views = await records.list_complaints(session, tenant=tenant, cipher=cipher, status=status, limit=limit)
+    return [_complaint(v) for v in views]
+
+
+@router.post("/complaints/{complaint_id}/extend", response_model=ComplaintPublic)
+async def extend_complaint(uow: UowDep, cipher: CipherDep, tenant: TenantDep, complaint_id: str,
+                           body: ExtendIn) -> ComplaintPublic:
+    """Extend the deadline (at most 60 days after receipt), approved by someone other than the requester."""
+    view = await records.extend_complaint(uow, tenant=tenant, cipher=cipher, complaint_id=complaint_id, days=body.days,
+                                          reason=body.reason, requested_by=body.requested_by,
+                                          approved_by=body.approved_by)
+    await uow.commit()
+    return _complaint(view)
+
+
+@router.post("/complaints/{complaint_id}/answer", response_model=ComplaintPublic)
+async def answer_complaint(uow: UowDep, cipher: CipherDep, tenant: TenantDep, complaint_id: str,
+                           x_actor: ActorHeader = None) -> ComplaintPublic:
+    """The complaint was answered: its hold is lifted."""
+    view = await records.answer_complaint(uow, tenant=tenant, actor=actor_of(tenant, x_actor), cipher=cipher,
+                                          complaint_id=complaint_id, now=_now())
+    await uow.commit()
+    return _complaint(view)
+
+
+# --- agencies -------------------------------------------------------------------------------------------------
+
+
+class AgencyIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    listed: bool = Field(description="On your published list of agencies")
+    evaluated_on: date | None = Field(None, description="Its last evaluation")
+
+
+class AgencyPublic(BaseModel):
+    agency_id: str
+    name: str
+    listed: bool
+    evaluated_on: date | None
+    updated_by: str
+
+
+class AssignmentIn(BaseModel):
+    agency_id: Ident
+    debtor_notified_at: Instant | None = Field(None, description="When the debtor was told of the assignment")
+
+
+class AssignmentPublic(BaseModel):
+    account_id: str
+    agency_id: str
+    debtor_notified_at: datetime | None
+    assigned_by: str
+
+
+@router.put("/agencies/{agency_id}", response_model=AgencyPublic)
+async def save_agency(uow: UowDep, tenant: TenantDep, agency_id: Ident, body: AgencyIn,
+                      x_actor: ActorHeader = None) -> AgencyPublic:
+    """Register or update an external collection agency (CN-OUTSOURCE)."""
+    row = await records.save_agency(uow, tenant=tenant, actor=actor_of(tenant, x_actor), agency_id=agency_id,
+                                    name=body.name, listed=body.listed, evaluated_on=body.evaluated_on)
+    await uow.commit()
+    return AgencyPublic.model_validate(row, from_attributes=True)
+
+
+@router.get("/agencies", response_model=list[AgencyPublic])
+async def list_agencies(session: SessionDep, tenant: TenantDep) -> list[AgencyPublic]:
+    return [AgencyPublic.model_validate(r, from_attributes=True)
+            for r in await records.list_agencies(session, tenant=tenant)]
+
+
+@router.post("/accounts/{account_id}/agency", response_model=AssignmentPublic)
+async def assign_agency(uow: UowDep, tenant: TenantDep, account_id: Ident, body: AssignmentIn,
+                        x_actor: ActorHeader = None) -> AssignmentPublic:
+    """Assign an account to one of your registered agencies (404 if it is not registered)."""
+    row = await records.assign_agency(uow, tenant=tenant, actor=actor_of(tenant, x_actor), account_id=account_id,
+                                      agency_id=body.agency_id, debtor_notified_at=body.debtor_notified_at)
+    await uow.commit()
+    return AssignmentPublic.model_validate(row, from_attributes=True)
+
+
+# --- contact budget -------------------------------------------------------------------------------------------
+
+
+class CapPublic(BaseModel):
+    rule_id: str
+    what: str
+    cap: int
+    used: int
+    left: int
+
+
+class ChannelBudgetPublic(BaseModel):
+    channel: Channel
+    left: int | None = Field(description="Contacts left today; null: no daily cap")
+    caps: list[CapPublic]
+    reasons: list[str]
+
+
+class BudgetPublic(BaseModel):
+    customer_id: str
+    time_zone: str
+    day: date
+    channels: list[ChannelBudgetPublic]
+    holds: list[HoldPublic]
+    suppressions: list[SuppressionPublic]
+    caps_source: str = Field(description="defaults: the rules' default caps, not yet your tightened ones")
+
+
+@router.get("/customers/{customer_id}/contact-budget", response_model=BudgetPublic)
+async def contact_budget(session: SessionDep, tenant: TenantDep, customer_id: str,
+                         time_zone: TimeZone = "Asia/Shanghai") -> BudgetPublic:
+    """What is left of the customer's contacts today (their local day), per channel, and why."""
+    budget = await records.contact_budget(session, tenant=tenant, customer_id=customer_id, time_zone=time_zone,
+                                          now=_now())
+    return BudgetPublic(
+        customer_id=budget.customer_id, time_zone=budget.time_zone, day=budget.day, caps_source=budget.caps_source,
+        channels=[ChannelBudgetPublic(channel=c.channel, left=c.left, reasons=c.reasons, caps=[
+            CapPublic(rule_id=x.rule_id, what=x.what, cap=x.cap, used=x.used, left=x.left) for x in c.caps])
+            for c in budget.channels],
+        holds=[_hold(h) for h in budget.holds],
+        suppressions=[SuppressionPublic.model_validate(s, from_attributes=True) for s in budget.suppressions])
