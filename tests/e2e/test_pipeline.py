@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -64,20 +64,6 @@ def overdue(*, tenant: str = "tenant-a", days_past_due: int = 5, rating: str = "
 def envelope(payload: AccountOverdueV1) -> CloudEvent:
     return build_event(topics.ACCOUNT_OVERDUE, payload, tenant=payload.tenant, customer_id=payload.customer_id,
                        source="urn:test:core-banking", subject=payload.account_id)
-
-
-@pytest.fixture
-async def producer(stack: LocalStack) -> AsyncIterator[AIOKafkaProducer]:
-    p = AIOKafkaProducer(bootstrap_servers=stack.kafka)
-    await p.start()
-    yield p
-    await p.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=10) as client:
-        yield client
 
 
 async def publish(producer: AIOKafkaProducer, event: CloudEvent, customer_id: str) -> None:

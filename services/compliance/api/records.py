@@ -4,11 +4,12 @@ plus the ``X-Actor`` header (the person or system acting) when given, as ``<tena
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query
-from pydantic import AfterValidator, BaseModel, Field, PlainSerializer, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, PlainSerializer, WithJsonSchema
 
 from services.compliance.domain.rules.base import ConsentKind, HoldKind, SuppressionKind
 from services.compliance.service import records
@@ -29,10 +30,22 @@ Limit = Annotated[int, Query(ge=1, le=1000)]
 def _aware(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("give a time zone offset (e.g. 2025-03-20T08:00:00+08:00 or Z)")
+    if not 1970 <= value.year <= 2999:
+        raise ValueError("give an instant between the years 1970 and 2999")
     return value.astimezone(UTC)
 
 
 Instant = Annotated[datetime, AfterValidator(_aware)]
+
+
+def _iso_date(value: object) -> object:
+    if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("give a date as YYYY-MM-DD")
+    return value
+
+
+# A calendar date written YYYY-MM-DD (pydantic alone would also take "0" as 1970-01-01).
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 
 
 def actor_of(tenant: str, x_actor: str | None) -> str:
@@ -244,7 +257,7 @@ async def list_consents(session: SessionDep, tenant: TenantDep, customer_id: str
 
 
 class OverrideIn(BaseModel):
-    day: date
+    day: IsoDate
     kind: Literal["day_off", "working_day"]
     name: str = Field(min_length=1, max_length=200)
 
@@ -399,7 +412,7 @@ async def answer_complaint(uow: UowDep, cipher: CipherDep, tenant: TenantDep, co
 class AgencyIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     listed: bool = Field(description="On your published list of agencies")
-    evaluated_on: date | None = Field(None, description="Its last evaluation")
+    evaluated_on: IsoDate | None = Field(None, description="Its last evaluation")
 
 
 class AgencyPublic(BaseModel):
