@@ -275,3 +275,14 @@ def test_every_rendering_keeps_content_rules(template_id: str, locale: str, acco
     if dpd == 0 or template_id.startswith("pre_due."):
         assert [w for w in OVERDUE_WORDS if w in full_text(rendered).lower()] == []
     assert render(template_id, replace(c)) == rendered  # deterministic
+
+
+def test_the_lint_verdict_follows_the_wording_not_the_digits() -> None:
+    """Verdicts are cached per wording (amount, date and an all-digit reference made canonical): a reference
+    made of letters is linted as written."""
+    from services.channels.domain.templates import ContentRejected
+
+    for ref in ("8842", "0001", "123456"):
+        assert "ending" in render("reminder.sms", TemplateContext(ref, 5, 12_345, "CNY", date(2026, 3, 1), "en")).body
+    with pytest.raises(ContentRejected):
+        render("reminder.sms", TemplateContext("JAIL", 5, 12_345, "CNY", date(2026, 3, 1), "en"))

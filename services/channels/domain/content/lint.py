@@ -109,6 +109,19 @@ def _phrase_regex(phrase: str) -> re.Pattern[str]:
     return re.compile(re.escape(normalise(phrase, compact=True).text))
 
 
+_ANYTHING = re.compile("")
+
+
+@lru_cache(maxsize=512)
+def _any_of(regexes: tuple[re.Pattern[str], ...]) -> re.Pattern[str]:
+    """One regex matching wherever any of ``regexes`` would; one that matches everywhere when they cannot be
+    combined (a pattern with its own global flags), so the caller falls back to trying each."""
+    try:
+        return re.compile("|".join(f"(?:{rx.pattern})" for rx in regexes))
+    except re.error:
+        return _ANYTHING
+
+
 @dataclass(frozen=True, slots=True)
 class Matcher:
     """Phrases and patterns of one rule, compiled: ``spaced`` run on the spaced view, ``compact`` on the
@@ -129,9 +142,12 @@ class Matcher:
         return cls(tuple(spaced), tuple(compact))
 
     def find(self, spaced: Normalised, compact: Normalised) -> list[tuple[tuple[int, int], str]]:
-        """(span in the original text, normalised match) of every match."""
+        """(span in the original text, normalised match) of every match. One combined search per view first:
+        a clean text (the usual case) costs two regex searches, not one per phrase."""
         found = []
         for view, regexes in ((spaced, self.spaced), (compact, self.compact)):
+            if not regexes or not _any_of(regexes).search(view.text):
+                continue
             for rx in regexes:
                 for m in rx.finditer(view.text):
                     if m.end() > m.start():
