@@ -96,15 +96,9 @@ _SIGNED_HEADERS = [
 ]
 
 
-@router.post("/webhooks/sms/receipts", tags=["webhooks"], response_model=ReceiptsAnswer,
-             responses={401: {"description": "Missing, malformed, stale or wrong signature: nothing changed"},
-                        503: {"description": "Some receipts are for sends not recorded yet: retry the batch"}},
-             openapi_extra={"parameters": _SIGNED_HEADERS, "requestBody": {"required": True, "content": {
-                 "application/json": {"schema": _inline(Receipts.model_json_schema())}}}})
-async def sms_receipts(request: Request, uow: UowDep, settings: SettingsDep) -> Any:
-    """Delivery receipts from the SMS provider, signed with the provider account's secret (HMAC-SHA256
-    over `X-Timestamp` + "." + the raw body). A receipt counts only for an SMS of ours with that provider
-    reference, sent through that account; the others are ignored (counted, never an error)."""
+async def _signed(request: Request, settings: Any) -> tuple[bytes, str, Settings]:
+    """The raw body of a webhook, the provider account that signed it and the channels settings; a 401
+    problem otherwise."""
     if not isinstance(settings, Settings):  # never: the channels app is built with its own settings
         raise ProblemError(401, "Unauthorized", "No webhook secrets are configured.")
     raw = await request.body()
@@ -117,6 +111,19 @@ async def sms_receipts(request: Request, uow: UowDep, settings: SettingsDep) -> 
     except signatures.SignatureError as exc:
         WEBHOOKS_REFUSED.labels(exc.reason).inc()
         raise ProblemError(401, "Unauthorized", str(exc)) from None
+    return raw, account, settings
+
+
+@router.post("/webhooks/sms/receipts", tags=["webhooks"], response_model=ReceiptsAnswer,
+             responses={401: {"description": "Missing, malformed, stale or wrong signature: nothing changed"},
+                        503: {"description": "Some receipts are for sends not recorded yet: retry the batch"}},
+             openapi_extra={"parameters": _SIGNED_HEADERS, "requestBody": {"required": True, "content": {
+                 "application/json": {"schema": _inline(Receipts.model_json_schema())}}}})
+async def sms_receipts(request: Request, uow: UowDep, settings: SettingsDep) -> Any:
+    """Delivery receipts from the SMS provider, signed with the provider account's secret (HMAC-SHA256
+    over `X-Timestamp` + "." + the raw body). A receipt counts only for an SMS of ours with that provider
+    reference, sent through that account; the others are ignored (counted, never an error)."""
+    raw, account, settings = await _signed(request, settings)
     try:
         body = Receipts.model_validate_json(raw)
     except ValidationError as exc:
@@ -165,18 +172,7 @@ async def sms_inbound(request: Request, uow: UowDep, settings: SettingsDep, runt
     (`TD`, `退订`, `STOP`, `UNSUBSCRIBE` and close variants) suppresses that number at once for every tenant
     that texted it (announced on `channels.opt-out.v1`) and is confirmed by one SMS; other replies are
     only counted. The number and the text are never stored."""
-    if not isinstance(settings, Settings):  # never: the channels app is built with its own settings
-        raise ProblemError(401, "Unauthorized", "No webhook secrets are configured.")
-    raw = await request.body()
-    try:
-        account = signatures.verify(
-            secrets=settings.sms_webhook_secrets, account=request.headers.get(signatures.ACCOUNT_HEADER),
-            timestamp=request.headers.get(signatures.TIMESTAMP_HEADER),
-            signature_value=request.headers.get(signatures.SIGNATURE_HEADER), body=raw, now=time.time(),
-            window_s=settings.sms_webhook_window_s)
-    except signatures.SignatureError as exc:
-        WEBHOOKS_REFUSED.labels(exc.reason).inc()
-        raise ProblemError(401, "Unauthorized", str(exc)) from None
+    raw, account, settings = await _signed(request, settings)
     try:
         batch = InboundBatch.model_validate_json(raw)
     except ValidationError as exc:
