@@ -47,3 +47,18 @@ def overdue_now(*, reported_minor: int, currency: str, as_of: datetime, payments
     paid = sum(p.amount_minor for p in payments
                if p.paid_at is not None and p.currency == currency and p.paid_at > as_of)
     return max(reported_minor - paid, 0)
+
+
+_PLAN_RANK = {"agreed": 0, "completed": 1, "cancelled": 2, "broken": 3}
+
+
+def plan_supersedes(*, stored: tuple[str, datetime] | None, incoming: tuple[str, datetime]) -> bool:
+    """Whether a plan event (kind, occurred_at) replaces the plan's stored last word. An end (completed,
+    cancelled, broken) beats ``agreed`` whatever the order; between two ends the later one wins (equal
+    times: the rank), so every consumer of plan events keeps the same last word."""
+    if stored is None:
+        return True
+    (old_kind, old_at), (new_kind, new_at) = stored, incoming
+    if (old_kind == "agreed") != (new_kind == "agreed"):
+        return old_kind == "agreed"
+    return (new_at, _PLAN_RANK[new_kind]) > (old_at, _PLAN_RANK[old_kind])

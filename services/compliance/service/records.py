@@ -37,6 +37,7 @@ from shared.contracts.events import Channel, ContactOptOutV1, ContactOutcomeV1, 
 from shared.crypto import PiiCipher
 from shared.domain import DomainError, NotFound
 from shared.identity import IdentityKeys
+from shared.snapshots import plan_supersedes
 from shared.uow import UnitOfWork
 
 
@@ -100,20 +101,7 @@ async def record_outcomes(uow: UnitOfWork, *, outcomes: Sequence[ContactOutcomeV
 
 # --- holds ----------------------------------------------------------------------------------------------------
 
-_PLAN_RANK = {"agreed": 0, "completed": 1, "cancelled": 2, "broken": 3}
 PLANS = "plans"
-
-
-def plan_supersedes(*, stored: tuple[str, datetime] | None, incoming: tuple[str, datetime]) -> bool:
-    """Whether a plan event replaces the plan's last word: an end (completed, cancelled, broken) beats
-    ``agreed`` whatever the order; between two of a kind the later wins (equal times: the rank). As the
-    scheduler's ``plan_supersedes`` (services never import each other)."""
-    if stored is None:
-        return True
-    (old_kind, old_at), (new_kind, new_at) = stored, incoming
-    if (old_kind == "agreed") != (new_kind == "agreed"):
-        return old_kind == "agreed"
-    return (new_at, _PLAN_RANK[new_kind]) > (old_at, _PLAN_RANK[old_kind])
 
 
 def _plan_hold(current: Mapping[str, Any] | None, event: PlanEventV1) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Literal
 
 from services.scheduler.domain.states import TreatmentStatus
-from shared.snapshots import PaymentFact, SnapshotTime, is_newer_snapshot, overdue_now
+from shared.snapshots import PaymentFact, SnapshotTime, is_newer_snapshot, overdue_now, plan_supersedes
 
 __all__ = [
     "PaymentFact",
@@ -55,20 +55,6 @@ def standing(*, overdue_minor: int, open_plans: Sequence[str], active_reason: st
     if open_plans:
         return Standing(TreatmentStatus.PAUSED, overdue_minor, f"plan {min(open_plans)} agreed")
     return Standing(TreatmentStatus.ACTIVE, overdue_minor, active_reason)
-
-
-_PLAN_RANK = {"agreed": 0, "completed": 1, "cancelled": 2, "broken": 3}
-
-
-def plan_supersedes(*, stored: tuple[str, datetime] | None, incoming: tuple[str, datetime]) -> bool:
-    """Whether a plan event replaces the plan's stored last word. An end (completed, cancelled, broken)
-    beats ``agreed`` whatever the order; between two ends the later one wins (equal times: the rank)."""
-    if stored is None:
-        return True
-    (old_kind, old_at), (new_kind, new_at) = stored, incoming
-    if (old_kind == "agreed") != (new_kind == "agreed"):
-        return old_kind == "agreed"
-    return (new_at, _PLAN_RANK[new_kind]) > (old_at, _PLAN_RANK[old_kind])
 
 
 def is_open(kind: str) -> bool:
