@@ -58,3 +58,21 @@ def create_messaging_tables() -> None:
         sa.Column("value", sa.LargeBinary, nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
     )
+
+
+def create_audit_table() -> None:
+    """The ``audit_log`` DDL (shared/audit.py), for the migration of a service that keeps it."""
+    op.create_table(
+        "audit_log",
+        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+        sa.Column("tenant", sa.String, nullable=False),
+        sa.Column("principal", sa.String, nullable=False),
+        sa.Column("key_id", sa.String, nullable=True),
+        sa.Column("action", sa.String, nullable=False),
+        sa.Column("subject", sa.String, nullable=False),
+        sa.Column("reason", sa.String, nullable=False),
+        sa.Column("request_id", sa.String, nullable=True),
+        sa.Column("at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    )
+    op.create_index("ix_audit_log_subject", "audit_log", ["tenant", "subject", "at"])
+    op.create_index("ix_audit_log_principal", "audit_log", ["tenant", "principal", "at"])

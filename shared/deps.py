@@ -2,7 +2,9 @@
 
 ``RuntimeDep`` the running service; ``SettingsDep`` its settings; ``SessionDep`` a read-only session
 for the request; ``UowDep`` a unit of work for a request that changes state (the route commits it,
-leaving without a commit rolls back); ``CipherDep`` the PII cipher; ``TenantDep`` the caller's tenant.
+leaving without a commit rolls back); ``CipherDep`` the PII cipher; ``PrincipalDep`` who calls (tenant, name,
+roles: docs/access.md); ``TenantDep`` the caller's tenant; ``require(role, ...)`` a principal holding one of
+the roles, else a 403 problem.
 """
 
 from __future__ import annotations
@@ -14,14 +16,17 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.access.keys import Principal, Role
+from shared.access.verifier import KeyStoreUnavailable
 from shared.crypto import PiiCipher
-from shared.http import ProblemError
+from shared.http import RETRY_AFTER_S, ProblemError
 from shared.logging import tenant_var
 from shared.runtime import Runtime
 from shared.settings import ServiceSettings
 from shared.uow import UnitOfWork
 
-__all__ = ["CipherDep", "RuntimeDep", "SessionDep", "SettingsDep", "TenantDep", "UowDep"]
+__all__ = ["CipherDep", "Principal", "PrincipalDep", "Role", "RuntimeDep", "SessionDep", "SettingsDep", "TenantDep",
+           "UowDep", "require"]
 
 
 def get_runtime(request: Request) -> Runtime[Any]:
@@ -73,17 +78,49 @@ _API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="xApiKey
                         description="Your API key (instead of the Authorization header)")
 
 
-def tenant_from_api_key(settings: SettingsDep,
-                        bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
-                        api_key: Annotated[str | None, Depends(_API_KEY)]) -> str:
-    """The caller's tenant, from ``Authorization: Bearer <key>`` or ``X-API-Key``; 401 otherwise.
-    Declared as security schemes, so "Authorize" in /docs works."""
+async def principal_from_api_key(runtime: RuntimeDep,
+                                 bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+                                 api_key: Annotated[str | None, Depends(_API_KEY)]) -> Principal:
+    """Who calls, from ``Authorization: Bearer <key>`` or ``X-API-Key``: a key issued with ``python -m
+    shared.tools.keys`` (checked against ``access.api_keys``, cached ``API_KEY_CACHE_TTL_S``) or one of the
+    ``API_KEYS`` setting (every role). 401 for no valid key; 503 when the key cannot be checked now. Declared
+    as security schemes, so "Authorize" in /docs works."""
     key = (bearer.credentials.strip() if bearer is not None else None) or api_key or ""
-    tenant = settings.api_keys.get(key) if key else None
-    if tenant is None:
+    try:
+        principal = await runtime.keys.verify(key)
+    except KeyStoreUnavailable:
+        raise ProblemError(503, "Service unavailable", "The API key cannot be checked now (the key store is "
+                           "unreachable); retry shortly.", headers={"Retry-After": str(RETRY_AFTER_S)}) from None
+    if principal is None:
         raise ProblemError(401, "Unauthorized", "Send a valid API key as 'Authorization: Bearer <key>'.")
-    tenant_var.set(tenant)
-    return str(tenant)
+    tenant_var.set(principal.tenant)
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(principal_from_api_key)]
+
+
+def tenant_from_api_key(principal: PrincipalDep) -> str:
+    """The caller's tenant: the tenant of its principal (any role)."""
+    return principal.tenant
 
 
 TenantDep = Annotated[str, Depends(tenant_from_api_key)]
+
+
+def require(*roles: Role | str) -> Any:
+    """A dependency: the caller's principal if it holds one of ``roles``, else a 403 problem (before the route
+    runs, so nothing is changed). ``shared/openapi.py`` documents the 403 and the roles (``required_roles``).
+
+    ``officer: Annotated[Principal, require(Role.COMPLIANCE)]``"""
+    wanted = frozenset(str(r) for r in roles)
+
+    def principal_with_role(principal: PrincipalDep) -> Principal:
+        if not principal.has_any(wanted):
+            raise ProblemError(403, "Forbidden", f"This needs one of the roles {', '.join(sorted(wanted))}; the "
+                               f"principal {principal.name!r} of your API key has "
+                               f"{', '.join(sorted(principal.roles)) or 'none'}.")
+        return principal
+
+    setattr(principal_with_role, "required_roles", wanted)  # noqa: B010 - read by shared/openapi.py
+    return Depends(principal_with_role)

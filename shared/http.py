@@ -29,9 +29,10 @@ class ProblemError(Exception):
     """A domain or request error a partner can act on; rendered as problem details."""
 
     def __init__(self, status: int, title: str, detail: str, *, type_: str = "about:blank",
-                 **extensions: Any) -> None:
+                 headers: dict[str, str] | None = None, **extensions: Any) -> None:
         super().__init__(detail)
         self.status, self.title, self.detail, self.type, self.extensions = status, title, detail, type_, extensions
+        self.headers = dict(headers or {})  # e.g. Retry-After on a 503
 
 
 def problem(status: int, title: str, detail: str, type_: str = "about:blank", **ext: Any) -> JSONResponse:
@@ -45,7 +46,9 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ProblemError)
     async def _problem(_: Request, exc: ProblemError) -> JSONResponse:
-        return problem(exc.status, exc.title, exc.detail, exc.type, **exc.extensions)
+        response = problem(exc.status, exc.title, exc.detail, exc.type, **exc.extensions)
+        response.headers.update(exc.headers)
+        return response
 
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:

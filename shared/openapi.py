@@ -11,7 +11,9 @@ shared plumbing really does, so routes need no ``responses=`` of their own:
   refuses or the domain rejects);
 - a body: 400 (a body that is not UTF-8 text, a malformed ``Content-Length``) and 413 (larger than
   ``HTTP_MAX_BODY_BYTES``);
-- the API-key security dependency (``shared.deps.TenantDep``): 401;
+- the API-key security dependency (``shared.deps.TenantDep``, ``PrincipalDep``): 401;
+- a role required (``shared.deps.require``, at any depth of the dependencies): 403, its description naming the
+  roles, which the operation also lists as ``x-required-roles``;
 - an operation that addresses a resource (a path parameter, or a POST that creates one: 201): 404; and if
   it changes state (not GET): 409 (a conflict with the resource's current state).
 
@@ -82,6 +84,7 @@ PROBLEM_SCHEMAS: dict[str, dict[str, Any]] = {
 DESCRIPTIONS = {
     400: "Bad request: a body that cannot be read (not UTF-8 text) or a Content-Length that is not a number",
     401: "Unauthorized: no valid API key (send `Authorization: Bearer <key>` or `X-API-Key`)",
+    403: "Forbidden: the principal of your API key lacks the role this needs; nothing was changed",
     404: "Not found in your tenant",
     409: "Conflict with the current state of the resource; nothing was changed",
     413: "Request body too large (more than HTTP_MAX_BODY_BYTES); nothing was read",
@@ -112,10 +115,22 @@ def _reaches_runtime(dependant: Dependant | None) -> bool:
     return any(d.call is get_runtime or _reaches_runtime(d) for d in dependant.dependencies)
 
 
+def _required_roles(dependant: Dependant | None) -> frozenset[str]:
+    """The roles a route requires (``shared.deps.require``, at any depth): it may answer 403."""
+    if dependant is None:
+        return frozenset()
+    roles: frozenset[str] = frozenset()
+    for d in dependant.dependencies:
+        roles |= getattr(d.call, "required_roles", frozenset()) | _required_roles(d)
+    return roles
+
+
 def problem_statuses(method: str, operation: dict[str, Any], *, reaches_runtime: bool,
-                     creates: bool) -> set[int]:
+                     creates: bool, roles: frozenset[str] = frozenset()) -> set[int]:
     """The problem statuses the shared plumbing can answer this operation with (see the module doc)."""
     statuses = {500}
+    if roles:
+        statuses.add(403)
     parameters = operation.get("parameters") or []
     has_body = "requestBody" in operation
     if reaches_runtime:
@@ -135,21 +150,28 @@ def problem_statuses(method: str, operation: dict[str, Any], *, reaches_runtime:
 
 def document_problems(app: FastAPI, schema: dict[str, Any]) -> dict[str, Any]:
     """Give ``schema`` (the app's generated OpenAPI, changed in place) its problem responses."""
-    facts: dict[tuple[str, str], tuple[bool, bool]] = {}
+    facts: dict[tuple[str, str], tuple[bool, bool, frozenset[str]]] = {}
     for route in iter_route_contexts(app.routes):
         dependant = getattr(route, "dependant", None)
         path = route.path_format
         if dependant is None or path is None:  # not an API route (/openapi.json, /docs, static files)
             continue
         for method in route.methods or ():
-            facts[(path, method.lower())] = (_reaches_runtime(dependant), getattr(route, "status_code", None) == 201)
+            facts[(path, method.lower())] = (_reaches_runtime(dependant), getattr(route, "status_code", None) == 201,
+                                             _required_roles(dependant))
     for path, operations in schema.get("paths", {}).items():
         for method, operation in operations.items():
             if method not in {"get", "put", "post", "delete", "patch", "head", "options", "trace"}:
                 continue
-            reaches_runtime, creates = facts.get((path, method), (True, False))
+            reaches_runtime, creates, roles = facts.get((path, method), (True, False, frozenset()))
             responses: dict[str, Any] = operation.setdefault("responses", {})
-            wanted = problem_statuses(method, operation, reaches_runtime=reaches_runtime, creates=creates)
+            wanted = problem_statuses(method, operation, reaches_runtime=reaches_runtime, creates=creates,
+                                      roles=roles)
+            if roles:
+                operation["x-required-roles"] = sorted(roles)
+                responses.setdefault("403", {"description": (
+                    f"Forbidden: the principal of your API key holds none of the roles this needs "
+                    f"({', '.join(sorted(roles))}); nothing was changed")})
             wanted |= {int(code) for code in responses if code.isdigit() and int(code) >= 400}
             for status in sorted(wanted):
                 declared = responses.get(str(status), {})

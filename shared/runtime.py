@@ -11,6 +11,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import text
 
 from shared import metrics
+from shared.access.verifier import KeyVerifier
 from shared.crypto import PiiCipher
 from shared.db import create_engine, session_factory
 from shared.identity import IdentityKeys
@@ -39,6 +40,8 @@ class Runtime(Generic[S]):
         self.identity = IdentityKeys(settings.identity_secret)
         self.engine = create_engine(settings)
         self.sessions = session_factory(self.engine)
+        # API keys (docs/access.md): the API_KEYS setting's, and those in access.api_keys, cached briefly
+        self.keys = KeyVerifier(self.engine, static_keys=settings.api_keys, ttl_s=settings.api_key_cache_ttl_s)
         self.producer = create_producer(settings)
         self.relay = OutboxRelay(self.sessions, self.producer, batch_size=settings.outbox_batch_size,
                                  poll_interval_s=settings.outbox_poll_interval_s,

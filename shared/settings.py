@@ -69,6 +69,9 @@ class ServiceSettings(BaseSettings):
     pii_keys: dict[str, str] = Field(default_factory=lambda: dict(DEV_PII_KEYS), validation_alias="PII_KEYS")
     pii_active_key: str = Field("dev1", validation_alias="PII_ACTIVE_KEY")
     api_keys: dict[str, str] = Field(default_factory=lambda: dict(DEV_API_KEYS), validation_alias="API_KEYS")
+    # How long a key read from access.api_keys is trusted without reading it again: a revocation takes effect
+    # within this; an outage of the database fails no key checked less than this long ago (docs/access.md).
+    api_key_cache_ttl_s: float = Field(5.0, ge=0, le=300, validation_alias="API_KEY_CACHE_TTL_S")
     # base64 of at least 16 random bytes: keys borrower and contact-point hashes (shared/identity.py); the
     # same on every service, and stable (changing it splits every borrower's history in two)
     identity_key: str = Field(DEV_IDENTITY_KEY, validation_alias="IDENTITY_KEY", repr=False)

@@ -13,6 +13,7 @@ from services.compliance.db.models import SuppressionRow
 from tests.api.support import ServiceApi, Tenant, assert_problem, unique
 
 pytestmark = pytest.mark.integration
+WHY = {"reason": "entered by mistake"}
 
 
 async def post(api: ServiceApi, tenant: Tenant, path: str, body: Any, status: int = 201,
@@ -35,15 +36,16 @@ async def test_holds_are_placed_listed_and_lifted_with_who_and_why_per_tenant(
     hold = await post(compliance, tenant_a, "/v1/holds", {"kind": "dispute", "customer_id": customer,
                                                           "account_id": "A1", "reason": "disputes the balance"},
                       actor="agent-7")
+    # who is the API key's principal (a key of the API_KEYS setting: static:<tenant>); X-Actor is ignored
     assert (hold["kind"], hold["source"], hold["created_by"], hold["lifted_at"]) == (
-        "dispute", "rest", f"{tenant_a.id}:agent-7", None)
+        "dispute", "rest", f"static:{tenant_a.id}", None)
     assert [h["id"] for h in await get(compliance, tenant_a, "/v1/holds", customer_id=customer, active="true")] == [
         hold["id"]]
     assert await get(compliance, tenant_b, "/v1/holds", customer_id=customer) == []
     assert_problem(await compliance.client.post(f"/v1/holds/{hold['id']}/lift", json={"reason": "mine now"},
                                                 headers=tenant_b.headers), 404)
     lifted = await post(compliance, tenant_a, f"/v1/holds/{hold['id']}/lift", {"reason": "verified"}, status=200)
-    assert (lifted["lift_reason"], lifted["lifted_by"]) == ("verified", tenant_a.id) and lifted["lifted_at"]
+    assert (lifted["lift_reason"], lifted["lifted_by"]) == ("verified", f"static:{tenant_a.id}") and lifted["lifted_at"]
     assert_problem(await compliance.client.post(f"/v1/holds/{hold['id']}/lift", json={"reason": "again"},
                                                 headers=tenant_a.headers), 409)
     assert await get(compliance, tenant_a, "/v1/holds", customer_id=customer, active="true") == []
@@ -101,7 +103,7 @@ async def test_consents_are_granted_and_revoked_per_tenant(compliance: ServiceAp
     customer = unique("C")
     consent = await post(compliance, tenant_a, "/v1/consents", {
         "kind": "window", "customer_id": customer, "channel": "call", "local_start": "07:00", "local_end": "08:00",
-        "source": "call recording"})
+        "source": "call recording", "reason": "asked for early calls"})
     assert consent["revoked_at"] is None and consent["local_start"] == "07:00:00"
     assert await get(compliance, tenant_b, "/v1/consents", customer_id=customer) == []
     assert_problem(await compliance.client.post(f"/v1/consents/{consent['id']}/revoke", json={"reason": "x"},
@@ -109,17 +111,19 @@ async def test_consents_are_granted_and_revoked_per_tenant(compliance: ServiceAp
     revoked = await post(compliance, tenant_a, f"/v1/consents/{consent['id']}/revoke", {"reason": "asked"}, 200)
     assert revoked["revoked_at"]
     assert_problem(await compliance.client.post("/v1/consents", json={
-        "kind": "window", "customer_id": customer, "channel": "call"}, headers=tenant_a.headers), 422)
+        "kind": "window", "customer_id": customer, "channel": "call", "reason": "r"}, headers=tenant_a.headers), 422)
 
 
 async def test_the_calendar_lists_the_tenants_days_off(compliance: ServiceApi, tenant_a: Tenant,
                                                        tenant_b: Tenant) -> None:
-    response = await compliance.client.put("/v1/calendar", json={"country": "CN"}, headers=tenant_a.headers)
+    response = await compliance.client.put("/v1/calendar", json={"country": "CN", "reason": "we follow CN"},
+                                       headers=tenant_a.headers)
     assert response.status_code == 200, response.text
     await post(compliance, tenant_a, "/v1/calendar/overrides", {"day": "2031-02-03", "kind": "day_off",
-                                                               "name": "company day"})
+                                                               "name": "company day", "reason": "offsite"})
     await post(compliance, tenant_a, "/v1/calendar/overrides", {"day": "2031-10-01", "kind": "working_day",
-                                                               "name": "we open on National Day"})
+                                                               "name": "we open on National Day",
+                                                               "reason": "branch open"})
     calendar = await get(compliance, tenant_a, "/v1/calendar", year=2031)
     days = {d["day"]: d["name"] for d in calendar["days_off"]}
     assert calendar["public_holidays_included"] is True
@@ -129,14 +133,18 @@ async def test_the_calendar_lists_the_tenants_days_off(compliance: ServiceApi, t
     other = await get(compliance, tenant_b, "/v1/calendar", year=2031)
     assert "2031-02-03" not in {d["day"] for d in other["days_off"]} and "2031-10-01" in {
         d["day"] for d in other["days_off"]}
-    assert_problem(await compliance.client.delete("/v1/calendar/overrides/2031-02-03", headers=tenant_b.headers), 404)
-    assert (await compliance.client.delete("/v1/calendar/overrides/2031-10-01", headers=tenant_a.headers)
+    assert_problem(await compliance.client.delete("/v1/calendar/overrides/2031-02-03", params=WHY,
+                                                  headers=tenant_b.headers), 404)
+    assert (await compliance.client.delete("/v1/calendar/overrides/2031-10-01", params=WHY, headers=tenant_a.headers)
             ).status_code == 204
-    deleted = await compliance.client.delete("/v1/calendar/overrides/2031-02-03", headers=tenant_a.headers)
+    assert_problem(await compliance.client.delete("/v1/calendar/overrides/2031-02-03", headers=tenant_a.headers),
+                   422)  # no reason
+    deleted = await compliance.client.delete("/v1/calendar/overrides/2031-02-03", params=WHY, headers=tenant_a.headers)
     assert deleted.status_code == 204
-    assert_problem(await compliance.client.delete("/v1/calendar/overrides/2031-02-03", headers=tenant_a.headers), 404)
+    assert_problem(await compliance.client.delete("/v1/calendar/overrides/2031-02-03", params=WHY,
+                                                  headers=tenant_a.headers), 404)
     assert_problem(await compliance.client.get("/v1/calendar", headers=tenant_a.headers), 422)
-    assert_problem(await compliance.client.put("/v1/calendar", json={"country": "china"},
+    assert_problem(await compliance.client.put("/v1/calendar", json={"country": "china", "reason": "r"},
                                                headers=tenant_a.headers), 422)
 
 
@@ -146,40 +154,45 @@ async def test_a_complaint_holds_its_account_until_answered(compliance: ServiceA
     received = datetime.now(UTC) - timedelta(days=1)
     complaint = await post(compliance, tenant_a, "/v1/complaints", {
         "customer_id": customer, "account_id": account, "received_at": received.isoformat(), "channel": "phone",
-        "summary": "calls at night"})
+        "summary": "calls at night", "reason": "taken on the phone"})
     assert complaint["status"] == "open" and complaint["summary"] == "calls at night"
     assert datetime.fromisoformat(complaint["due_at"]) == received + timedelta(days=15)
     [hold] = await get(compliance, tenant_a, "/v1/holds", account_id=account, active="true")
     assert (hold["kind"], hold["source_ref"]) == ("complaint", complaint["id"])
     assert await get(compliance, tenant_b, "/v1/complaints", status="open") == []
     extend = f"/v1/complaints/{complaint['id']}/extend"
-    same = {"days": 45, "reason": "file needed", "requested_by": "li", "approved_by": "li"}
+    # the approver is the API key's principal, never the requester; an approved_by in the body is ignored
+    same = {"days": 45, "reason": "file needed", "requested_by": f"static:{tenant_a.id}", "approved_by": "wang"}
     assert_problem(await compliance.client.post(extend, json=same, headers=tenant_a.headers), 422)
-    assert_problem(await compliance.client.post(extend, json=same | {"approved_by": "wang"},
-                                                headers=tenant_b.headers), 404)
-    extended = await post(compliance, tenant_a, extend, same | {"approved_by": "wang"}, 200)
+    asked = same | {"requested_by": "li"}
+    assert_problem(await compliance.client.post(extend, json=asked, headers=tenant_b.headers), 404)
+    extended = await post(compliance, tenant_a, extend, asked, 200)
     assert datetime.fromisoformat(extended["due_at"]) == received + timedelta(days=45)
-    assert_problem(await compliance.client.post(extend, json=same | {"days": 61, "approved_by": "wang"},
-                                                headers=tenant_a.headers), 422)
-    answered = await post(compliance, tenant_a, f"/v1/complaints/{complaint['id']}/answer", {}, 200)
-    assert answered["status"] == "answered"
+    assert (extended["extension_requested_by"], extended["extension_approved_by"]) == ("li", f"static:{tenant_a.id}")
+    assert_problem(await compliance.client.post(extend, json=asked | {"days": 61}, headers=tenant_a.headers), 422)
+    assert_problem(await compliance.client.post(f"/v1/complaints/{complaint['id']}/answer", json={},
+                                                headers=tenant_a.headers), 422)  # no reason
+    answered = await post(compliance, tenant_a, f"/v1/complaints/{complaint['id']}/answer",
+                          {"reason": "letter 42 sent"}, 200)
+    assert (answered["status"], answered["answered_by"]) == ("answered", f"static:{tenant_a.id}")
     assert await get(compliance, tenant_a, "/v1/holds", account_id=account, active="true") == []
-    assert_problem(await compliance.client.post(f"/v1/complaints/{unique('cmp')}/answer",
+    assert_problem(await compliance.client.post(f"/v1/complaints/{unique('cmp')}/answer", json={"reason": "r"},
                                                 headers=tenant_a.headers), 404)
 
 
 async def test_agencies_are_registered_and_assigned(compliance: ServiceApi, tenant_a: Tenant,
                                                     tenant_b: Tenant) -> None:
     response = await compliance.client.put("/v1/agencies/AG1", json={"name": "Agency One", "listed": True,
-                                                                     "evaluated_on": "2025-01-10"},
+                                                                     "evaluated_on": "2025-01-10",
+                                                                     "reason": "contract signed"},
                                            headers=tenant_a.headers)
     assert response.status_code == 200, response.text
     assert [a["agency_id"] for a in await get(compliance, tenant_a, "/v1/agencies")] == ["AG1"]
     assert await get(compliance, tenant_b, "/v1/agencies") == []
     assigned = await post(compliance, tenant_a, "/v1/accounts/A1/agency", {
-        "agency_id": "AG1", "debtor_notified_at": "2025-02-01T00:00:00Z"}, 200)
+        "agency_id": "AG1", "debtor_notified_at": "2025-02-01T00:00:00Z", "reason": "90 days past due"}, 200)
     assert assigned["agency_id"] == "AG1"
-    assert_problem(await compliance.client.post("/v1/accounts/A1/agency", json={"agency_id": "AG1"},
+    assert_problem(await compliance.client.post("/v1/accounts/A1/agency", json={"agency_id": "AG1", "reason": "r"},
                                                 headers=tenant_b.headers), 404)
 
 

@@ -1,6 +1,10 @@
 """The records compliance keeps, over REST: holds, suppressions, consents, the tenant's calendar, complaints, the
-agency registry, and a customer's contact budget today. Every change records who made it: the API key's tenant,
-plus the ``X-Actor`` header (the person or system acting) when given, as ``<tenant>:<actor>``."""
+agency registry, and a customer's contact budget today.
+
+Every change records who made it, the principal of the API key (``created_by``, ``lifted_by`` ...: never a name the
+caller types), and why (a required ``reason``), in the record itself where it has a column for it and always in
+the audit log (``shared/audit.py``), in the same transaction. Reads take any role of the tenant; changes need the
+``compliance`` role, or ``supervisor`` for holds, complaints filed and deadline extensions (docs/access.md)."""
 
 from __future__ import annotations
 
@@ -8,13 +12,15 @@ import re
 from datetime import UTC, date, datetime, time
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Query
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, PlainSerializer, WithJsonSchema
 
 from services.compliance.domain.rules.base import ConsentKind, HoldKind, SuppressionKind
 from services.compliance.service import records
+from shared.audit import record_change
 from shared.contracts.events import Channel, Ident, TimeZone
-from shared.deps import CipherDep, RuntimeDep, SessionDep, TenantDep, UowDep
+from shared.deps import CipherDep, Principal, Role, RuntimeDep, SessionDep, SettingsDep, TenantDep, UowDep, require
+from shared.uow import UnitOfWork
 
 # A local wall-clock time ("08:00" or "08:00:00", no offset: it is read in the customer's time zone).
 LocalTime = Annotated[time, PlainSerializer(lambda t: t.replace(tzinfo=None).isoformat(), return_type=str),
@@ -24,6 +30,10 @@ router = APIRouter(prefix="/v1", tags=["compliance records"])
 
 Reason = Annotated[str, Field(min_length=1, max_length=500)]
 Actor = Annotated[str, Field(min_length=1, max_length=128)]
+# Who may change what (docs/access.md, "Roles"): the compliance officer keeps every record; a supervisor may also
+# hold an account, take a complaint and approve its deadline extension.
+Officer = Annotated[Principal, require(Role.COMPLIANCE)]
+OfficerOrSupervisor = Annotated[Principal, require(Role.COMPLIANCE, Role.SUPERVISOR)]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 
 
@@ -48,13 +58,10 @@ def _iso_date(value: object) -> object:
 IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 
 
-def actor_of(tenant: str, x_actor: str | None) -> str:
-    return f"{tenant}:{x_actor}" if x_actor else tenant
-
-
-ActorHeader = Annotated[str | None, Header(max_length=128, pattern=r"^[^\s:][^\r\n]*$",
-                                           description="Who is acting (a person or system of yours), recorded "
-                                                       "with every change as `<tenant>:<actor>`")]
+async def commit_change(uow: UnitOfWork, principal: Principal, *, action: str, subject: str, reason: str) -> None:
+    """Audit the change (who, what, why) in its unit of work, then commit both."""
+    await record_change(uow, principal, action=action, subject=subject, reason=reason)
+    await uow.commit()
 
 
 def _now() -> datetime:
@@ -98,22 +105,21 @@ def _hold(row: Any) -> HoldPublic:
 
 
 @router.post("/holds", status_code=201, response_model=HoldPublic)
-async def place_hold(uow: UowDep, tenant: TenantDep, body: HoldIn, x_actor: ActorHeader = None) -> HoldPublic:
+async def place_hold(uow: UowDep, principal: OfficerOrSupervisor, body: HoldIn) -> HoldPublic:
     """Hold automated collection contact for a customer (or one account) from now until lifted or ``ends_at``."""
-    row = await records.place_hold(uow, tenant=tenant, actor=actor_of(tenant, x_actor), kind=body.kind,
+    row = await records.place_hold(uow, tenant=principal.tenant, actor=principal.name, kind=body.kind,
                                    customer_id=body.customer_id, account_id=body.account_id, ends_at=body.ends_at,
                                    reason=body.reason, now=_now())
-    await uow.commit()
+    await commit_change(uow, principal, action="hold.place", subject=row.id, reason=body.reason)
     return _hold(row)
 
 
 @router.post("/holds/{hold_id}/lift", response_model=HoldPublic)
-async def lift_hold(uow: UowDep, tenant: TenantDep, hold_id: str, body: LiftIn,
-                    x_actor: ActorHeader = None) -> HoldPublic:
+async def lift_hold(uow: UowDep, principal: OfficerOrSupervisor, hold_id: str, body: LiftIn) -> HoldPublic:
     """Lift a hold now (409 if it was lifted already)."""
-    row = await records.lift_hold(uow, tenant=tenant, actor=actor_of(tenant, x_actor), hold_id=hold_id,
+    row = await records.lift_hold(uow, tenant=principal.tenant, actor=principal.name, hold_id=hold_id,
                                   reason=body.reason, now=_now())
-    await uow.commit()
+    await commit_change(uow, principal, action="hold.lift", subject=hold_id, reason=body.reason)
     return _hold(row)
 
 
@@ -166,25 +172,25 @@ class RemoveIn(BaseModel):
 
 
 @router.post("/suppressions", status_code=201, response_model=SuppressionPublic)
-async def add_suppression(uow: UowDep, runtime: RuntimeDep, tenant: TenantDep, body: SuppressionIn,
-                          x_actor: ActorHeader = None) -> SuppressionPublic:
+async def add_suppression(uow: UowDep, runtime: RuntimeDep, principal: Officer,
+                          body: SuppressionIn) -> SuppressionPublic:
     """Suppress a customer and/or a contact point (opt-out, do-not-call, an inconvenient local window, a contact
     person's refusal)."""
     row = await records.add_suppression(
-        uow, tenant=tenant, actor=actor_of(tenant, x_actor), identity=runtime.identity, kind=body.kind,
+        uow, tenant=principal.tenant, actor=principal.name, identity=runtime.identity, kind=body.kind,
         customer_id=body.customer_id, destination=body.destination, channel=body.channel,
         local_start=body.local_start, local_end=body.local_end, source=body.source, reason=body.reason)
-    await uow.commit()
+    await commit_change(uow, principal, action="suppression.add", subject=row.id, reason=body.reason)
     return SuppressionPublic.model_validate(row, from_attributes=True)
 
 
 @router.post("/suppressions/{suppression_id}/remove", response_model=SuppressionPublic)
-async def remove_suppression(uow: UowDep, tenant: TenantDep, suppression_id: str, body: RemoveIn,
-                             x_actor: ActorHeader = None) -> SuppressionPublic:
+async def remove_suppression(uow: UowDep, principal: Officer, suppression_id: str,
+                             body: RemoveIn) -> SuppressionPublic:
     """End a suppression (kept, with who removed it and why)."""
-    row = await records.remove_suppression(uow, tenant=tenant, actor=actor_of(tenant, x_actor),
+    row = await records.remove_suppression(uow, tenant=principal.tenant, actor=principal.name,
                                            suppression_id=suppression_id, reason=body.reason, now=_now())
-    await uow.commit()
+    await commit_change(uow, principal, action="suppression.remove", subject=suppression_id, reason=body.reason)
     return SuppressionPublic.model_validate(row, from_attributes=True)
 
 
@@ -205,6 +211,7 @@ class ConsentIn(BaseModel):
     local_end: LocalTime | None = None
     granted_at: Instant | None = Field(None, description="When the customer agreed; default now")
     source: str = Field("rest", min_length=1, max_length=64, description="How it was given (call recording, form…)")
+    reason: Reason
 
 
 class ConsentPublic(BaseModel):
@@ -225,24 +232,24 @@ class ConsentPublic(BaseModel):
 
 
 @router.post("/consents", status_code=201, response_model=ConsentPublic)
-async def grant_consent(uow: UowDep, runtime: RuntimeDep, tenant: TenantDep, body: ConsentIn,
-                        x_actor: ActorHeader = None) -> ConsentPublic:
+async def grant_consent(uow: UowDep, runtime: RuntimeDep, principal: Officer, body: ConsentIn) -> ConsentPublic:
+    """Record a customer's consent (to a channel, a destination, a local window)."""
     now = _now()
     row = await records.grant_consent(
-        uow, tenant=tenant, actor=actor_of(tenant, x_actor), identity=runtime.identity, kind=body.kind,
+        uow, tenant=principal.tenant, actor=principal.name, identity=runtime.identity, kind=body.kind,
         customer_id=body.customer_id, destination=body.destination, channel=body.channel,
         local_start=body.local_start, local_end=body.local_end, granted_at=body.granted_at or now,
         source=body.source, now=now)
-    await uow.commit()
+    await commit_change(uow, principal, action="consent.grant", subject=row.id, reason=body.reason)
     return ConsentPublic.model_validate(row, from_attributes=True)
 
 
 @router.post("/consents/{consent_id}/revoke", response_model=ConsentPublic)
-async def revoke_consent(uow: UowDep, tenant: TenantDep, consent_id: str, body: RemoveIn,
-                         x_actor: ActorHeader = None) -> ConsentPublic:
-    row = await records.revoke_consent(uow, tenant=tenant, actor=actor_of(tenant, x_actor), consent_id=consent_id,
+async def revoke_consent(uow: UowDep, principal: Officer, consent_id: str, body: RemoveIn) -> ConsentPublic:
+    """End a consent (kept, with who revoked it and why)."""
+    row = await records.revoke_consent(uow, tenant=principal.tenant, actor=principal.name, consent_id=consent_id,
                                        reason=body.reason, now=_now())
-    await uow.commit()
+    await commit_change(uow, principal, action="consent.revoke", subject=consent_id, reason=body.reason)
     return ConsentPublic.model_validate(row, from_attributes=True)
 
 
@@ -260,6 +267,7 @@ class OverrideIn(BaseModel):
     day: IsoDate
     kind: Literal["day_off", "working_day"]
     name: str = Field(min_length=1, max_length=200)
+    reason: Reason
 
 
 class OverridePublic(BaseModel):
@@ -287,11 +295,16 @@ class CalendarIn(BaseModel):
     country: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2, e.g. CN")
 
 
+class CountryIn(CalendarIn):
+    reason: Reason
+
+
 @router.get("/calendar", response_model=CalendarPublic)
-async def get_calendar(session: SessionDep, tenant: TenantDep,
+async def get_calendar(session: SessionDep, tenant: TenantDep, settings: SettingsDep,
                        year: int = Query(ge=2000, le=2100)) -> CalendarPublic:
     """Your days without contact in a year (HOUSE-HOLIDAY)."""
-    view = await records.calendar_of(session, tenant=tenant, year=year)
+    view = await records.calendar_of(session, tenant=tenant, year=year,
+                                     default_country=str(getattr(settings, "default_calendar_country", "CN")))
     return CalendarPublic(
         country=view.country, year=view.year, public_holidays_included=view.public_holidays_included,
         days_off=[DayOff(day=d, name=n) for d, n in sorted(view.days_off.items())],
@@ -299,26 +312,29 @@ async def get_calendar(session: SessionDep, tenant: TenantDep,
 
 
 @router.put("/calendar", response_model=CalendarIn)
-async def set_calendar(uow: UowDep, tenant: TenantDep, body: CalendarIn, x_actor: ActorHeader = None) -> CalendarIn:
+async def set_calendar(uow: UowDep, principal: Officer, body: CountryIn) -> CalendarIn:
     """Whose public holidays you observe."""
-    row = await records.set_country(uow, tenant=tenant, actor=actor_of(tenant, x_actor), country=body.country)
-    await uow.commit()
+    row = await records.set_country(uow, tenant=principal.tenant, actor=principal.name, country=body.country)
+    await commit_change(uow, principal, action="calendar.country", subject=body.country, reason=body.reason)
     return CalendarIn(country=row.country)
 
 
 @router.post("/calendar/overrides", status_code=201, response_model=OverridePublic)
-async def add_override(uow: UowDep, tenant: TenantDep, body: OverrideIn, x_actor: ActorHeader = None) -> OverridePublic:
+async def add_override(uow: UowDep, principal: Officer, body: OverrideIn) -> OverridePublic:
     """A day off of your own, or a public holiday you work (replaces an override on that day)."""
-    row = await records.add_override(uow, tenant=tenant, actor=actor_of(tenant, x_actor), day=body.day,
+    row = await records.add_override(uow, tenant=principal.tenant, actor=principal.name, day=body.day,
                                      kind=body.kind, name=body.name)
-    await uow.commit()
+    await commit_change(uow, principal, action=f"calendar.override.{body.kind}", subject=body.day.isoformat(),
+                        reason=body.reason)
     return OverridePublic.model_validate(row, from_attributes=True)
 
 
 @router.delete("/calendar/overrides/{day}", status_code=204)
-async def remove_override(uow: UowDep, tenant: TenantDep, day: date) -> None:
-    await records.remove_override(uow, tenant=tenant, day=day)
-    await uow.commit()
+async def remove_override(uow: UowDep, principal: Officer, day: date,
+                          reason: Annotated[str, Query(min_length=1, max_length=500, description="Why")]) -> None:
+    """Remove the override on ``day``."""
+    await records.remove_override(uow, tenant=principal.tenant, day=day)
+    await commit_change(uow, principal, action="calendar.override.remove", subject=day.isoformat(), reason=reason)
 
 
 # --- complaints -----------------------------------------------------------------------------------------------
@@ -331,13 +347,18 @@ class ComplaintIn(BaseModel):
     channel: str = Field(min_length=1, max_length=64, description="How it came in: phone, letter, regulator…")
     summary: str = Field(min_length=1, max_length=4000, description="Personal data: stored sealed")
     complexity: Literal["simple", "complex"] = "simple"
+    reason: Reason = Field(description="Why it is recorded (e.g. how it was taken); the summary says what it is")
 
 
 class ExtendIn(BaseModel):
     days: int = Field(60, ge=16, le=records.MAX_DAYS, description="The answer is due this many days after receipt")
     reason: Reason
-    requested_by: Actor
-    approved_by: Actor = Field(description="Someone other than requested_by")
+    requested_by: Actor = Field(description="Who asked for the extension; the approver is the principal of your API "
+                                            "key, and must be someone else")
+
+
+class AnswerIn(BaseModel):
+    reason: Reason = Field(description="How it was answered (e.g. the letter's reference)")
 
 
 class ComplaintPublic(BaseModel):
@@ -365,15 +386,15 @@ def _complaint(view: records.ComplaintView) -> ComplaintPublic:
 
 
 @router.post("/complaints", status_code=201, response_model=ComplaintPublic)
-async def file_complaint(uow: UowDep, cipher: CipherDep, tenant: TenantDep, body: ComplaintIn,
-                         x_actor: ActorHeader = None) -> ComplaintPublic:
+async def file_complaint(uow: UowDep, cipher: CipherDep, principal: OfficerOrSupervisor,
+                         body: ComplaintIn) -> ComplaintPublic:
     """Record a complaint (CN-COMPLAINT): due 15 days after receipt (30 if complex); its account is on human review
     (a COMPLAINT hold) until it is answered."""
     view = await records.file_complaint(
-        uow, tenant=tenant, actor=actor_of(tenant, x_actor), cipher=cipher, customer_id=body.customer_id,
+        uow, tenant=principal.tenant, actor=principal.name, cipher=cipher, customer_id=body.customer_id,
         account_id=body.account_id, received_at=body.received_at, channel=body.channel, summary=body.summary,
         complexity=body.complexity, now=_now())
-    await uow.commit()
+    await commit_change(uow, principal, action="complaint.file", subject=view.row.id, reason=body.reason)
     return _complaint(view)
 
 
@@ -386,23 +407,24 @@ async def list_complaints(session: SessionDep, cipher: CipherDep, tenant: Tenant
 
 
 @router.post("/complaints/{complaint_id}/extend", response_model=ComplaintPublic)
-async def extend_complaint(uow: UowDep, cipher: CipherDep, tenant: TenantDep, complaint_id: str,
+async def extend_complaint(uow: UowDep, cipher: CipherDep, principal: OfficerOrSupervisor, complaint_id: str,
                            body: ExtendIn) -> ComplaintPublic:
-    """Extend the deadline (at most 60 days after receipt), approved by someone other than the requester."""
-    view = await records.extend_complaint(uow, tenant=tenant, cipher=cipher, complaint_id=complaint_id, days=body.days,
-                                          reason=body.reason, requested_by=body.requested_by,
-                                          approved_by=body.approved_by)
-    await uow.commit()
+    """Extend the deadline (at most 60 days after receipt), approved by the principal of your API key, who must not
+    be the requester."""
+    view = await records.extend_complaint(uow, tenant=principal.tenant, cipher=cipher, complaint_id=complaint_id,
+                                          days=body.days, reason=body.reason, requested_by=body.requested_by,
+                                          approved_by=principal.name)
+    await commit_change(uow, principal, action="complaint.extend", subject=complaint_id, reason=body.reason)
     return _complaint(view)
 
 
 @router.post("/complaints/{complaint_id}/answer", response_model=ComplaintPublic)
-async def answer_complaint(uow: UowDep, cipher: CipherDep, tenant: TenantDep, complaint_id: str,
-                           x_actor: ActorHeader = None) -> ComplaintPublic:
+async def answer_complaint(uow: UowDep, cipher: CipherDep, principal: Officer, complaint_id: str,
+                           body: AnswerIn) -> ComplaintPublic:
     """The complaint was answered: its hold is lifted."""
-    view = await records.answer_complaint(uow, tenant=tenant, actor=actor_of(tenant, x_actor), cipher=cipher,
+    view = await records.answer_complaint(uow, tenant=principal.tenant, actor=principal.name, cipher=cipher,
                                           complaint_id=complaint_id, now=_now())
-    await uow.commit()
+    await commit_change(uow, principal, action="complaint.answer", subject=complaint_id, reason=body.reason)
     return _complaint(view)
 
 
@@ -413,6 +435,7 @@ class AgencyIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     listed: bool = Field(description="On your published list of agencies")
     evaluated_on: IsoDate | None = Field(None, description="Its last evaluation")
+    reason: Reason
 
 
 class AgencyPublic(BaseModel):
@@ -426,6 +449,7 @@ class AgencyPublic(BaseModel):
 class AssignmentIn(BaseModel):
     agency_id: Ident
     debtor_notified_at: Instant | None = Field(None, description="When the debtor was told of the assignment")
+    reason: Reason
 
 
 class AssignmentPublic(BaseModel):
@@ -436,12 +460,11 @@ class AssignmentPublic(BaseModel):
 
 
 @router.put("/agencies/{agency_id}", response_model=AgencyPublic)
-async def save_agency(uow: UowDep, tenant: TenantDep, agency_id: Ident, body: AgencyIn,
-                      x_actor: ActorHeader = None) -> AgencyPublic:
+async def save_agency(uow: UowDep, principal: Officer, agency_id: Ident, body: AgencyIn) -> AgencyPublic:
     """Register or update an external collection agency (CN-OUTSOURCE)."""
-    row = await records.save_agency(uow, tenant=tenant, actor=actor_of(tenant, x_actor), agency_id=agency_id,
+    row = await records.save_agency(uow, tenant=principal.tenant, actor=principal.name, agency_id=agency_id,
                                     name=body.name, listed=body.listed, evaluated_on=body.evaluated_on)
-    await uow.commit()
+    await commit_change(uow, principal, action="agency.save", subject=agency_id, reason=body.reason)
     return AgencyPublic.model_validate(row, from_attributes=True)
 
 
@@ -452,12 +475,11 @@ async def list_agencies(session: SessionDep, tenant: TenantDep) -> list[AgencyPu
 
 
 @router.post("/accounts/{account_id}/agency", response_model=AssignmentPublic)
-async def assign_agency(uow: UowDep, tenant: TenantDep, account_id: Ident, body: AssignmentIn,
-                        x_actor: ActorHeader = None) -> AssignmentPublic:
+async def assign_agency(uow: UowDep, principal: Officer, account_id: Ident, body: AssignmentIn) -> AssignmentPublic:
     """Assign an account to one of your registered agencies (404 if it is not registered)."""
-    row = await records.assign_agency(uow, tenant=tenant, actor=actor_of(tenant, x_actor), account_id=account_id,
+    row = await records.assign_agency(uow, tenant=principal.tenant, actor=principal.name, account_id=account_id,
                                       agency_id=body.agency_id, debtor_notified_at=body.debtor_notified_at)
-    await uow.commit()
+    await commit_change(uow, principal, action="agency.assign", subject=f"account:{account_id}", reason=body.reason)
     return AssignmentPublic.model_validate(row, from_attributes=True)
 
 
