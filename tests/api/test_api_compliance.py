@@ -75,7 +75,8 @@ async def test_the_decision_log_is_filtered_newest_first_and_per_tenant(
     assert listed[0] == {
         "decision_id": blocked.decision_id, "contact_id": contact, "attempt": 2, "account_id": account,
         "channel": "email", "outcome": "blocked", "rule_id": "HOUSE-DUP", "reason": blocked.reason, "retry_at": None,
-        "rules_evaluated": blocked.rules_evaluated, "decided_at": listed[0]["decided_at"]}
+        "policy_version": 0, "rules_evaluated": service.expand_verdicts(blocked.rules_evaluated),
+        "decided_at": listed[0]["decided_at"]}
     assert datetime.fromisoformat(listed[0]["decided_at"]) == blocked.decided_at
     assert [r["rule_id"] for r in listed[0]["rules_evaluated"]] == [r.id for r in (*cn.RULES, *house.RULES)]
 

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from services.compliance import service
 from services.compliance.domain.rules.base import Party
+from services.compliance.service.context import ContactKeys
 from shared.contracts.events import Channel, Ident, TimeZone
-from shared.deps import CipherDep, SessionDep, TenantDep
+from shared.deps import CipherDep, Principal, Role, RuntimeDep, SessionDep, TenantDep, require
 
 router = APIRouter(prefix="/v1", tags=["compliance"])
+
+
+class RuleVerdict(BaseModel):
+    rule_id: str
+    pack: str
+    verdict: Literal["allow", "defer", "block"]
+    reason: str
+    retry_at: datetime | None
 
 
 class DecisionPublic(BaseModel):
@@ -26,7 +35,8 @@ class DecisionPublic(BaseModel):
     rule_id: str
     reason: str
     retry_at: datetime | None
-    rules_evaluated: list[dict[str, Any]]
+    policy_version: int
+    rules_evaluated: list[RuleVerdict]
     decided_at: datetime
 
 
@@ -38,7 +48,12 @@ async def list_decisions(session: SessionDep, tenant: TenantDep, contact_id: str
     """Decisions of your tenant, newest first; filter by contact or account."""
     rows = await service.decision_log(session, tenant=tenant, contact_id=contact_id, account_id=account_id,
                                       limit=limit)
-    return [DecisionPublic.model_validate(r, from_attributes=True) for r in rows]
+    return [DecisionPublic(
+        decision_id=r.decision_id, contact_id=r.contact_id, attempt=r.attempt, account_id=r.account_id,
+        channel=r.channel, outcome=r.outcome, rule_id=r.rule_id, reason=r.reason, retry_at=r.retry_at,
+        policy_version=r.policy_version, decided_at=r.decided_at,
+        rules_evaluated=[RuleVerdict.model_validate(v) for v in service.expand_verdicts(r.rules_evaluated)])
+        for r in rows]
 
 
 class CheckIn(BaseModel):
@@ -59,14 +74,6 @@ class CheckIn(BaseModel):
     collectors: int | None = Field(default=None, ge=0, le=100)
 
 
-class RuleVerdict(BaseModel):
-    rule_id: str
-    pack: str
-    verdict: Literal["allow", "defer", "block"]
-    reason: str
-    retry_at: datetime | None
-
-
 class CheckOut(BaseModel):
     outcome: Literal["approved", "deferred", "blocked"]
     rule_id: str
@@ -77,15 +84,19 @@ class CheckOut(BaseModel):
 
 
 @router.post("/checks", response_model=CheckOut)
-async def check_contact(session: SessionDep, tenant: TenantDep, cipher: CipherDep, body: CheckIn) -> CheckOut:
+async def check_contact(session: SessionDep, cipher: CipherDep, runtime: RuntimeDep, body: CheckIn,
+                        principal: Annotated[Principal, require(Role.AGENT, Role.SUPERVISOR, Role.COMPLIANCE)]
+                        ) -> CheckOut:
     """May an agent contact this customer now? The same rule engine and records as automated contacts, with
-    every rule's verdict; nothing is stored."""
+    every rule's verdict; nothing is stored. Needs the role agent, supervisor or compliance."""
+    tenant = principal.tenant
     sealed = cipher.seal(body.destination, context=tenant) if body.destination is not None else None
     decision = await service.check_now(
         session, tenant=tenant, account_id=body.account_id, customer_id=body.customer_id, channel=body.channel,
         time_zone=body.time_zone, party=body.party, automated=body.automated, destination=sealed,
         days_past_due=body.days_past_due, overdue_minor=body.overdue_minor, collectors=body.collectors,
-        debtor_reachable=body.debtor_reachable)
+        debtor_reachable=body.debtor_reachable, keys=ContactKeys(runtime.cipher, runtime.identity),
+        default_country=str(getattr(runtime.settings, "default_calendar_country", "CN")))
     return CheckOut(outcome=decision.outcome, rule_id=decision.rule_id, reason=decision.reason,
                     retry_at=decision.retry_at, policy_version=decision.policy_version,
                     rules_evaluated=[RuleVerdict(rule_id=r.rule_id, pack=r.pack, verdict=r.verdict, reason=r.reason,

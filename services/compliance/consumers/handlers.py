@@ -12,10 +12,6 @@ from shared.runtime import Runtime
 from shared.uow import UnitOfWork
 
 
-async def on_contact_requested(uow: UnitOfWork, deliveries: list[Delivery]) -> None:
-    await service.decide_requests(uow, requests=[(d.payload, d.event) for d in deliveries])
-
-
 async def on_contact_outcome(uow: UnitOfWork, deliveries: list[Delivery]) -> None:
     await records.record_outcomes(uow, outcomes=[d.payload for d in deliveries])
 
@@ -29,9 +25,15 @@ async def on_opt_out(uow: UnitOfWork, deliveries: list[Delivery]) -> None:
 
 
 def build_handlers(runtime: Runtime[Any]) -> dict[str, Handler]:
-    # the keys that turn a request's sealed destination into its contact-point key (service/context.py)
-    context.use_keys(runtime.cipher, runtime.identity,
-                     default_country=getattr(runtime.settings, "default_calendar_country", "CN"))
+    # the keys that turn a request's sealed destination into its contact-point key (service/context.py), and the
+    # calendar of tenants that chose none
+    keys = context.ContactKeys(runtime.cipher, runtime.identity)
+    country = str(getattr(runtime.settings, "default_calendar_country", "CN"))
+
+    async def on_contact_requested(uow: UnitOfWork, deliveries: list[Delivery]) -> None:
+        await service.decide_requests(uow, requests=[(d.payload, d.event) for d in deliveries], keys=keys,
+                                      default_country=country)
+
     return {topics.CONTACT_REQUESTED.name: on_contact_requested,
             topics.CONTACT_OUTCOME.name: on_contact_outcome,
             topics.PLAN_EVENT.name: on_plan_event,

@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Column, Date, DateTime, Identity, Index, Time, func, text
 from sqlmodel import Field, SQLModel
 
+from shared.audit import AuditEntry  # noqa: F401 - the audit log of REST changes (migration 0004), a table of ours
+
 
 class ContactDecision(SQLModel, table=True):
     __tablename__ = "contact_decisions"
@@ -26,7 +28,8 @@ class ContactDecision(SQLModel, table=True):
     rule_id: str
     reason: str
     retry_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
-    rules_evaluated: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
+    rules_evaluated: list[Any] = Field(sa_column=Column(JSON, nullable=False))  # [[rule_id, verdict, reason, retry]]
+    policy_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     decided_at: datetime = Field(sa_column=Column(DateTime(timezone=True), server_default=func.now(),
                                                   nullable=False))
 
@@ -37,21 +40,24 @@ def _at(*, nullable: bool = False, now: bool = False) -> Any:
 
 
 class ContactLedgerEntry(SQLModel, table=True):
-    """Every contact attempt and its outcome, as compliance knows it: its own approvals (outcome ``approved``)
-    and the channels' outcomes. Indexed so that one query per batch finds, for every request, the events of
-    its number, its debtor (borrower key, else tenant and customer), its debt (tenant and account) and its
-    contact id."""
+    """One row per contact attempt (tenant, contact id): made by compliance's approval (``approved_at``) or
+    first heard of through its outcome, and updated in place by each later outcome (``outcome``, ``outcome_at``:
+    the newest by its own time wins, in any arrival order). ``occurred_at`` is the attempt's first instant, the
+    one the caps count. Indexed so that one query per batch finds, for every request, the attempts of its
+    number, its debtor (borrower key, else tenant and customer), its debt (tenant and account) and its contact
+    id. An outcome changes no indexed column, so PostgreSQL updates the row in place (a HOT update: the
+    table keeps 20% of each page free for them)."""
 
     __tablename__ = "contact_ledger"
     __table_args__ = (
-        Index("uq_contact_ledger_event", "tenant", "contact_id", "outcome", "occurred_at", unique=True),
+        Index("uq_contact_ledger_contact", "tenant", "contact_id", unique=True),
         Index("ix_contact_ledger_destination", "destination_key", "occurred_at",
               postgresql_where=text("destination_key IS NOT NULL")),
         Index("ix_contact_ledger_borrower", "borrower_key", "occurred_at",
               postgresql_where=text("borrower_key IS NOT NULL")),
         Index("ix_contact_ledger_customer", "tenant", "customer_id", "occurred_at"),
         Index("ix_contact_ledger_account", "tenant", "account_id", "occurred_at"),
-    )
+    )  # fillfactor 80, set by migration 0003
 
     id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
     tenant: str
@@ -64,8 +70,10 @@ class ContactLedgerEntry(SQLModel, table=True):
     direction: str = Field(default="outbound", sa_column_kwargs={"server_default": "outbound"})
     agency_id: str | None = None
     agent_id: str | None = None
-    outcome: str
+    outcome: str                         # approved (no outcome yet), or the newest outcome
     occurred_at: datetime = Field(sa_column=_at())
+    approved_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))
+    outcome_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))
     recorded_at: datetime = Field(sa_column=_at(now=True))
 
 
@@ -225,3 +233,16 @@ class AgencyAssignment(SQLModel, table=True):
     debtor_notified_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))
     assigned_by: str
     assigned_at: datetime = Field(sa_column=_at(now=True))
+
+
+class TenantPolicyRow(SQLModel, table=True):
+    """One published version of a tenant's policy (services/compliance/service/policies.py): immutable."""
+
+    __tablename__ = "tenant_policies"
+
+    tenant: str = Field(primary_key=True)
+    version: int = Field(primary_key=True)
+    document: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_by: str
+    reason: str
+    created_at: datetime = Field(sa_column=_at(now=True))

@@ -8,7 +8,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, String, and_, cast, delete, func, literal, or_, select, union_all, update
+from sqlalchemy import DateTime, String, and_, case, cast, delete, func, literal, or_, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel
@@ -24,6 +24,7 @@ from services.compliance.db.models import (
     HoldRow,
     SuppressionRow,
     TenantCalendar,
+    TenantPolicyRow,
 )
 from shared.db import any_of, keys_table, table_of
 
@@ -62,27 +63,34 @@ async def list_decisions(session: AsyncSession, *, tenant: str, contact_id: str 
 LEDGER = table_of(ContactLedgerEntry)
 
 
-async def add_ledger_entries(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert ledger rows; one already recorded (same tenant, contact, outcome and instant) is skipped."""
-    if rows:
-        await session.execute(insert(LEDGER).on_conflict_do_nothing(), list(rows))
+async def record_attempts(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Record contact attempts, one row per (tenant, contact id), whatever order their events arrive in: an
+    approval (``approved_at`` set, ``outcome`` ``approved``, ``outcome_at`` None) or an outcome (``outcome`` and
+    ``outcome_at`` set). On a known attempt: the earliest approval and first instant are kept, the newest
+    outcome wins (ties broken by name, so the end state does not depend on arrival order), keys already known
+    stay. Every row carries every column of :data:`ATTEMPT_COLUMNS`."""
+    if not rows:
+        return
+    statement = insert(LEDGER)
+    new, old = statement.excluded, LEDGER.c
+    newer = and_(new.outcome_at.is_not(None), or_(old.outcome_at.is_(None), new.outcome_at > old.outcome_at,
+                                                  and_(new.outcome_at == old.outcome_at, new.outcome > old.outcome)))
+    await session.execute(statement.on_conflict_do_update(
+        index_elements=["tenant", "contact_id"],
+        set_={"approved_at": func.least(old.approved_at, new.approved_at),
+              "occurred_at": func.least(old.occurred_at, new.occurred_at),
+              "outcome": case((newer, new.outcome), else_=old.outcome),
+              "outcome_at": func.greatest(old.outcome_at, new.outcome_at),
+              **{c: func.coalesce(old[c], new[c]) for c in ("borrower_key", "destination_key", "agency_id",
+                                                             "agent_id")}}), list(rows))
 
 
-async def approvals_of(session: AsyncSession, keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], Any]:
-    """The approval row of each (tenant, contact_id) that has one: its borrower, contact point and agency."""
-    if not keys:
-        return {}
-    wanted = keys_table(tenant=[t for t, _ in keys], contact_id=[c for _, c in keys])
-    rows = await session.execute(
-        select(LEDGER.c.tenant, LEDGER.c.contact_id, LEDGER.c.borrower_key, LEDGER.c.destination_key,
-               LEDGER.c.agency_id, LEDGER.c.agent_id)
-        .join(wanted, and_(LEDGER.c.tenant == wanted.c.tenant, LEDGER.c.contact_id == wanted.c.contact_id))
-        .where(LEDGER.c.outcome == "approved"))
-    return {(r.tenant, r.contact_id): r for r in rows}
+ATTEMPT_COLUMNS = ("tenant", "borrower_key", "customer_id", "account_id", "contact_id", "channel", "destination_key",
+                   "direction", "agency_id", "agent_id", "outcome", "occurred_at", "approved_at", "outcome_at")
 
 
 async def ledger_for(session: AsyncSession, *, keys: Sequence[Mapping[str, str | None]], since: datetime) -> list[Any]:
-    """Ledger rows that matter to each request of a batch, in ONE statement: a ``UNION ALL`` of index scans,
+    """Ledger rows (attempts) that matter to each request of a batch, in ONE statement: a ``UNION ALL`` of index scans,
     each a join of the batch's keys (``unnest``) on one index of ``contact_ledger``:
 
     - ``number``: rows of the request's contact point (``destination_key``, every tenant: one number is one
@@ -90,18 +98,18 @@ async def ledger_for(session: AsyncSession, *, keys: Sequence[Mapping[str, str |
     - ``borrower``: rows of the request's borrower key (every tenant and agency), since ``since``;
     - ``customer``: rows of the tenant's customer (rows without a borrower key, and older ones), since ``since``;
     - ``debt``: rows of the tenant's account, since ``since``;
-    - ``contact``: approvals of the request's contact id, of any age.
+    - ``contact``: the request's contact id when compliance approved it, at any age.
 
     ``keys``: one mapping per request (``idx``, ``tenant``, ``customer_id``, ``account_id``, ``contact_id``,
     ``borrower_key``, ``destination_key``). Returns (idx, branch, id, contact_id, channel, outcome, direction,
-    destination_key, occurred_at) rows."""
+    destination_key, occurred_at, approved_at) rows, ``occurred_at`` the attempt's first instant."""
     if not keys:
         return []
     names = ("idx", "tenant", "customer_id", "account_id", "contact_id", "borrower_key", "destination_key")
     k = keys_table(**{n: [key.get(n) for key in keys] for n in names})  # type: ignore[arg-type]  # NULLs allowed
     since_p = cast(literal(since), DateTime(timezone=True))
     columns = (LEDGER.c.id, LEDGER.c.contact_id, LEDGER.c.channel, LEDGER.c.outcome, LEDGER.c.direction,
-               LEDGER.c.destination_key, LEDGER.c.occurred_at)
+               LEDGER.c.destination_key, LEDGER.c.occurred_at, LEDGER.c.approved_at)
 
     def branch(name: str, on: Any, *where: Any) -> Any:
         return select(k.c.idx, literal(name, String).label("branch"), *columns).select_from(
@@ -117,7 +125,7 @@ async def ledger_for(session: AsyncSession, *, keys: Sequence[Mapping[str, str |
         branch("debt", and_(LEDGER.c.tenant == k.c.tenant, LEDGER.c.account_id == k.c.account_id),
                LEDGER.c.occurred_at >= since_p),
         branch("contact", and_(LEDGER.c.tenant == k.c.tenant, LEDGER.c.contact_id == k.c.contact_id),
-               LEDGER.c.outcome == "approved"),
+               LEDGER.c.approved_at.is_not(None)),
     )))
 
 
@@ -333,6 +341,39 @@ async def assignments_for(session: AsyncSession, keys: Collection[tuple[str, str
     return {(r.tenant, r.account_id): r for r in rows}
 
 
+# --- tenant policies ----------------------------------------------------------------------------------------
+
+POLICIES = table_of(TenantPolicyRow)
+
+
+async def current_policies(session: AsyncSession, tenants: Collection[str]) -> list[Any]:
+    """The newest published policy of each of these tenants that has one."""
+    if not tenants:
+        return []
+    return list(await session.execute(
+        select(POLICIES).distinct(POLICIES.c.tenant).where(any_of(POLICIES.c.tenant, list(tenants)))
+        .order_by(POLICIES.c.tenant, POLICIES.c.version.desc())))
+
+
+async def latest_policy_version(session: AsyncSession, tenant: str, *, lock: bool = False) -> int:
+    """The tenant's newest policy version (0: none); ``lock`` serialises publishers of this tenant until the
+    transaction ends (an advisory lock: there may be no row to lock yet)."""
+    if lock:
+        await session.execute(select(func.pg_advisory_xact_lock(
+            func.hashtext(func.concat(func.current_schema(), ":policy:", tenant)))))
+    found = (await session.execute(select(func.max(POLICIES.c.version)).where(POLICIES.c.tenant == tenant))).scalar()
+    return int(found or 0)
+
+
+async def add_policy(session: AsyncSession, values: Mapping[str, Any]) -> Any:
+    return (await session.execute(insert(POLICIES).values(**values).returning(*POLICIES.c))).one()
+
+
+async def policy_versions(session: AsyncSession, tenant: str, *, limit: int) -> list[Any]:
+    return list(await session.execute(select(POLICIES).where(POLICIES.c.tenant == tenant)
+                                      .order_by(POLICIES.c.version.desc()).limit(limit)))
+
+
 # --- complaints ---------------------------------------------------------------------------------------------
 
 
@@ -344,3 +385,44 @@ async def complaint_counts(session: AsyncSession, *, breach_before: datetime) ->
         COMPLAINTS.c.status == "open", COMPLAINTS.c.due_at < breach_before))).scalar_one()
     return by_status, int(breaching)
 
+
+async def complaint_clocks(session: AsyncSession, *, now: datetime,
+                           due_before: Mapping[str, datetime]) -> dict[str, dict[str, int]]:
+    """Per tenant with open complaints: ``open``, ``overdue`` (due before ``now``) and, for each name of
+    ``due_before``, those not yet overdue but due before its instant. One statement (``ix_complaints_status``)."""
+    open_ = COMPLAINTS.c.status == "open"
+    due = COMPLAINTS.c.due_at
+    columns = [func.count().label("open"), func.count().filter(due < now).label("overdue"),
+               *(func.count().filter(and_(due >= now, due < until)).label(f"w{n}")
+                 for n, until in enumerate(due_before.values()))]
+    rows = await session.execute(select(COMPLAINTS.c.tenant, *columns).where(open_).group_by(COMPLAINTS.c.tenant))
+    return {r.tenant: {"open": int(r.open), "overdue": int(r.overdue),
+                       **{name: int(r._mapping[f"w{n}"]) for n, name in enumerate(due_before)}} for r in rows}
+
+
+# --- contact attempts reported over REST (agents, dialers) ---------------------------------------------------
+
+
+async def lock_attempt(session: AsyncSession, *, tenant: str, contact_id: str) -> Any | None:
+    """Serialise this transaction with any other recording the same attempt (tenant, contact id) until it ends (an
+    advisory lock: there may be no row to lock yet), then return its ledger row, None when there is none."""
+    await session.execute(select(func.pg_advisory_xact_lock(
+        func.hashtext(func.concat(func.current_schema(), ":attempt:", tenant, ":", contact_id)))))
+    return await attempt_of(session, tenant=tenant, contact_id=contact_id)
+
+
+async def attempt_of(session: AsyncSession, *, tenant: str, contact_id: str) -> Any | None:
+    """The ledger row of one attempt of the tenant, None when there is none."""
+    return (await session.execute(select(LEDGER).where(LEDGER.c.tenant == tenant,
+                                                       LEDGER.c.contact_id == contact_id))).one_or_none()
+
+
+async def attempts_of(session: AsyncSession, *, tenant: str, customer_id: str | None, account_id: str | None,
+                      limit: int) -> list[Any]:
+    """The tenant's ledger rows of a customer and/or an account (None: any), newest first (by first instant)."""
+    query = select(LEDGER).where(LEDGER.c.tenant == tenant)
+    if customer_id is not None:
+        query = query.where(LEDGER.c.customer_id == customer_id)
+    if account_id is not None:
+        query = query.where(LEDGER.c.account_id == account_id)
+    return list(await session.execute(query.order_by(LEDGER.c.occurred_at.desc(), LEDGER.c.id.desc()).limit(limit)))

@@ -1,8 +1,8 @@
 """Compliance's use cases: decide every contact request (and every agent's check) with the rule engine
-(``domain/rules/engine.py``), log each decision with every rule's verdict and the policy version, announce
-it. The records the rules read (ledger, holds, suppressions, consents, calendar, agencies) are assembled once
-per batch by :func:`~services.compliance.service.context.build_contexts`; their own use cases are in
-``service/records.py``."""
+(``domain/rules/engine.py``) under the tenant's policy (``service/policies.py``), log each decision with every
+rule's verdict and the policy version, announce it. The records the rules read (ledger, holds, suppressions,
+consents, calendar, agencies) are assembled once per batch by
+:func:`~services.compliance.service.context.build_contexts`; their own use cases are in ``service/records.py``."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from typing import Any
 from services.compliance.db import repository as repo
 from services.compliance.db.models import ContactDecision
 from services.compliance.domain.rules import engine
-from services.compliance.domain.rules.base import ContactContext, Decision, Party, Policy, RuleResult
-from services.compliance.service import records
-from services.compliance.service.context import build_contexts
+from services.compliance.domain.rules.base import ContactContext, Decision, Party
+from services.compliance.service import policies, records
+from services.compliance.service.context import ContactKeys, build_contexts
 from shared import metrics
 from shared.contracts import CloudEvent, topics
 from shared.contracts.events import Channel, ContactApprovedV1, ContactRejectedV1, ContactRequestV1, Segment
@@ -32,20 +32,23 @@ class FilterRequired(DomainError):
     title = "Filter required"
 
 
-def policy_for(tenant: str) -> Policy:
-    """The tenant's policy. Tenants have no stored policy yet: every tenant gets the legal defaults (version
-    0); a stored policy must pass :func:`~services.compliance.domain.rules.engine.validate_policy`."""
-    return Policy()
+def verdicts(decision: Decision) -> list[list[Any]]:
+    """Every rule's verdict as stored in ``rules_evaluated`` (JSON, compact: ``[rule_id, verdict, reason,
+    retry_at]`` each, about half the size of named fields, which keeps a decision row under PostgreSQL's
+    compression threshold); :func:`expand_verdicts` reads it back."""
+    return [[r.rule_id, r.verdict, r.reason, r.retry_at.isoformat() if r.retry_at else None]
+            for r in decision.evaluated]
 
 
-def verdicts(decision: Decision) -> list[dict[str, Any]]:
-    """Every rule's verdict as stored in ``rules_evaluated`` (JSON), with the policy version that chose them."""
-    return [_verdict(r) | {"policy_version": decision.policy_version} for r in decision.evaluated]
+_PACK_OF = {rule.id: rule.pack for rules in engine.PACKS.values() for rule in rules}
 
 
-def _verdict(r: RuleResult) -> dict[str, Any]:
-    return {"rule_id": r.rule_id, "pack": r.pack, "verdict": r.verdict, "reason": r.reason,
-            "retry_at": r.retry_at.isoformat() if r.retry_at else None}
+def expand_verdicts(stored: Sequence[Any]) -> list[dict[str, Any]]:
+    """Stored verdicts as named fields (rule_id, pack, verdict, reason, retry_at); rows logged before the
+    compact form are already named."""
+    return [dict(v) if isinstance(v, dict) else
+            {"rule_id": v[0], "pack": _PACK_OF.get(v[0], v[0].split("-")[0]), "verdict": v[1], "reason": v[2],
+             "retry_at": v[3]} for v in stored]
 
 
 class _BatchLedger:
@@ -71,6 +74,12 @@ class _BatchLedger:
 
     def merged(self, ctx: ContactContext, already_approved: bool) -> ContactContext:
         ledger = ctx.ledger
+        people = [self.contacts[key] for key in self._people(ctx) if key in self.contacts]
+        if not people and (ctx.tenant, ctx.account_id) not in self.calls:
+            # nothing approved earlier in this batch for this person or debt (the usual case)
+            if already_approved and not ledger.already_approved:
+                return replace(ctx, ledger=replace(ledger, already_approved=True))
+            return ctx
         contacts = {channel: list(instants) for channel, instants in ledger.borrower_contacts.items()}
         for key in self._people(ctx):
             for channel, instants in self.contacts.get(key, {}).items():
@@ -81,7 +90,8 @@ class _BatchLedger:
             borrower_contacts={c: tuple(sorted(set(i))) for c, i in contacts.items()}))
 
 
-async def decide_requests(uow: UnitOfWork, *, requests: Sequence[tuple[ContactRequestV1, CloudEvent]]) -> None:
+async def decide_requests(uow: UnitOfWork, *, requests: Sequence[tuple[ContactRequestV1, CloudEvent]],
+                          keys: ContactKeys | None = None, default_country: str = "CN") -> None:
     """Decide each request now with the rule engine, log the decision (every rule's verdict), record the
     approvals in the contact ledger and emit ContactApproved or ContactRejected. An attempt already decided (a
     request sent again because its verdict seemed lost) gets the same decision again, announced anew and not
@@ -96,7 +106,9 @@ async def decide_requests(uow: UnitOfWork, *, requests: Sequence[tuple[ContactRe
     for r, _ in requests:
         if (r.contact_id, r.attempt) not in decided:
             fresh.setdefault((r.contact_id, r.attempt), r)
-    contexts = dict(zip(fresh, await build_contexts(uow.session, list(fresh.values()), now=now), strict=True))
+    contexts = dict(zip(fresh, await build_contexts(uow.session, list(fresh.values()), now=now,
+                                                              keys=keys, default_country=default_country), strict=True))
+    tenant_policies = await policies.CACHE.current(uow.session, {r.tenant for r in fresh.values()})
     batch = _BatchLedger()
     rows, approvals = [], []
     for r, cause in requests:
@@ -104,8 +116,10 @@ async def decide_requests(uow: UnitOfWork, *, requests: Sequence[tuple[ContactRe
             _announce(uow, r, cause, decision_id=known.decision_id, outcome=known.outcome, rule_id=known.rule_id,
                       reason=known.reason, retry_at=known.retry_at)
             continue
-        ctx = batch.merged(contexts[(r.contact_id, r.attempt)], r.contact_id in approved)
-        decision = engine.decide(ctx, now, policy_for(r.tenant))
+        tp = tenant_policies[r.tenant]
+        ctx = batch.merged(replace(contexts[(r.contact_id, r.attempt)], jurisdiction=tp.jurisdiction),
+                           r.contact_id in approved)
+        decision = engine.decide(ctx, now, tp.policy)
         decision_id = str(uuid.uuid4())
         if decision.outcome == "approved":
             approved.add(r.contact_id)
@@ -116,6 +130,7 @@ async def decide_requests(uow: UnitOfWork, *, requests: Sequence[tuple[ContactRe
             "account_id": r.account_id, "customer_id": r.customer_id, "channel": r.channel.value,
             "outcome": decision.outcome, "rule_id": decision.rule_id, "reason": decision.reason,
             "retry_at": decision.retry_at, "rules_evaluated": verdicts(decision),
+            "policy_version": decision.policy_version,
         }
         rows.append(row)
         decided[(r.contact_id, r.attempt)] = SimpleNamespace(**row)
@@ -142,23 +157,25 @@ async def check_now(session: Any, *, tenant: str, account_id: str, customer_id: 
                     time_zone: str, party: Party = Party.DEBTOR, automated: bool = False,
                     destination: str | None = None, days_past_due: int | None = None,
                     overdue_minor: int | None = None, collectors: int | None = None,
-                    debtor_reachable: bool = True, now: datetime | None = None) -> Decision:
+                    debtor_reachable: bool = True, now: datetime | None = None,
+                    keys: ContactKeys | None = None, default_country: str = "CN") -> Decision:
     """May an agent contact this customer now? The same engine and records as automated contacts (the
     customer's ledger, holds, suppressions, consents, calendar, the account's agency); nothing stored.
     ``destination`` is the sealed contact point, if the agent names one."""
     now = now or datetime.now(UTC)
-    keys = await repo.borrower_keys_of(session, tenant=tenant, customer_id=customer_id)
+    borrowers = await repo.borrower_keys_of(session, tenant=tenant, customer_id=customer_id)
     # the shape build_contexts reads; what a check does not know is a placeholder, replaced below
     request = ContactRequestV1.model_construct(
         tenant=tenant, contact_id=f"check-{uuid.uuid4().hex}", attempt=1, account_id=account_id,
         customer_id=customer_id, channel=channel, treatment_step="agent-check", segment=Segment.STANDARD,
         days_past_due=days_past_due or 0, destination=destination, time_zone=time_zone, locale="en",
         template_id="agent-check", currency="XXX", overdue_minor=overdue_minor or 0, due_date=now.date(),
-        requested_at=now, borrower_key=keys[0] if keys else None)
-    [ctx] = await build_contexts(session, [request], now=now)
+        requested_at=now, borrower_key=borrowers[0] if borrowers else None)
+    [ctx] = await build_contexts(session, [request], now=now, keys=keys, default_country=default_country)
+    tp = await policies.current_policy(session, tenant)
     ctx = replace(ctx, party=party, automated=automated, collectors=collectors, debtor_reachable=debtor_reachable,
-                  days_past_due=days_past_due, overdue_minor=overdue_minor)
-    return engine.decide(ctx, now, policy_for(tenant))
+                  days_past_due=days_past_due, overdue_minor=overdue_minor, jurisdiction=tp.jurisdiction)
+    return engine.decide(ctx, now, tp.policy)
 
 
 async def decision_log(session: Any, *, tenant: str, contact_id: str | None, account_id: str | None,

@@ -3,14 +3,16 @@ compliance keeps in a few statements per batch, whatever its size: one per table
 suppressions, consents, calendar overrides, agency assignments), each an ``= ANY(:array)`` or a join on
 ``unnest`` of the batch's keys, never one per request.
 
-The ledger is read as instants (UTC) of the trailing 8 days, so a rule counts at any candidate instant:
+The ledger holds one row per contact attempt with its newest outcome; the attempts of the trailing 8 days are
+read as their first instants (UTC), so a rule counts at any candidate instant:
 
 - ``number_unanswered``: outbound calls to the request's number (its contact-point key, whichever tenant
   made them) that got no answer (no answer, busy, voicemail, failed);
 - ``borrower_connects``: conversations (connected, right-party contact; either direction) with the debtor,
   matched by borrower key across tenants and agencies, and by the tenant's customer id;
 - ``debt_calls`` / ``debt_conversations``: calls approved or placed, conversations held, on the account;
-- ``borrower_contacts``: per channel, outbound contacts approved or made for the debtor (not failed ones);
+- ``borrower_contacts``: per channel, outbound contacts approved or made for the debtor (not failed or revoked
+  ones);
 - ``already_approved``: the contact id was approved before (any age).
 One contact counts once per view: at its first instant.
 """
@@ -65,23 +67,6 @@ class ContactKeys:
     identity: IdentityKeys
 
 
-_default_keys: ContactKeys | None = None
-_default_country = "CN"
-
-
-def use_keys(cipher: PiiCipher, identity: IdentityKeys, *, default_country: str = "CN") -> None:
-    """Set the keys :func:`build_contexts` uses when given none, and the calendar country of tenants that set
-    none (``none``: no public holidays) (the service sets them when its app is built)."""
-    global _default_keys, _default_country
-    _default_keys = ContactKeys(cipher, identity)
-    _default_country = default_country
-
-
-def default_country() -> str:
-    """The calendar country of tenants that chose none."""
-    return _default_country
-
-
 def destination_key(request: ContactRequestV1, keys: ContactKeys | None) -> str | None:
     """The contact-point key of the request's destination; None without keys or when it does not open."""
     if keys is None or request.destination is None:
@@ -103,19 +88,18 @@ def first_instants(rows: Iterable[Any]) -> tuple[datetime, ...]:
 
 
 def ledger_view(rows: Sequence[Any]) -> LedgerView:
-    """A request's ledger view from its ledger rows (``branch``: number, borrower, customer, debt, contact)."""
+    """A request's ledger view from its ledger rows, one per attempt with its newest outcome (``branch``:
+    number, borrower, customer, debt, contact), each counted at the attempt's first instant."""
     by_branch: dict[str, list[Any]] = defaultdict(list)
     for r in rows:
         by_branch[r.branch].append(r)
-    revoked = {r.contact_id for r in rows if r.outcome == "revoked"}  # approved, then withdrawn before it was sent
     person = list({r.id: r for r in (*by_branch["borrower"], *by_branch["customer"])}.values())
-    outbound_person = [r for r in person if r.direction == "outbound" and r.outcome not in NOT_A_CONTACT
-                       and r.contact_id not in revoked]
+    outbound_person = [r for r in person if r.direction == "outbound" and r.outcome not in NOT_A_CONTACT]
     contacts: dict[Channel, tuple[datetime, ...]] = {}
     for channel in Channel:
         if instants := first_instants(r for r in outbound_person if r.channel == channel.value):
             contacts[channel] = instants
-    debt_calls = [r for r in by_branch["debt"] if r.channel == Channel.CALL.value and r.contact_id not in revoked]
+    debt_calls = [r for r in by_branch["debt"] if r.channel == Channel.CALL.value and r.outcome != "revoked"]
     return LedgerView(
         number_unanswered=first_instants(r for r in by_branch["number"] if r.channel == Channel.CALL.value
                                          and r.direction == "outbound" and r.outcome in UNANSWERED),
@@ -174,14 +158,15 @@ def holiday_calendar(overrides: Iterable[Any], *, country: str = "CN", years: It
 
 
 async def build_contexts(session: AsyncSession, requests: Sequence[ContactRequestV1], *,
-                         keys: ContactKeys | None = None, now: datetime | None = None) -> list[ContactContext]:
-    """One :class:`ContactContext` per request, in order, from six statements whatever the batch size. ``keys``
-    (default: those set by :func:`use_keys`) open the sealed destination to its contact-point key; without them
-    ``destination_hash`` is None and nothing is counted per number."""
+                         keys: ContactKeys | None = None, default_country: str = "CN",
+                         now: datetime | None = None) -> list[ContactContext]:
+    """One :class:`ContactContext` per request, in order, from seven statements whatever the batch size. ``keys``
+    (the runtime's) open the sealed destination to its contact-point key; without them ``destination_hash`` is
+    None and nothing is counted per number. ``default_country``: the calendar of tenants that chose none
+    (``none``: no public holidays)."""
     if not requests:
         return []
     now = now or datetime.now(UTC)
-    keys = keys or _default_keys
     since = now - LOOKBACK
     destinations = [destination_key(r, keys) for r in requests]
     borrowers = [getattr(r, "borrower_key", None) for r in requests]
@@ -210,7 +195,7 @@ async def build_contexts(session: AsyncSession, requests: Sequence[ContactReques
                             lambda s: (s.tenant, s.destination_key))
     countries = await repo.calendars_of(session, tenants)
     years = range(first.year, (now + CALENDAR_AHEAD).year + 1)
-    calendars = {t: holiday_calendar(overrides_by.get(t, ()), country=countries.get(t, _default_country), years=years)
+    calendars = {t: holiday_calendar(overrides_by.get(t, ()), country=countries.get(t, default_country), years=years)
                  for t in tenants}
 
     contexts = []

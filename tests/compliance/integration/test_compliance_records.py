@@ -301,3 +301,41 @@ async def test_an_opt_out_reply_suppresses_the_contact_point(sessions: Any, tena
     [suppression] = context.suppressions
     assert (suppression.kind, suppression.channel, suppression.destination_hash) == (
         SuppressionKind.OPT_OUT, Channel.SMS, key)
+
+
+async def ledger_row(sessions: Any, tenant: str, contact_id: str) -> Any:
+    from services.compliance.db.models import ContactLedgerEntry as L
+    async with sessions() as session:
+        return (await session.execute(select(L.outcome, L.outcome_at, L.approved_at, L.occurred_at, L.borrower_key,
+                                             L.destination_key)
+                                      .where(L.tenant == tenant, L.contact_id == contact_id))).all()  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(4))))
+async def test_an_attempt_is_one_ledger_row_that_ends_the_same_in_every_order(sessions: Any, tenant: str,
+                                                                              order: tuple[int, ...]) -> None:
+    """The approval and three outcomes of one contact, delivered in every order (the last two in one batch,
+    one of them twice): one row, approved at the approval, its newest outcome, its first instant, the
+    contact point of the approval."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    request = contact_request(tenant, account_id="A1", customer_id="C1", borrower_key=bk(), phone=a_phone())
+    [context] = await contexts_of(sessions, [request])
+    approved_at = now - timedelta(minutes=10)
+    events: list[Any] = [("approve", approved_at),
+                         ("report", outcome(request, "sent", now - timedelta(minutes=9))),
+                         ("report", outcome(request, "delivered", now - timedelta(minutes=8))),
+                         ("report", outcome(request, "failed", now - timedelta(minutes=8)))]  # same instant: by name
+    steps = [events[i] for i in order]
+    for kind, what in steps[:2]:
+        if kind == "approve":
+            await approve(sessions, [context], what)
+        else:
+            await report(sessions, [what, what])
+    rest = [what for kind, what in steps[2:] if kind == "report"]
+    if any(kind == "approve" for kind, _ in steps[2:]):
+        await approve(sessions, [context], approved_at)
+    await report(sessions, rest + rest[:1])
+    [row] = await ledger_row(sessions, tenant, request.contact_id)
+    assert (row.outcome, row.outcome_at, row.approved_at, row.occurred_at) == (
+        "failed", now - timedelta(minutes=8), approved_at, approved_at)
+    assert row.destination_key == context.destination_hash and row.borrower_key == request.borrower_key

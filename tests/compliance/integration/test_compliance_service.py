@@ -79,9 +79,11 @@ async def test_a_daytime_request_is_approved_logged_with_every_verdict_and_cause
     assert (decision.tenant, decision.account_id, decision.customer_id, decision.channel, decision.attempt) == (
         tenant, "A1", "C1", "sms", 1)
     assert (decision.outcome, decision.rule_id, decision.retry_at) == ("approved", "-", None)
-    assert [(r["rule_id"], r["pack"], r["verdict"], r["retry_at"], r["policy_version"])
-            for r in decision.rules_evaluated] == [(r.id, r.pack, "allow", None, 0) for r in CN_AND_HOUSE]
-    assert all(r["reason"] for r in decision.rules_evaluated)
+    evaluated = service.expand_verdicts(decision.rules_evaluated)
+    assert [(r["rule_id"], r["pack"], r["verdict"], r["retry_at"]) for r in evaluated] == [
+        (r.id, r.pack, "allow", None) for r in CN_AND_HOUSE]
+    assert decision.policy_version == 0
+    assert all(r["reason"] for r in evaluated)
 
     [(topic, key, event)] = outbox
     assert (topic, key) == (topics.CONTACT_APPROVED.name, f"{tenant}:C1".encode())
@@ -109,7 +111,7 @@ async def test_a_night_request_is_deferred_to_eight_local_and_email_is_not_bound
     assert deferred.retry_at == eight_local
     assert deferred.retry_at.astimezone(ZoneInfo(zone)).time() == time(8, 0)
     assert deferred.retry_at > datetime.now(UTC)
-    by_rule = {r["rule_id"]: r for r in deferred.rules_evaluated}
+    by_rule = {r["rule_id"]: r for r in service.expand_verdicts(deferred.rules_evaluated)}
     assert {k for k, r in by_rule.items() if r["verdict"] != "allow"} == {"CN-HOURS"}
     assert datetime.fromisoformat(by_rule["CN-HOURS"]["retry_at"]) == eight_local
     [mail_decision] = await decisions_of(sessions, email.contact_id)
@@ -156,7 +158,8 @@ async def test_a_contact_is_approved_once_within_a_batch_and_across_batches(
         ("approved", "-", 1), ("blocked", "HOUSE-DUP", 2), ("blocked", "HOUSE-DUP", 3)]
     for d in decisions:
         if d.outcome == "blocked":
-            assert {r["rule_id"]: r["verdict"] for r in d.rules_evaluated if r["verdict"] != "allow"} == {
+            assert {r["rule_id"]: r["verdict"] for r in service.expand_verdicts(d.rules_evaluated)
+                    if r["verdict"] != "allow"} == {
                 "HOUSE-DUP": "block"}
 
 

@@ -16,6 +16,7 @@ contact's jurisdiction, the HOUSE pack always), their verdicts, and the decision
 from __future__ import annotations
 
 import dataclasses
+import functools
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -40,16 +41,28 @@ def rules_for(ctx: ContactContext, policy: Policy) -> list[BaseRule]:
     picked = policy.packs.get(ctx.jurisdiction)
     if picked is None:
         picked = (ctx.jurisdiction,) if ctx.jurisdiction in PACKS else ()
+    return list(_rules_of(tuple(PACKS.get(name, ()) for name in (*picked, "HOUSE"))))
+
+
+@functools.lru_cache(maxsize=64)
+def _rules_of(packs: tuple[tuple[BaseRule, ...], ...]) -> tuple[BaseRule, ...]:
+    """The rules of these packs in order, each once."""
     chosen: list[BaseRule] = []
-    for name in (*picked, "HOUSE"):
-        for rule in PACKS.get(name, ()):
+    for rules in packs:
+        for rule in rules:
             if rule not in chosen:
                 chosen.append(rule)
-    return chosen
+    return tuple(chosen)
 
 
 def params_of(rule: BaseRule, policy: Policy) -> Any:
-    return policy.params.get(rule.id) or rule.params_type()
+    return policy.params.get(rule.id) or _defaults(rule.params_type)
+
+
+@functools.cache
+def _defaults(params_type: type) -> Any:
+    """A rule's default parameters (frozen dataclasses), built once."""
+    return params_type()
 
 
 def evaluate_all(ctx: ContactContext, at: datetime, rules: Iterable[BaseRule], policy: Policy) -> list[RuleResult]:
