@@ -29,3 +29,15 @@ CONTACT_DECISIONS = Counter("contact_decisions_total", "Compliance decisions", [
 CONTACTS_SENT = Counter("contacts_sent_total", "Contacts handed to a provider", ["channel", "outcome"])
 REQUESTS_RESENT = Counter("scheduler_requests_resent_total",
                           "Contact requests sent again after no verdict came within SCHEDULER_REQUEST_TIMEOUT_S")
+# Compliance's complaint clocks (CN-COMPLAINT: an answer within 15 days, 30 if complex, 60 at most with an
+# approved extension; an open complaint holds its account). Read from the database by a background loop of
+# compliance (services/compliance/workers/clocks.py), never at scrape time: the last values stay while the
+# database is away, and the timestamp says how old they are.
+COMPLAINTS_OPEN = Gauge("compliance_complaints_open", "Open complaints (each holds its account until answered)",
+                        ["tenant"])
+COMPLAINTS_DUE_SOON = Gauge("compliance_complaints_due_soon", "Open complaints not yet overdue whose answer is "
+                            "due within the window (within: 72h, 24h)", ["tenant", "within"])
+COMPLAINTS_OVERDUE = Gauge("compliance_complaints_overdue", "Open complaints past their answer deadline", ["tenant"])
+COMPLAINT_CLOCKS_REFRESHED = Gauge("compliance_complaint_clocks_refreshed_timestamp_seconds",
+                                   "When the complaint gauges were last read from the database (Unix time; "
+                                   "0 until the first read)")

@@ -15,3 +15,6 @@ class Settings(ServiceSettings):
     # The holiday calendar (HOUSE-HOLIDAY) of a tenant that chose none (PUT /v1/calendar): an ISO 3166 country
     # whose public holidays the `holidays` package knows, or "none" for no public holidays.
     default_calendar_country: str = Field("CN", min_length=2, max_length=8)
+    # How often the complaint clocks on /metrics (compliance_complaints_*) are read from the database
+    # (workers/clocks.py); a failed read is logged and tried again after this long, the last values stay.
+    complaint_clocks_interval_s: float = Field(30.0, gt=0, le=3600)

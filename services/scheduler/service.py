@@ -209,8 +209,9 @@ async def record_rejections(uow: UnitOfWork, *, rejections: Sequence[ContactReje
 
 async def record_outcomes(uow: UnitOfWork, *, outcomes: Sequence[ContactOutcomeV1]) -> None:
     """Keep each contact's newest outcome (by when it happened, whatever the arrival order) on its step and
-    close the step: done when sent or handed to an agent, failed otherwise. An outcome for a step not
-    known here yet is kept aside and applied when the step appears."""
+    close the step: done when sent, handed to an agent or a call reached the customer (connected, right-party
+    contact), failed otherwise (a call with no answer, busy, voicemail: ``domain/states.py`` ``outcome_event``).
+    An outcome for a step not known here yet is kept aside and applied when the step appears."""
     newest: dict[str, ContactOutcomeV1] = {}
     for o in outcomes:
         held = newest.get(o.contact_id)

@@ -204,14 +204,17 @@ class ContactRejectedV1(Payload):
 
 
 class ContactOutcomeV1(Payload):
-    """channels.contact-outcome.v1: what happened to an approved contact."""
+    """channels.contact-outcome.v1: what happened to an approved contact: a provider's answer, or a dialer's or
+    agent's call result (docs/events.md: the outcome values)."""
 
     tenant: TenantId
     contact_id: Ident
     account_id: Ident
     customer_id: Ident
     channel: Channel
-    outcome: Literal["sent", "delivered", "failed", "task_created", "unknown", "revoked"]
+    # additive: dialers and agents report the call outcomes (no_answer ... right_party_contact) too
+    outcome: Literal["sent", "delivered", "failed", "task_created", "unknown", "revoked", "no_answer", "busy",
+                     "voicemail", "connected", "right_party_contact"]
     provider_ref: str | None = None
     detail: str | None = None
     occurred_at: datetime
@@ -273,9 +276,13 @@ class PlanEventV1(Payload):
 
 def payload_owner(payload: BaseModel) -> tuple[str, str] | None:
     """The (tenant, customer_id) a payload is about, top level or inside a wrapped request (an approved
-    contact); None when it names neither."""
-    for holder in (payload, getattr(payload, "request", None)):
-        tenant, customer_id = getattr(holder, "tenant", None), getattr(holder, "customer_id", None)
-        if tenant is not None and customer_id is not None:
-            return str(tenant), str(customer_id)
+    contact); None when it names neither. Reads the instance's fields (a missing attribute on a pydantic model
+    takes its slow ``__getattr__`` path: this runs for every event consumed and emitted)."""
+    fields = payload.__dict__
+    tenant, customer_id = fields.get("tenant"), fields.get("customer_id")
+    if tenant is not None and customer_id is not None:
+        return str(tenant), str(customer_id)
+    request = fields.get("request")
+    if isinstance(request, BaseModel):
+        return payload_owner(request)
     return None

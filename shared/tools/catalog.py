@@ -169,7 +169,14 @@ FIELD_DOCS: dict[str, str] = {
         "Deferred: when the scheduler may ask again (UTC). `null`: blocked for good.",
     "ContactOutcomeV1.outcome": "`sent` / `delivered` by a provider, `failed`, `task_created` (a call or "
                                 "visit task for an agent), `unknown`, or `revoked` (a hold placed after the "
-                                "approval stopped it before it was sent).",
+                                "approval stopped it before it was sent). A dialer's or agent's call result: "
+                                "`no_answer` (rang out unanswered), `busy`, `voicemail` (a mailbox or answering "
+                                "machine took it): dialled, the customer not reached (the scheduler treats them "
+                                "like `failed`; compliance counts them against CN-ATTEMPTS); `connected` (a person "
+                                "answered) or `right_party_contact` (the debtor, identity confirmed): a "
+                                "conversation (treated like `delivered`; counted by CN-CONNECTS and US-7IN7). The "
+                                "call results are new in v1: consumers are deployed before producers send them "
+                                "(see Versioning).",
     "ContactOutcomeV1.provider_ref": "The provider's message id, when there is one.",
     "ContactOutcomeV1.detail": "Error or note, e.g. why sending failed.",
     "Instalment.seq": "Position in the schedule, from 1.",
@@ -828,6 +835,10 @@ The version is part of the topic name (`….v1`), of the event `type` and of the
 - An **additive, optional** field may be added to a v1 model only if every consumer ignores
   unknown fields. But {state}, so an event carrying a field its consumer does not know is
   dead-lettered: today **any change to a payload is a new version**.
+- A **new value of an enumerated field** keeps the version when every consumer in this repository handles
+  it: events with the old values stay valid, but a consumer still running the old model dead-letters the
+  new value, so the consumers are deployed before anything sends it. `channels.contact-outcome.v1`'s call
+  outcomes (`no_answer`, `busy`, `voicemail`, `connected`, `right_party_contact`) were added this way.
 - The envelope accepts unknown extension attributes, so adding one is not a breaking change.
 """
 

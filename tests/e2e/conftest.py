@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 
 import httpx
@@ -9,6 +10,11 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from devstack.stack import LocalStack
+
+# The stacks copy this process's environment when they start their services (LocalStack.service_env), after
+# this module is imported: compliance reads its complaint clocks for /metrics every second instead of every 30 s,
+# so a test sees a complaint there at once (tests/e2e/test_compliance_flows.py).
+os.environ.setdefault("COMPLIANCE_COMPLAINT_CLOCKS_INTERVAL_S", "1")
 
 
 @pytest.fixture

@@ -3,7 +3,8 @@ channels' outcomes), holds (from plan events, complaints and people), suppressio
 calendar, complaints (CN-COMPLAINT), the agency registry (CN-OUTSOURCE), and what is left of a customer's
 contact budget today.
 
-Every change records who (``actor``: the API key's tenant, plus the caller's ``X-Actor`` when given) and why.
+Every change records who (``actor``: the name of the API key's principal, docs/access.md; ``plans`` for a plan's
+hold) and why.
 Destinations arrive in plaintext over REST and are stored only as contact-point keys (``shared/identity.py``);
 complaint summaries are sealed with the tenant as associated data.
 """
@@ -27,7 +28,6 @@ from services.compliance.service.context import (
     CONVERSATIONS,
     NOT_A_CONTACT,
     UNANSWERED,
-    default_country,
     first_instants,
     holiday_calendar,
     local_day_bounds,
@@ -70,33 +70,28 @@ def announce_hold(uow: UnitOfWork, hold: Any, *, action: str, at: datetime, caus
 
 
 async def record_approvals(uow: UnitOfWork, *, approved: Sequence[ContactContext], at: datetime) -> None:
-    """One ledger row (outcome ``approved``) per approved contact, at the instant of the decision: the decision
-    use case calls it with the contexts it approved. Counted at once by the caps of later requests."""
+    """One ledger row per approved contact (outcome ``approved`` until one is heard of), at the instant of the
+    decision: the decision use case calls it with the contexts it approved. Counted at once by the caps of
+    later requests."""
     rows = [{"tenant": c.tenant, "borrower_key": c.borrower_key, "customer_id": c.customer_id,
              "account_id": c.account_id, "contact_id": c.contact_id, "channel": c.channel.value,
              "destination_key": c.destination_hash, "direction": "outbound",
              "agency_id": c.agency.agency_id if c.agency is not None else None, "agent_id": None,
-             "outcome": "approved", "occurred_at": at}
+             "outcome": "approved", "occurred_at": at, "approved_at": at, "outcome_at": None}
             for c in approved if c.contact_id is not None]
-    await repo.add_ledger_entries(uow.session, rows)
+    await repo.record_attempts(uow.session, rows)
 
 
 async def record_outcomes(uow: UnitOfWork, *, outcomes: Sequence[ContactOutcomeV1]) -> None:
-    """One ledger row per outcome (a redelivered one is skipped); the contact point, borrower and agency come
-    from the contact's approval when compliance approved it (the outcome event does not carry them)."""
-    approvals = await repo.approvals_of(uow.session, {(o.tenant, o.contact_id) for o in outcomes})
-    rows = []
-    for o in outcomes:
-        approval = approvals.get((o.tenant, o.contact_id))
-        borrower = getattr(o, "borrower_key", None) or (approval.borrower_key if approval is not None else None)
-        rows.append({
-            "tenant": o.tenant, "borrower_key": borrower, "customer_id": o.customer_id, "account_id": o.account_id,
-            "contact_id": o.contact_id, "channel": o.channel.value,
-            "destination_key": approval.destination_key if approval is not None else None,
-            "direction": "outbound", "agency_id": approval.agency_id if approval is not None else None,
-            "agent_id": approval.agent_id if approval is not None else None, "outcome": o.outcome,
-            "occurred_at": o.occurred_at})
-    await repo.add_ledger_entries(uow.session, rows)
+    """Each outcome updates its attempt's ledger row (the newest outcome by its own time wins; a redelivered
+    or older one changes nothing). An outcome of a contact compliance never approved (an agent's call placed
+    outside it) starts a row of its own: with the outcome's borrower key, without a contact point."""
+    rows = [{"tenant": o.tenant, "borrower_key": getattr(o, "borrower_key", None), "customer_id": o.customer_id,
+             "account_id": o.account_id, "contact_id": o.contact_id, "channel": o.channel.value,
+             "destination_key": None, "direction": "outbound", "agency_id": None, "agent_id": None,
+             "outcome": o.outcome, "occurred_at": o.occurred_at, "approved_at": None, "outcome_at": o.occurred_at}
+            for o in outcomes]
+    await repo.record_attempts(uow.session, rows)
 
 
 # --- holds ----------------------------------------------------------------------------------------------------
@@ -291,11 +286,11 @@ class CalendarView:
     public_holidays_included: bool
 
 
-async def calendar_of(session: AsyncSession, *, tenant: str, year: int) -> CalendarView:
+async def calendar_of(session: AsyncSession, *, tenant: str, year: int, default_country: str = "CN") -> CalendarView:
     """The tenant's days without contact in ``year``: the public holidays of its country (China's make-up
     working days excluded), plus its ``day_off`` overrides, minus its ``working_day`` ones: what HOUSE-HOLIDAY
     applies. ``public_holidays_included`` is False for a country the ``holidays`` package does not know."""
-    country = (await repo.calendars_of(session, [tenant])).get(tenant, default_country())
+    country = (await repo.calendars_of(session, [tenant])).get(tenant, default_country)
     overrides = await repo.overrides_for(session, [tenant], first=date(year, 1, 1), last=date(year, 12, 31))
     try:
         public_holidays(country, [year])
@@ -410,6 +405,27 @@ async def list_complaints(session: AsyncSession, *, tenant: str, cipher: PiiCiph
 async def complaint_counts(session: AsyncSession, *, now: datetime) -> tuple[dict[str, int], int]:
     """Complaints per status, and open ones due within 3 days (for the metrics)."""
     return await repo.complaint_counts(session, breach_before=now + timedelta(days=3))
+
+
+# How far ahead the complaint clocks look (the `within` label of compliance_complaints_due_soon).
+CLOCK_WINDOWS = {"72h": timedelta(hours=72), "24h": timedelta(hours=24)}
+
+
+@dataclass(frozen=True, slots=True)
+class ComplaintClocks:
+    """One tenant's open complaints (CN-COMPLAINT): how many, how many are past due, and how many are due within
+    each of ``CLOCK_WINDOWS`` without being past due yet."""
+
+    open: int
+    overdue: int
+    due_within: dict[str, int]
+
+
+async def complaint_clocks(session: AsyncSession, *, now: datetime) -> dict[str, ComplaintClocks]:
+    """Every tenant with open complaints, and their clocks at ``now`` (for the metrics)."""
+    counts = await repo.complaint_clocks(session, now=now, due_before={w: now + d for w, d in CLOCK_WINDOWS.items()})
+    return {tenant: ComplaintClocks(open=c["open"], overdue=c["overdue"], due_within={w: c[w] for w in CLOCK_WINDOWS})
+            for tenant, c in counts.items()}
 
 
 # --- agencies -------------------------------------------------------------------------------------------------
@@ -528,3 +544,88 @@ async def contact_budget(session: AsyncSession, *, tenant: str, customer_id: str
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+# --- contact attempts reported by agents and dialers ------------------------------------------------------------
+
+
+async def record_agent_attempt(uow: UnitOfWork, *, tenant: str, actor: str, identity: IdentityKeys, attempt_id: str,
+                               account_id: str, customer_id: str, channel: Channel, direction: str,
+                               destination: str | None, national_id: str | None, outcome: str, started_at: datetime,
+                               ended_at: datetime | None, agency_id: str | None, now: datetime,
+                               max_age: timedelta = timedelta(days=30),
+                               skew: timedelta = timedelta(minutes=5)) -> tuple[Any, str]:
+    """Record a contact attempt an agent or a dialer made (issue 7: "agent call results feed it") in the contact
+    ledger, where the caps count it at once (CN-ATTEMPTS: unanswered outbound calls per number; CN-CONNECTS, US-7IN7:
+    conversations). One row per ``attempt_id`` (the client's idempotency key; the ledger's contact id is
+    ``agent:<attempt_id>``, apart from compliance's own), upserted by ``repository.record_attempts``: the same report
+    again changes nothing, a later outcome (``ended_at``) replaces an earlier one, an older one changes nothing.
+
+    The destination is kept only as its contact-point key. The borrower key (one debtor across lenders) comes from
+    ``national_id`` when given, else the one the ledger already knows for the customer, else the phone dialled (a
+    number that may belong to someone else is the last resort). Refused (422, nothing stored): an outcome the
+    channel cannot have, a phone that is not one, ``started_at`` in the future (beyond ``skew``) or older than
+    ``max_age``, ``ended_at`` before ``started_at``. 409: the ``attempt_id`` already records another contact
+    (customer, account, channel, direction or number). Returns the row as stored and ``created``, ``updated`` or
+    ``unchanged``."""
+    from shared.identity import normalise_phone  # only this use case needs it
+
+    outcomes_of = {Channel.CALL: {"no_answer", "busy", "voicemail", "connected", "right_party_contact", "failed"},
+                   Channel.FIELD: {"no_answer", "connected", "right_party_contact", "failed"},
+                   Channel.SMS: {"sent", "delivered", "failed"}, Channel.EMAIL: {"sent", "delivered", "failed"}}
+    if outcome not in outcomes_of[channel]:
+        raise Invalid(f"A {channel.value} attempt cannot end {outcome!r}: give one of "
+                      f"{', '.join(sorted(outcomes_of[channel]))}.")
+    if started_at > now + skew:
+        raise Invalid("started_at is in the future.")
+    if started_at < now - max_age:
+        raise Invalid(f"started_at is more than {max_age.days} days ago: too old to report.")
+    if ended_at is not None and not started_at <= ended_at <= now + skew:
+        raise Invalid("ended_at must be at or after started_at, and not in the future.")
+    phone = None
+    if destination is not None and channel in (Channel.CALL, Channel.SMS):
+        try:
+            phone = normalise_phone(destination.strip())
+        except ValueError as exc:
+            raise Invalid(f"destination is not a phone number ({exc}).") from None
+    elif destination is not None and channel is Channel.EMAIL and "@" not in destination:
+        raise Invalid("destination is not an e-mail address.")
+    destination_key = contact_point_key(identity, channel, phone or destination)
+
+    contact_id = f"agent:{attempt_id}"
+    stored = await repo.lock_attempt(uow.session, tenant=tenant, contact_id=contact_id)
+    if stored is not None:
+        mine = {"customer_id": customer_id, "account_id": account_id, "channel": channel.value, "direction": direction}
+        clash = [name for name, value in mine.items() if getattr(stored, name) != value]
+        if destination_key is not None and stored.destination_key not in (None, destination_key):
+            clash.append("destination")
+        if clash:
+            raise Conflict(f"attempt_id {attempt_id!r} already records another contact (its {', '.join(clash)} "
+                           "differ): give each attempt its own id.")
+    borrower_key = identity.borrower_key(national_id=national_id, phone=None) if national_id else None
+    if borrower_key is None and stored is not None:
+        borrower_key = stored.borrower_key
+    if borrower_key is None:
+        known = sorted(await repo.borrower_keys_of(uow.session, tenant=tenant, customer_id=customer_id))
+        borrower_key = known[0] if known else None
+    if borrower_key is None and phone is not None:
+        borrower_key = identity.borrower_key(national_id=None, phone=phone)
+    await repo.record_attempts(uow.session, [{
+        "tenant": tenant, "borrower_key": borrower_key, "customer_id": customer_id, "account_id": account_id,
+        "contact_id": contact_id, "channel": channel.value, "destination_key": destination_key,
+        "direction": direction, "agency_id": agency_id, "agent_id": actor, "outcome": outcome,
+        "occurred_at": started_at, "approved_at": None, "outcome_at": ended_at or started_at}])
+    row = await repo.attempt_of(uow.session, tenant=tenant, contact_id=contact_id)
+    assert row is not None  # just upserted, in this transaction
+    if stored is None:
+        return row, "created"
+    return row, "unchanged" if tuple(row) == tuple(stored) else "updated"
+
+
+async def list_attempts(session: AsyncSession, *, tenant: str, customer_id: str | None, account_id: str | None,
+                        limit: int) -> list[Any]:
+    """The tenant's contact attempts (the ledger: its approvals, the channels' outcomes, agents' and dialers'
+    reports) of a customer and/or an account, newest first."""
+    if customer_id is None and account_id is None:
+        raise Invalid("Give customer_id or account_id.")
+    return await repo.attempts_of(session, tenant=tenant, customer_id=customer_id, account_id=account_id, limit=limit)

@@ -36,7 +36,8 @@ __all__ = [
 ]
 
 PlanKind = Literal["agreed", "cancelled", "completed", "broken"]
-OutcomeKind = Literal["sent", "delivered", "failed", "task_created", "unknown", "revoked"]
+OutcomeKind = Literal["sent", "delivered", "failed", "task_created", "unknown", "revoked", "no_answer", "busy",
+                      "voicemail", "connected", "right_party_contact"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,13 +63,23 @@ def is_open(kind: str) -> bool:
     return kind == "agreed"
 
 
-_OUTCOME_RANK = {"revoked": 0, "sent": 1, "task_created": 2, "delivered": 3, "unknown": 4, "failed": 5}
+# A total order of every outcome (distinct ranks), so equal times never leave the choice to the arrival order:
+# what did not reach the customer over what did, the more final over the less (a dialer's call results sit
+# beside the provider's: a conversation after ``delivered``, an unanswered call before ``failed``).
+_OUTCOME_RANK = {"revoked": 0, "sent": 1, "task_created": 2, "delivered": 3, "connected": 4,
+                 "right_party_contact": 5, "unknown": 6, "voicemail": 7, "busy": 8, "no_answer": 9, "failed": 10}
+
+
+def _rank(kind: str) -> tuple[int, str]:
+    # an outcome outside the table (none passes the contract) sorts before every known one, then by name
+    return (_OUTCOME_RANK.get(kind, -1), kind)
 
 
 def outcome_supersedes(*, stored: tuple[str, datetime] | None, incoming: tuple[str, datetime]) -> bool:
     """Whether a contact outcome replaces the stored one: the later ``occurred_at`` wins; at equal times
-    the more final (failed over unknown over delivered over sent), so arrival order never decides."""
+    the more final (failed over a call not answered over unknown over a conversation over delivered over
+    sent), so arrival order never decides."""
     if stored is None:
         return True
     (old_kind, old_at), (new_kind, new_at) = stored, incoming
-    return (new_at, _OUTCOME_RANK[new_kind]) > (old_at, _OUTCOME_RANK[old_kind])
+    return (new_at, _rank(new_kind)) > (old_at, _rank(old_kind))

@@ -27,8 +27,8 @@ class StepStatus(StrEnum):
 
     PENDING = "pending"      # waiting for due_at (a durable timer)
     REQUESTED = "requested"  # a contact request is on its way to compliance
-    DONE = "done"            # sent, or handed to an agent
-    FAILED = "failed"        # the channel failed
+    DONE = "done"            # sent, handed to an agent, or the call reached the customer
+    FAILED = "failed"        # the channel failed, or the call did not reach the customer
     BLOCKED = "blocked"      # compliance refused it for good
     CANCELLED = "cancelled"  # the treatment stopped or paused
 
@@ -40,8 +40,8 @@ class StepEvent(StrEnum):
     DUE = "due"              # the timer claimed it
     DEFERRED = "deferred"    # compliance: not now, retry at a time
     BLOCKED = "blocked"      # compliance: never
-    SUCCEEDED = "succeeded"  # outcome: sent, delivered, task created
-    FAILED = "failed"        # outcome: failed or unknown
+    SUCCEEDED = "succeeded"  # outcome: sent, delivered, task created; a call connected, right-party contact
+    FAILED = "failed"        # outcome: failed or unknown; a call with no answer, busy, voicemail
     CANCELLED = "cancelled"  # the treatment is no longer active
     REOPENED = "reopened"    # the treatment is active again
 
@@ -62,8 +62,16 @@ STEP = StateMachine[StepStatus, StepEvent]("treatment step", {
 })
 
 
+# What each outcome of channels.contact-outcome.v1 means for the step (docs/events.md). A dialer's or agent's call
+# result is an attempt made: one that did not reach the customer (no answer, busy, voicemail) is a failure like
+# ``failed``, one that did (connected, right-party contact) a success like ``delivered``.
+REACHED = frozenset({"sent", "delivered", "task_created", "connected", "right_party_contact"})
+NOT_REACHED = frozenset({"failed", "unknown", "no_answer", "busy", "voicemail"})
+
+
 def outcome_event(outcome: str) -> StepEvent:
-    """The step event for a channel outcome: a revoked contact (a hold came first) was never made."""
+    """The step event for a contact outcome: a revoked contact (a hold came first) was never made; an outcome
+    this table does not know (none passes the contract) counts as a failure, never as a success."""
     if outcome == "revoked":
         return StepEvent.CANCELLED
-    return StepEvent.FAILED if outcome in ("failed", "unknown") else StepEvent.SUCCEEDED
+    return StepEvent.SUCCEEDED if outcome in REACHED else StepEvent.FAILED

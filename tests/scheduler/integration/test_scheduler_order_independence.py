@@ -96,7 +96,8 @@ def histories(draw: st.DrawFn) -> tuple[list[Fact], list[int], list[int]]:
     facts: list[Fact] = [draw(snapshots)]
     facts += draw(st.lists(st.one_of(snapshots, payments, plans), max_size=7))
     taken = [f for f in facts if isinstance(f, Snapshot)]
-    facts += [Outcome(draw(st.sampled_from(taken)), draw(st.sampled_from(["sent", "delivered", "failed"])))
+    facts += [Outcome(draw(st.sampled_from(taken)), draw(st.sampled_from(["sent", "delivered", "failed",
+                                                                              "no_answer", "right_party_contact"])))
               for _ in range(draw(st.integers(0, 2)))]
     facts = draw(st.permutations(facts))  # the chronology itself is random too
     # one payment id is one payment: keep the first of each id

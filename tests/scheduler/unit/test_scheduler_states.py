@@ -4,13 +4,15 @@ is derived, not a machine: tests/scheduler/unit/test_standing.py."""
 
 from __future__ import annotations
 
+import typing
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.scheduler.domain.states import STEP, StepEvent, StepStatus, outcome_event
+from services.scheduler.domain.states import NOT_REACHED, REACHED, STEP, StepEvent, StepStatus, outcome_event
+from shared.contracts.events import ContactOutcomeV1
 from shared.domain import IllegalTransition
 
 PROPS = settings(max_examples=300, deadline=None, database=None)
@@ -81,6 +83,9 @@ def test_terminal_states() -> None:
 @pytest.mark.parametrize(("outcome", "event"), [
     ("sent", SE.SUCCEEDED), ("delivered", SE.SUCCEEDED), ("task_created", SE.SUCCEEDED),
     ("failed", SE.FAILED), ("unknown", SE.FAILED), ("revoked", SE.CANCELLED),
+    # a dialer's or agent's call result: not reached is a failure, a conversation a success
+    ("no_answer", SE.FAILED), ("busy", SE.FAILED), ("voicemail", SE.FAILED),
+    ("connected", SE.SUCCEEDED), ("right_party_contact", SE.SUCCEEDED),
 ])
 def test_outcome_event(outcome: str, event: StepEvent) -> None:
     assert outcome_event(outcome) is event
@@ -130,3 +135,11 @@ def test_step_sequences_from_creation_reach_only_defined_states(events: list[Ste
             # requested again only by planning, the timer, or reopening a cancelled step: never from blocked,
             # done or failed
             assert before in (SP, SC)
+
+
+def test_every_outcome_of_the_contract_is_interpreted() -> None:
+    """Each value channels.contact-outcome.v1 may carry is named as a contact that reached the customer, one that
+    did not, or ``revoked``: a value added to the contract without a decision here fails this test."""
+    values = set(typing.get_args(ContactOutcomeV1.model_fields["outcome"].annotation))
+    assert values == REACHED | NOT_REACHED | {"revoked"}
+    assert not REACHED & NOT_REACHED

@@ -3,6 +3,7 @@ the status, and the supersede rules that make plan and outcome facts independent
 
 from __future__ import annotations
 
+import typing
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -20,6 +21,7 @@ from services.scheduler.domain.standing import (
     standing,
 )
 from services.scheduler.domain.states import TreatmentStatus
+from shared.contracts.events import ContactOutcomeV1
 
 PROPS = settings(max_examples=300, deadline=None, database=None)
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -78,7 +80,8 @@ def _fold(rule, facts: list[tuple[str, datetime]]) -> tuple[str, datetime] | Non
 
 plan_facts = st.lists(st.tuples(st.sampled_from(["agreed", "completed", "cancelled", "broken"]),
                                 st.integers(0, 5).map(at)), min_size=1, max_size=6)
-outcome_facts = st.lists(st.tuples(st.sampled_from(["sent", "delivered", "failed", "task_created", "unknown"]),
+OUTCOMES = sorted(typing.get_args(ContactOutcomeV1.model_fields["outcome"].annotation))
+outcome_facts = st.lists(st.tuples(st.sampled_from(OUTCOMES),
                                    st.integers(0, 5).map(at)), min_size=1, max_size=6)
 
 
@@ -101,3 +104,14 @@ def test_a_contacts_newest_outcome_does_not_depend_on_arrival_order(facts: list[
     kept = _fold(outcome_supersedes, shuffled)
     assert kept == _fold(outcome_supersedes, facts)
     assert kept is not None and kept[1] == max(t for _, t in facts)
+
+
+def test_every_outcome_of_the_contract_has_its_own_rank() -> None:
+    """Every value a ContactOutcomeV1 may carry (the dialer's call results too) is ordered against every other:
+    at equal times exactly one of two different outcomes supersedes the other, whatever came first."""
+    for a in OUTCOMES:
+        for b in OUTCOMES:
+            if a != b:
+                assert outcome_supersedes(stored=(a, T0), incoming=(b, T0)) != \
+                    outcome_supersedes(stored=(b, T0), incoming=(a, T0)), (a, b)
+        assert not outcome_supersedes(stored=(a, T0), incoming=(a, T0))  # a duplicate changes nothing
