@@ -15,3 +15,8 @@ WEBHOOKS_REFUSED = Counter("channels_webhooks_refused_total", "SMS receipt webho
 # Reconciler polls, by answer: final (delivered/undelivered), pending (queued, sent, unknown), error
 # (no answer); gave_up counts the attempts marked 'unknown' after CHANNELS_RECONCILE_GIVE_UP_S.
 RECONCILED = Counter("channels_reconcile_total", "SMS statuses polled by the reconciler, by result", ["result"])
+# Unsubscribe links (api/unsubscribe.py), by what a request did: shown (the confirmation page of a GET),
+# opted_out (a POST that suppressed the address), repeated (a POST for a link already used), invalid
+# (malformed or tampered: 400), expired (410).
+UNSUBSCRIBES = Counter("channels_unsubscribe_requests_total", "Requests to e-mail unsubscribe links, by result",
+                       ["method", "result"])

@@ -8,21 +8,33 @@ So that a crash never sends the same contact twice:
 3. a row found 'dispatching' after the lease means we crashed mid-call: an SMS is re-sent with the
    same idempotency key (the provider dedupes); e-mail has no such key, so it becomes 'unknown' and
    is reported, never re-sent.
+Customers opt out by replying TD / STOP to an SMS (``record_replies``) or through the signed unsubscribe
+link every e-mail carries (``record_unsubscribe``); both are announced on ``channels.opt-out.v1``.
 Delivery receipts (the provider's signed webhook) and the reconciler's polls (for receipts that never
 came) go through one use case, ``record_receipts``: a receipt counts only for an SMS of ours whose
 provider reference and provider account it names. An SMS with no final status after the give-up age
 becomes 'unknown'. Statuses come from ``domain/states.py``.
+
+Holds (``compliance.hold-changed.v1``) travel on another topic than approvals, so either may arrive first.
+Channels keeps every hold it hears of (``known_holds``: newest fact by ``occurred_at`` wins) and revokes an SMS or
+e-mail not yet handed to a provider whose account (or customer) is under a hold in force at any instant since
+its approval: when the hold arrives (``revoke_for_holds``), when the approval arrives (``record_approved``),
+and once more when the dispatcher claims it (``revoke_held_claims``). So the end state is the same whatever
+the order: revoked, and a later lift does not bring it back (the scheduler plans a new step).
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.channels import metrics as channels_metrics
 from services.channels.db import repository as repo
@@ -30,11 +42,24 @@ from services.channels.db.models import ContactAttempt
 from services.channels.domain.inbound import CONFIRMATION_TEMPLATE, confirmation_text, opt_out_keyword
 from services.channels.domain.messages import FINAL_STATUSES, OutgoingEmail, OutgoingSms, SendResult, StatusReport
 from services.channels.domain.states import ATTEMPT, AttemptEvent, AttemptStatus, creation_event, retry_delay_s
-from services.channels.domain.templates import TemplateContext, render
+from services.channels.domain.templates import (
+    NO_CONTENT,
+    Branding,
+    Compiled,
+    TemplateContext,
+    TenantContent,
+    check_branding,
+    check_version,
+    compile_version,
+    render,
+    template_locale,
+)
+from services.channels.domain.unsubscribe import Unsubscribe, issue
 from shared import metrics
 from shared.contracts import topics
 from shared.contracts.events import Channel, ContactApprovedV1, ContactOptOutV1, ContactOutcomeV1, HoldChangedV1
 from shared.crypto import PiiCipher
+from shared.db import lock_account_keys
 from shared.domain import IllegalTransition
 from shared.logging import mask_text
 from shared.uow import UnitOfWork
@@ -96,11 +121,15 @@ DestinationKeyOf = Callable[[str, str, str | None], str | None]  # (tenant, chan
 
 
 async def record_approved(uow: UnitOfWork, *, approved: Sequence[ContactApprovedV1],
-                          destination_key_of: DestinationKeyOf | None = None) -> int:
+                          destination_key_of: DestinationKeyOf | None = None,
+                          approved_at: Sequence[datetime] = ()) -> int:
     """Record each approved contact once ('sending', before any provider call); calls and visits become
-    agent tasks at once. Returns how many were new."""
+    agent tasks at once. An SMS or e-mail whose account (or customer) is under a hold in force at any
+    instant since its approval is recorded ``revoked`` at once, announced so. ``approved_at``: when each was
+    approved (the approvals' envelope times, in order; the request time stands in for one not given).
+    Returns how many were new."""
     rows = []
-    for a in approved:
+    for n, a in enumerate(approved):
         r = a.request
         rows.append({
             "contact_id": r.contact_id, "tenant": r.tenant, "account_id": r.account_id,
@@ -111,6 +140,7 @@ async def record_approved(uow: UnitOfWork, *, approved: Sequence[ContactApproved
             "currency": r.currency, "due_date": r.due_date, "destination_sealed": r.destination,
             "destination_key": destination_key_of(r.tenant, r.channel.value, r.destination)
             if destination_key_of else None,
+            "approved_at": approved_at[n] if n < len(approved_at) else r.requested_at,
             "status": ATTEMPT.apply(AttemptStatus.NEW, creation_event(r.channel.value)).value, "tries": 0})
     created = await repo.insert_new(uow.session, rows)
     for a in created:
@@ -124,29 +154,83 @@ async def record_approved(uow: UnitOfWork, *, approved: Sequence[ContactApproved
             if a.status in SETTLED:
                 _emit_outcome(uow, a._mapping, a.status, provider_ref=a.provider_ref,
                               detail="announced again: the contact was already made", occurred_at=a.updated_at)
+    waiting = [dict(a._mapping) for a in created if a.status == AttemptStatus.SENDING]
+    if waiting:
+        # after the row locks above, never before: a transaction holding these customers' locks never waits
+        # for a row lock (no deadlock with the dispatcher's claim, which takes them after its rows)
+        await lock_account_keys(uow.session, {(a["tenant"], a["customer_id"]) for a in waiting})
+        held = await repo.holds_over(uow.session, waiting)
+        await _revoke(uow, [a for a in waiting if a["contact_id"] in held], held, repo.store)
     return len(created)
 
 
+@dataclass(frozen=True, slots=True)
+class _Held:
+    """The hold that stops a contact (a row of ``repo.holds_over`` has the same fields)."""
+
+    hold_id: str
+    kind: str
+    reason: str
+
+
+def _hold_detail(hold_id: str, kind: str) -> str:
+    # only what every fact of the hold says alike (a lift heard of first carries the lift's reason), so the
+    # detail is the same whatever the order; the reason is in compliance (GET /v1/holds)
+    return f"revoked: {kind} hold {hold_id}"
+
+
+async def _revoke(uow: UnitOfWork, attempts: Sequence[dict[str, Any]], held: Mapping[str, Any],
+                  store: Callable[[Any, Sequence[Mapping[str, Any]]], Any]) -> int:
+    """Revoke these 'sending' attempts, each naming its hold (``held`` by contact id: hold_id, kind, reason),
+    announce them and store them with ``store``."""
+    for a in attempts:
+        h = held[a["contact_id"]]
+        a.update(status=ATTEMPT.apply(AttemptStatus.SENDING, AttemptEvent.REVOKED).value,
+                 detail=_hold_detail(h.hold_id, h.kind))
+        _emit_outcome(uow, a, "revoked", detail=a["detail"])
+    await store(uow.session, attempts)
+    return len(attempts)
+
+
+def _newest_facts(holds: Sequence[HoldChangedV1]) -> list[dict[str, Any]]:
+    """One row per (tenant, hold_id): its newest fact by ``occurred_at`` (a lift wins a tie), with the reason
+    it was placed when a placement is among them (as ``repo.merge_holds`` merges with what is stored)."""
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    placed_reasons: dict[tuple[str, str], str] = {}
+    for h in holds:
+        key = (h.tenant, h.hold_id)
+        if h.action == "placed":
+            placed_reasons[key] = h.reason
+        kept = rows.get(key)
+        if kept is None or (h.occurred_at, h.action == "lifted") > (kept["state_at"], kept["state"] == "lifted"):
+            rows[key] = {"tenant": h.tenant, "hold_id": h.hold_id, "customer_id": h.customer_id,
+                         "account_id": h.account_id, "kind": h.kind, "reason": h.reason, "starts_at": h.starts_at,
+                         "ends_at": h.ends_at, "state": h.action, "state_at": h.occurred_at}
+    for key, reason in placed_reasons.items():
+        rows[key]["reason"] = reason
+    return list(rows.values())
+
+
 async def revoke_for_holds(uow: UnitOfWork, *, holds: Sequence[HoldChangedV1]) -> int:
-    """A hold placed after an approval stops what is not yet sent: attempts still waiting for the dispatcher
-    (``sending``) on the held account (or every account of the customer) become ``revoked``, announced as
-    such. One already being sent is not stopped (its send may have gone out). Returns how many."""
-    placed = [h for h in holds if h.action == "placed"]
-    if not placed:
+    """Keep each hold's newest fact (``known_holds``), then revoke what it stops and is not yet sent: attempts still
+    waiting for the dispatcher (``sending``) on the held account (or every account of the customer), if the
+    hold was in force at any instant since they were approved, become ``revoked``, announced as such. One
+    already being sent is not stopped (its send may have gone out). A lift revokes nothing it had not (a hold
+    lifted before an approval never stops it) and brings nothing back. Returns how many."""
+    if not holds:
         return 0
-    waiting = await repo.lock_waiting(uow.session, status=AttemptStatus.SENDING.value,
-                                      accounts=[(h.tenant, h.account_id) for h in placed if h.account_id],
-                                      customers=[(h.tenant, h.customer_id) for h in placed if not h.account_id])
-    why = {(h.tenant, h.account_id or h.customer_id): f"revoked: {h.kind} hold ({h.reason[:200]})" for h in placed}
-    changes = []
-    for a in waiting:
-        row = dict(a._mapping)
-        row.update(status=ATTEMPT.apply(AttemptStatus(row["status"]), AttemptEvent.REVOKED).value,
-                   detail=why.get((row["tenant"], row["account_id"])) or why.get((row["tenant"], row["customer_id"])))
-        changes.append(row)
-        _emit_outcome(uow, row, "revoked", detail=row["detail"])
-    await repo.store(uow.session, changes)
-    return len(changes)
+    facts = _newest_facts(holds)
+    await lock_account_keys(uow.session, {(h["tenant"], h["customer_id"]) for h in facts})
+    await repo.merge_holds(uow.session, facts)
+    found = await repo.lock_held(uow.session, status=AttemptStatus.SENDING.value,
+                                 holds=[(h["tenant"], h["hold_id"]) for h in facts])
+    held: dict[str, Any] = {}
+    attempts: dict[str, dict[str, Any]] = {}
+    for row in found:  # earliest-starting hold first
+        if row.contact_id not in attempts:
+            attempts[row.contact_id] = {k: v for k, v in row._mapping.items() if not k.startswith("hold_")}
+            held[row.contact_id] = _Held(row.hold_id, row.hold_kind, row.hold_reason)
+    return await _revoke(uow, list(attempts.values()), held, repo.store)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,32 +295,101 @@ async def record_replies(uow: UnitOfWork, *, replies: Sequence[Reply], destinati
     return tally
 
 
+EMAIL_LINK_ACCOUNT = "email-link"  # inbound_messages.provider_account of unsubscribe-link requests
+UNSUBSCRIBE_KEYWORD = "UNSUBSCRIBE"
+
+
+async def record_unsubscribe(uow: UnitOfWork, *, request: Unsubscribe, received_at: datetime) -> bool:
+    """A customer used the unsubscribe link of one of our e-mails (a genuine, unexpired token): that address
+    is suppressed for that tenant only (``channels.opt-out.v1``, channel e-mail, source ``email-link``; compliance
+    suppresses it at once). One opt-out per e-mail's link, however often it is used: False when it was used
+    before (nothing emitted)."""
+    if not await repo.add_inbound(uow.session, message_id=request.message_id, provider_account=EMAIL_LINK_ACCOUNT,
+                                  keyword=UNSUBSCRIBE_KEYWORD, received_at=received_at):
+        return False
+    uow.emit(topics.OPT_OUT, ContactOptOutV1(
+        tenant=request.tenant, customer_id=request.customer_id, channel=Channel.EMAIL,
+        destination_key=request.destination_key, keyword=UNSUBSCRIBE_KEYWORD, message_id=request.message_id,
+        received_at=received_at, source="email-link"), subject=request.message_id)
+    await repo.set_inbound_tenants(uow.session, message_id=request.message_id, tenants=1)
+    return True
+
+
 async def claim_for_dispatch(uow: UnitOfWork, *, limit: int) -> list[Any]:
-    """Claim a batch of attempts to send ('dispatching', tries + 1); commit before calling a provider."""
+    """Claim a batch of attempts to send ('dispatching', tries + 1); commit before calling a provider.
+    Pass the claim through ``revoke_held_claims`` in the same unit of work before sending."""
     return await repo.claim(uow.session, status=AttemptStatus.SENDING.value,
                             claimed_status=ATTEMPT.apply(AttemptStatus.SENDING, AttemptEvent.CLAIMED).value,
                             limit=limit)
 
 
-def prepare_messages(claimed: Sequence[Any], cipher: PiiCipher) -> tuple[list[OutgoingSms | OutgoingEmail],
-                                                                       list[SendResult]]:
-    """Open each destination and render its template; a row that can never be sent fails on its own."""
+async def revoke_held_claims(uow: UnitOfWork, *, claimed: Sequence[Any]) -> list[Any]:
+    """The last check before a provider is called, in the claim's unit of work: a claimed attempt whose
+    account (or customer) came under a hold in force at any instant since its approval (a hold that started
+    since, or one whose revocation missed it while the claim held its row) is not sent but revoked, as if it
+    had never been claimed. Returns the attempts still to send. One hold lookup per claim, whatever its size."""
+    if not claimed:
+        return []
+    # our own messages (an opt-out's confirmation) are no collection contact: no hold stops them
+    rows = [dict(a._mapping) for a in claimed if not a.template_id.startswith("system.")]
+    for a in rows:
+        a["approved_at"] = a["approved_at"] or a["created_at"]
+    # after the claim's row locks (see record_approved)
+    await lock_account_keys(uow.session, {(a["tenant"], a["customer_id"]) for a in rows})
+    held = await repo.holds_over(uow.session, rows)
+    if not held:
+        return list(claimed)
+    await _revoke(uow, [a for a in rows if a["contact_id"] in held], held, repo.unclaim)
+    return [a for a in claimed if a.contact_id not in held]
+
+
+@dataclass(frozen=True, slots=True)
+class UnsubscribeLinks:
+    """Makes each e-mail's unsubscribe link: ``<base_url>/v1/unsubscribe/<token>``, the token signed with the
+    active key and valid for ``ttl`` from when the e-mail is prepared (``domain/unsubscribe.py``)."""
+
+    base_url: str
+    key_id: str
+    key: bytes
+    ttl: timedelta
+    destination_key_of: Callable[[str], str]  # an address -> its cp1: key (shared/identity.py)
+
+    def __call__(self, a: Any, to: str, now: datetime | None = None) -> str:
+        expires = (now or datetime.now(UTC)) + self.ttl
+        token = issue(Unsubscribe(tenant=a.tenant, customer_id=a.customer_id, contact_id=a.contact_id,
+                                  destination_key=self.destination_key_of(to), locale=template_locale(a.locale),
+                                  expires_at=int(expires.timestamp())), key_id=self.key_id, key=self.key)
+        return f"{self.base_url}/v1/unsubscribe/{token}"
+
+
+def prepare_messages(claimed: Sequence[Any], cipher: PiiCipher, *, unsubscribe: UnsubscribeLinks | None = None,
+                     content: Mapping[str, TenantContent] | None = None,
+                     ) -> tuple[list[OutgoingSms | OutgoingEmail], list[SendResult]]:
+    """Open each destination and render its template; a row that can never be sent fails on its own. Each
+    e-mail gets its unsubscribe link (``unsubscribe``; none without it), in its body and its headers. Each
+    tenant's branding and published templates (``content``, from ``tenant_content``) apply to its rows;
+    without any, the built-ins and the default lender."""
     ready: list[OutgoingSms | OutgoingEmail] = []
     unusable: list[SendResult] = []
     for a in claimed:
         try:
             to = cipher.open(a.destination_sealed or "", context=a.tenant)
+            tenant_content_ = content.get(a.tenant) if content else None
             if a.template_id == CONFIRMATION_TEMPLATE:
-                ready.append(OutgoingSms(a.contact_id, to, confirmation_text(a.locale)))
+                branding = tenant_content_.branding if tenant_content_ is not None else None
+                lender = branding.lender.get("zh-CN") if branding is not None else None
+                ready.append(OutgoingSms(a.contact_id, to, confirmation_text(a.locale, lender)))
                 continue
+            link = unsubscribe(a, to) if unsubscribe is not None and a.channel == "email" else None
             text = render(a.template_id, TemplateContext(a.account_ref, a.days_past_due, a.overdue_minor,
-                                                         a.currency, a.due_date, a.locale))
+                                                         a.currency, a.due_date, a.locale, unsubscribe_url=link),
+                          tenant_content_)
             if a.channel == "sms":
                 if not E164.fullmatch(to):
                     raise ValueError("the phone number is not in E.164 form")
                 ready.append(OutgoingSms(a.contact_id, to, text.body))
             else:
-                ready.append(OutgoingEmail(a.contact_id, to, text.subject, text.body))
+                ready.append(OutgoingEmail(a.contact_id, to, text.subject, text.body, unsubscribe_url=link))
         except Exception as exc:  # one bad row must not stop the batch
             unusable.append(SendResult(a.contact_id, False, error=f"not sendable: {type(exc).__name__}: "
                                                                   f"{mask_text(str(exc))[:300]}"))
@@ -412,3 +565,119 @@ async def contact_history(session: Any, *, tenant: str, account_id: str | None =
                           limit: int) -> list[ContactAttempt]:
     """The tenant's contact attempts of one account and/or in one status, newest first."""
     return await repo.history(session, tenant=tenant, account_id=account_id, status=status, limit=limit)
+
+
+# --- tenants' branding and templates (issue 7) ---------------------------------------------------------------
+# A tenant's branding (lender name per locale, help line, complaint line) and its own versions of templates are
+# published over REST, checked when published (domain/templates.py ``check_branding``, ``check_version``: refused
+# with the lint's findings, nothing stored), versioned and immutable; the newest of each applies to the tenant's
+# next messages. The dispatcher reads them through ``CONTENT`` (at most once per ``ttl`` seconds per tenant, two
+# statements for every tenant of a claim that is due), never per message.
+
+
+def branding_of(row: Any) -> Branding:
+    return Branding({"zh-CN": row.lender_zh, "en": row.lender_en}, row.help_line, row.complaint_line, row.version)
+
+
+class TenantContentCache:
+    """Each tenant's ``TenantContent`` (branding and templates in force), read at most once per ``ttl`` seconds
+    per tenant: a change published through this process applies to its next claim (``forget``), one published
+    through another replica within ``ttl`` seconds. A published version is compiled once per process."""
+
+    def __init__(self, ttl: float = 5.0, max_compiled: int = 10_000) -> None:
+        self.ttl = ttl
+        self.max_compiled = max_compiled
+        self._held: dict[str, tuple[float, TenantContent]] = {}
+        self._compiled: dict[tuple[str, str, str, int], Compiled | None] = {}
+
+    async def current(self, session: AsyncSession, tenants: Collection[str]) -> dict[str, TenantContent]:
+        now = time.monotonic()
+        due = sorted(t for t in set(tenants) if t not in self._held or now - self._held[t][0] >= self.ttl)
+        if due:
+            brandings = {r.tenant: branding_of(r) for r in await repo.current_brandings(session, due)}
+            in_force: dict[str, dict[tuple[str, str], Compiled]] = {}
+            for r in await repo.current_template_versions(session, due):
+                if (c := self.compiled(r)) is not None:
+                    in_force.setdefault(r.tenant, {})[(c.id, c.locale)] = c
+            for t in due:
+                branding, templates = brandings.get(t), in_force.get(t, {})
+                self._held[t] = (now, TenantContent(branding, templates) if branding or templates else NO_CONTENT)
+        return {t: self._held[t][1] for t in tenants}
+
+    def compiled(self, row: Any) -> Compiled | None:
+        """A stored version, compiled (None, logged, if it no longer compiles: the built-in stands in)."""
+        key = (row.tenant, row.template_id, row.locale, row.version)
+        if key not in self._compiled:
+            if len(self._compiled) >= self.max_compiled:
+                self._compiled.clear()
+            try:
+                self._compiled[key] = compile_version(template_id=row.template_id, locale=row.locale,
+                                                      channel=row.channel, subject=row.subject, body=row.body,
+                                                      version=row.version)
+            except (KeyError, ValueError) as exc:
+                log.error("a published template no longer compiles; the built-in applies",
+                          extra={"tenant": row.tenant, "template_id": row.template_id, "locale": row.locale,
+                                 "version": row.version, "error": str(exc)[:200]})
+                self._compiled[key] = None
+        return self._compiled[key]
+
+    def forget(self, tenant: str) -> None:
+        self._held.pop(tenant, None)
+
+
+CONTENT = TenantContentCache()
+
+
+async def tenant_content(session: AsyncSession, tenants: Collection[str]) -> dict[str, TenantContent]:
+    """The branding and templates in force for each of ``tenants`` (cached: see ``TenantContentCache``)."""
+    return await CONTENT.current(session, tenants)
+
+
+async def current_branding(session: AsyncSession, tenant: str) -> Any | None:
+    """The tenant's branding row in force, as stored (None: the defaults)."""
+    rows = await repo.current_brandings(session, [tenant])
+    return rows[0] if rows else None
+
+
+async def templates_in_force(session: AsyncSession, tenant: str) -> list[Any]:
+    """The tenant's newest version of each template and locale it published, as stored."""
+    return await repo.current_template_versions(session, [tenant])
+
+
+async def publish_branding(uow: UnitOfWork, *, tenant: str, lender: Mapping[str, str], help_line: str,
+                           complaint_line: str | None, created_by: str, reason: str) -> Any:
+    """Store a new version of the tenant's branding (the next number) once it passes ``check_branding`` against
+    the built-ins and the tenant's templates in force; BrandingRejected otherwise, nothing stored."""
+    await repo.lock_tenant_content(uow.session, tenant, "content")
+    templates = [c for r in await repo.current_template_versions(uow.session, [tenant])
+                 if (c := CONTENT.compiled(r)) is not None]
+    branding = check_branding(lender=lender, help_line=help_line, complaint_line=complaint_line, templates=templates)
+    version = await repo.latest_branding_version(uow.session, tenant) + 1
+    return await repo.add_branding(uow.session, {
+        "tenant": tenant, "version": version, "lender_zh": branding.lender["zh-CN"],
+        "lender_en": branding.lender["en"], "help_line": branding.help_line,
+        "complaint_line": branding.complaint_line, "created_by": created_by, "reason": reason})
+
+
+async def publish_template_version(uow: UnitOfWork, *, tenant: str, template_id: str, locale: str, channel: str,
+                                   subject: str, body: str, created_by: str, reason: str) -> Any:
+    """Store the tenant's next version of ``template_id`` in ``locale`` once it passes ``check_version`` (as the
+    built-ins are checked, and with the tenant's branding); ContentRejected, TemplateSourceError or KeyError
+    (unknown template) otherwise, nothing stored."""
+    await repo.lock_tenant_content(uow.session, tenant, "content")
+    branding_row = await current_branding(uow.session, tenant)
+    version = await repo.latest_template_version(uow.session, tenant, template_id, locale) + 1
+    check_version(template_id=template_id, locale=locale, channel=channel, subject=subject, body=body,
+                  version=version, branding=branding_of(branding_row) if branding_row is not None else None)
+    return await repo.add_template_version(uow.session, {
+        "tenant": tenant, "template_id": template_id, "locale": locale, "version": version, "channel": channel,
+        "subject": subject, "body": body, "created_by": created_by, "reason": reason})
+
+
+async def branding_history(session: AsyncSession, tenant: str, *, limit: int) -> list[Any]:
+    return await repo.branding_versions(session, tenant, limit=limit)
+
+
+async def template_history(session: AsyncSession, tenant: str, template_id: str, *, locale: str | None,
+                           limit: int) -> list[Any]:
+    return await repo.template_versions(session, tenant, template_id, locale=locale, limit=limit)

@@ -1,5 +1,9 @@
 """Channels settings: the shared ones (shared/settings.py) plus its own, prefixed CHANNELS_."""
 
+import base64
+import binascii
+import hashlib
+import hmac
 import json
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
@@ -8,11 +12,16 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from services.channels.domain.signatures import ACCOUNT_ID
+from services.channels.domain.unsubscribe import KEY_ID
 from shared.settings import ServiceSettings, service_config
 
 # The SMS sandbox (devstack/sms_sandbox.py) signs its receipts as this account with this secret by default.
 DEV_SMS_ACCOUNT = "sandbox"
 DEV_SMS_WEBHOOK_SECRET = "dev-sms-webhook-secret"  # noqa: S105 - development default, refused in prod
+# The unsubscribe-link key derived from IDENTITY_KEY when CHANNELS_UNSUBSCRIBE_KEYS names none (always accepted).
+DERIVED_UNSUBSCRIBE_KEY_ID = "i1"
+_DERIVATION_LABEL = b"gentle-collections/channels/unsubscribe-key/v1"
+MIN_UNSUBSCRIBE_KEY_BYTES = 32
 
 SmtpTls = Literal["none", "starttls", "tls"]
 
@@ -34,9 +43,9 @@ class Settings(ServiceSettings):
     sms_webhook_window_s: float = Field(300.0, gt=0, le=86_400)
     # The provider's limit of messages per batch request; a larger dispatch batch is sent in chunks.
     sms_max_batch: int = Field(1000, ge=1, le=10_000)
-    # Where the provider can reach this service from outside; when set, each SMS names
-    # <public_base_url>/v1/webhooks/sms/receipts as its receipt callback. Unset: the URL configured
-    # at the provider is used.
+    # Where the provider (and customers' browsers) can reach this service from outside; when set, each SMS
+    # names <public_base_url>/v1/webhooks/sms/receipts as its receipt callback (unset: the URL configured at
+    # the provider), and each e-mail's unsubscribe link is <public_base_url>/v1/unsubscribe/<token>.
     public_base_url: str | None = None
     # Timeout of one batch request to the SMS provider; a timeout is retried (idempotency keys).
     sms_timeout_s: float = Field(15.0, gt=0, le=300)
@@ -73,10 +82,18 @@ class Settings(ServiceSettings):
     reconcile_give_up_s: float = Field(86_400.0, gt=0, le=30 * 86_400)
     # An opt-out reply concerns every tenant that texted that number within this many days.
     opt_out_lookback_days: int = Field(180, ge=1, le=3650)
+    # Keys that sign the unsubscribe links in e-mails (HMAC-SHA256, domain/unsubscribe.py): key id -> base64 of
+    # at least 32 random bytes, as JSON {"u1": "..."} or u1=...,u2=... Unset: one key derived from IDENTITY_KEY
+    # (key id "i1", always accepted). Keep a retired key while links it signed may still be used.
+    unsubscribe_keys: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict, repr=False)
+    # The key that signs new links; default: the only one of unsubscribe_keys, else the derived "i1".
+    unsubscribe_active_key: str | None = None
+    # An e-mail's unsubscribe link works for this many days after the e-mail was sent (then: 410, expired).
+    unsubscribe_ttl_days: int = Field(60, ge=1, le=366)
 
-    @field_validator("sms_webhook_secrets", mode="before")
+    @field_validator("sms_webhook_secrets", "unsubscribe_keys", mode="before")
     @classmethod
-    def _parse_secrets(cls, value: Any) -> Any:
+    def _parse_secrets(cls, value: Any, info: Any) -> Any:
         if not isinstance(value, str):
             return value
         text = value.strip()
@@ -86,9 +103,45 @@ class Settings(ServiceSettings):
         for item in filter(None, (part.strip() for part in text.split(","))):
             account, sep, secret = item.partition("=")
             if not sep:
-                raise ValueError("CHANNELS_SMS_WEBHOOK_SECRETS: write account=secret,... or a JSON object")
+                what = "account=secret" if info.field_name == "sms_webhook_secrets" else "id=base64 key"
+                raise ValueError(f"CHANNELS_{str(info.field_name).upper()}: write {what},... or a JSON object")
             pairs[account.strip()] = secret.strip()
         return pairs
+
+    @model_validator(mode="after")
+    def _check_unsubscribe_keys(self) -> "Settings":
+        for key_id, secret in self.unsubscribe_keys.items():
+            if not KEY_ID.fullmatch(key_id) or key_id == DERIVED_UNSUBSCRIBE_KEY_ID:
+                raise ValueError(f"CHANNELS_UNSUBSCRIBE_KEYS: {key_id!r} is not a valid key id (letters, digits, "
+                                 f". _ -; at most 16; {DERIVED_UNSUBSCRIBE_KEY_ID!r} is the derived key's)")
+            try:
+                if len(base64.b64decode(secret, validate=True)) < MIN_UNSUBSCRIBE_KEY_BYTES:
+                    raise ValueError("too short")
+            except (binascii.Error, ValueError):
+                raise ValueError(f"CHANNELS_UNSUBSCRIBE_KEYS: the key {key_id!r} must be base64 of at least "
+                                 f"{MIN_UNSUBSCRIBE_KEY_BYTES} bytes") from None
+        if self.unsubscribe_active_key is None:
+            self.unsubscribe_active_key = (next(iter(self.unsubscribe_keys)) if len(self.unsubscribe_keys) == 1
+                                           else DERIVED_UNSUBSCRIBE_KEY_ID)
+        if self.unsubscribe_active_key not in self.unsubscribe_signing_keys:
+            raise ValueError(f"CHANNELS_UNSUBSCRIBE_ACTIVE_KEY {self.unsubscribe_active_key!r} is not one of "
+                             "CHANNELS_UNSUBSCRIBE_KEYS")
+        return self
+
+    @property
+    def unsubscribe_signing_keys(self) -> dict[str, bytes]:
+        """Every key an unsubscribe link may be signed with: the configured ones and the derived one."""
+        derived = hmac.new(self.identity_secret, _DERIVATION_LABEL, hashlib.sha256).digest()
+        return {DERIVED_UNSUBSCRIBE_KEY_ID: derived,
+                **{k: base64.b64decode(v) for k, v in self.unsubscribe_keys.items()}}
+
+    @property
+    def unsubscribe_base_url(self) -> str | None:
+        """Where a customer's browser or mail client reaches this service: CHANNELS_PUBLIC_BASE_URL; outside
+        prod, this service's own address when that is unset. None: e-mails go without a link."""
+        if self.public_base_url:
+            return self.public_base_url
+        return None if self.app_env == "prod" else f"http://{self.host}:{self.port}"
 
     @model_validator(mode="after")
     def _check_sms_accounts(self) -> "Settings":

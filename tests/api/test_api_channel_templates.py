@@ -34,7 +34,8 @@ async def test_the_builtin_templates_are_listed_with_versions(channels: ServiceA
     body = response.json()
     listed = {(t["id"], t["locale"]): t for t in body["templates"]}
     assert set(listed) == {(i, loc) for i in (*tpl.TEMPLATE_IDS, *tpl.AGENT_TEMPLATE_IDS) for loc in tpl.LOCALES}
-    assert listed[("reminder.sms", "zh-CN")]["version"] == 2
+    assert listed[("reminder.sms", "zh-CN")]["version"] == 3
+    assert listed[("reminder.sms", "zh-CN")]["source"] == "builtin"
     assert listed[("reminder.sms", "zh-CN")]["channel"] == "sms"
     assert "{{ lender }}" in listed[("reminder.email", "en")]["body"]
     assert "amount" in body["variables"] and body["lexicons"] == {"zh-CN": 1, "en": 1}

@@ -1,18 +1,50 @@
-"""SMTP: one connection per batch. SMTP has no idempotency key: see services/channels/service.py."""
+"""SMTP: one connection per batch. SMTP has no idempotency key: see services/channels/service.py.
+
+An e-mail with an unsubscribe link carries it as ``List-Unsubscribe: <url>`` with
+``List-Unsubscribe-Post: List-Unsubscribe=One-Click`` (RFC 8058): mail clients then offer one-click
+unsubscribing, a POST to that URL. RFC 8058 asks for a DKIM signature covering both headers: that is the
+outgoing mail server's job (sign List-Unsubscribe and List-Unsubscribe-Post there)."""
 
 from __future__ import annotations
 
 import contextlib
+import email.policy
 import ssl
+from email.headerregistry import BaseHeader, HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage
 from email.utils import make_msgid
-from typing import Literal
+from typing import Any, Literal, cast
 
 import aiosmtplib
 
 from services.channels.domain.messages import OutgoingEmail, SendResult
 
 SmtpTls = Literal["none", "starttls", "tls"]
+# RFC 5322's limit of a header line; a longer link goes in the body only
+MAX_HEADER_LINE = 998
+
+
+class _UrlHeader(UnstructuredHeader):
+    """``List-Unsubscribe``: written on one line as given. The default folding would turn a URL longer than a
+    line into RFC 2047 encoded words, which mail clients do not decode in this header. (The registry mixes
+    BaseHeader in, which gives it ``name``.)"""
+
+    name: str
+
+    def fold(self, *, policy: Any) -> str:
+        return f"{self.name}: {self}{policy.linesep}"
+
+
+_HEADERS = HeaderRegistry()
+_HEADERS.map_to_type("list-unsubscribe", cast("type[BaseHeader]", _UrlHeader))
+POLICY = email.policy.default.clone(header_factory=_HEADERS)
+
+
+def unsubscribe_headers(url: str | None) -> dict[str, str]:
+    """The RFC 8058 one-click headers for an unsubscribe link (none without one, or for one too long)."""
+    if not url or len("List-Unsubscribe: <>") + len(url) > MAX_HEADER_LINE or not url.isascii():
+        return {}
+    return {"List-Unsubscribe": f"<{url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
 
 
 class MailProvider:
@@ -72,10 +104,12 @@ class MailProvider:
                     results += [SendResult(rest.contact_id, False, error="SMTP connection lost before sending",
                                            retryable=True) for rest in messages[index:]]
                     break
-                msg = EmailMessage()
+                msg = EmailMessage(policy=POLICY)
                 msg["From"], msg["To"], msg["Subject"] = self._sender, m.to, m.subject
                 msg["Message-ID"] = make_msgid(idstring=m.contact_id)
                 msg["X-Contact-Id"] = m.contact_id
+                for name, value in unsubscribe_headers(m.unsubscribe_url).items():  # RFC 2369, RFC 8058
+                    msg[name] = value
                 msg.set_content(m.body)
                 try:
                     await smtp.send_message(msg)

@@ -15,7 +15,8 @@ from shared.uow import UnitOfWork
 
 async def on_contact_approved(uow: UnitOfWork, deliveries: list[Delivery],
                               destination_key_of: service.DestinationKeyOf | None = None) -> None:
-    await service.record_approved(uow, approved=[d.payload for d in deliveries], destination_key_of=destination_key_of)
+    await service.record_approved(uow, approved=[d.payload for d in deliveries], destination_key_of=destination_key_of,
+                                  approved_at=[d.event.time for d in deliveries])
 
 
 async def on_hold_changed(uow: UnitOfWork, deliveries: list[Delivery]) -> None:

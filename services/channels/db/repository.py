@@ -1,5 +1,5 @@
-"""Channels' repository: contact attempts. Adds and flushes, never commits; stores the statuses that
-``domain/states.py`` decides through ``service.py``."""
+"""Channels' repository: contact attempts and the holds heard of. Adds and flushes, never commits; stores the
+statuses that ``domain/states.py`` decides through ``service.py``."""
 
 from __future__ import annotations
 
@@ -7,15 +7,24 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, select, update
+from sqlalchemy import DateTime, and_, bindparam, case, cast, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.channels.db.models import ContactAttempt, InboundMessage
+from services.channels.db.models import (
+    ChannelBranding,
+    ChannelTemplateVersion,
+    ContactAttempt,
+    InboundMessage,
+    KnownHold,
+)
 from shared.db import any_of, keys_table, table_of
 
 ATTEMPTS: Any = table_of(ContactAttempt)
 INBOUND: Any = table_of(InboundMessage)
+HOLDS: Any = table_of(KnownHold)
+BRANDINGS: Any = table_of(ChannelBranding)
+TEMPLATE_VERSIONS: Any = table_of(ChannelTemplateVersion)
 
 
 async def insert_new(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
@@ -79,24 +88,6 @@ _STORE = (
 )
 
 
-async def lock_waiting(session: AsyncSession, *, status: str, accounts: Sequence[tuple[str, str]],
-                       customers: Sequence[tuple[str, str]]) -> list[Any]:
-    """Attempts in ``status`` of these (tenant, account_id) or (tenant, customer_id), locked, skipping those
-    the dispatcher holds (it is sending them)."""
-    found: list[Any] = []
-    for column, keys in (("account_id", accounts), ("customer_id", customers)):
-        if not keys:
-            continue
-        wanted = keys_table(tenant=[t for t, _ in keys], key=[k for _, k in keys])
-        rows = await session.execute(
-            select(ATTEMPTS)
-            .join(wanted, and_(ATTEMPTS.c.tenant == wanted.c.tenant, ATTEMPTS.c[column] == wanted.c.key))
-            .where(ATTEMPTS.c.status == status).order_by(ATTEMPTS.c.contact_id)
-            .with_for_update(of=ATTEMPTS, skip_locked=True))
-        found.extend(rows)
-    return list({a.contact_id: a for a in found}.values())
-
-
 async def add_inbound(session: AsyncSession, *, message_id: str, provider_account: str, keyword: str | None,
                       received_at: datetime) -> bool:
     """Remember a reply; False when the provider delivered this message id before."""
@@ -141,3 +132,158 @@ async def history(session: AsyncSession, *, tenant: str, account_id: str | None,
         query = query.where(ContactAttempt.status == status)  # type: ignore[arg-type]
     return list((await session.execute(
         query.order_by(ContactAttempt.created_at.desc()).limit(limit))).scalars().all())  # type: ignore[attr-defined]
+
+
+# --- holds ---------------------------------------------------------------------------------------------------
+
+_HOLD_FIELDS = ("customer_id", "account_id", "kind", "starts_at", "ends_at", "state", "state_at")
+
+
+def _merge_holds() -> Any:
+    new = insert(HOLDS).excluded
+    newer = or_(new.state_at > HOLDS.c.state_at, and_(new.state_at == HOLDS.c.state_at, new.state == "lifted"))
+    return insert(HOLDS).on_conflict_do_update(index_elements=[HOLDS.c.tenant, HOLDS.c.hold_id], set_={
+        **{c: case((newer, new[c]), else_=HOLDS.c[c]) for c in _HOLD_FIELDS},
+        "reason": case((new.state == "placed", new.reason), else_=HOLDS.c.reason), "updated_at": func.now()})
+
+
+_MERGE_HOLDS = _merge_holds()
+
+
+async def merge_holds(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Keep each hold's newest fact (one row per (tenant, hold_id) in ``rows``): by ``state_at``, a lift winning
+    a tie; the reason stays the placement's. One executemany statement."""
+    if rows:
+        await session.execute(_MERGE_HOLDS, [dict(r) for r in rows])
+
+
+def _in_force_since(since: Any) -> Any:
+    """The hold was in force at some instant from ``since`` until now: it has started, and it neither ended
+    (``ends_at``) nor was lifted (a lift its newest fact) before ``since``, nor before it started."""
+    end = case((HOLDS.c.state == "lifted", func.least(HOLDS.c.state_at, HOLDS.c.ends_at)), else_=HOLDS.c.ends_at)
+    return and_(HOLDS.c.starts_at <= func.now(), or_(end.is_(None), and_(end > since, end > HOLDS.c.starts_at)))
+
+
+def _covers(tenant: Any, account_id: Any, customer_id: Any) -> Any:
+    """The hold is on this account, or on every account of this customer."""
+    return and_(HOLDS.c.tenant == tenant, or_(HOLDS.c.account_id == account_id,
+                                              and_(HOLDS.c.account_id.is_(None), HOLDS.c.customer_id == customer_id)))
+
+
+async def holds_over(session: AsyncSession, contacts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """For each contact (contact_id, tenant, account_id, customer_id, approved_at) under a hold in force at
+    some instant since its approval: that hold (hold_id, kind, reason; the earliest to start). One statement
+    whatever the number of contacts."""
+    if not contacts:
+        return {}
+    wanted = keys_table(contact_id=[c["contact_id"] for c in contacts], tenant=[c["tenant"] for c in contacts],
+                        account_id=[c["account_id"] for c in contacts],
+                        customer_id=[c["customer_id"] for c in contacts],
+                        approved_at=[c["approved_at"].isoformat() for c in contacts])
+    since = cast(wanted.c.approved_at, DateTime(timezone=True))
+    rows = await session.execute(
+        select(wanted.c.contact_id, HOLDS.c.hold_id, HOLDS.c.kind, HOLDS.c.reason)
+        .select_from(wanted.join(HOLDS, and_(_covers(wanted.c.tenant, wanted.c.account_id, wanted.c.customer_id),
+                                             _in_force_since(since))))
+        .distinct(wanted.c.contact_id).order_by(wanted.c.contact_id, HOLDS.c.starts_at, HOLDS.c.hold_id))
+    return {r.contact_id: r for r in rows}
+
+
+async def lock_held(session: AsyncSession, *, status: str, holds: Sequence[tuple[str, str]]) -> list[Any]:
+    """Attempts in ``status`` (never our own ``system.`` messages) under one of these holds (tenant, hold_id)
+    in force at some instant since the attempt was approved, locked, skipping those another transaction holds
+    (the dispatcher claiming them: it checks the holds itself). Each row carries its hold as ``hold_id``,
+    ``hold_kind``, ``hold_reason``; an attempt under several holds comes once per hold, earliest-starting
+    first. One statement."""
+    if not holds:
+        return []
+    wanted = keys_table(tenant=[t for t, _ in holds], hold_id=[h for _, h in holds])
+    since = func.coalesce(ATTEMPTS.c.approved_at, ATTEMPTS.c.created_at)
+    rows = await session.execute(
+        select(ATTEMPTS, HOLDS.c.hold_id, HOLDS.c.kind.label("hold_kind"), HOLDS.c.reason.label("hold_reason"))
+        .select_from(HOLDS.join(wanted, and_(HOLDS.c.tenant == wanted.c.tenant, HOLDS.c.hold_id == wanted.c.hold_id))
+                     .join(ATTEMPTS, and_(_covers(ATTEMPTS.c.tenant, ATTEMPTS.c.account_id, ATTEMPTS.c.customer_id),
+                                          _in_force_since(since))))
+        .where(ATTEMPTS.c.status == status, ~ATTEMPTS.c.template_id.startswith("system."))
+        .order_by(ATTEMPTS.c.contact_id, HOLDS.c.starts_at, HOLDS.c.hold_id)
+        .with_for_update(of=ATTEMPTS, skip_locked=True))
+    return list(rows)
+
+
+_UNCLAIM = (
+    update(ATTEMPTS).where(ATTEMPTS.c.contact_id == bindparam("b_id"))
+    .values(status=bindparam("b_status"), detail=bindparam("b_detail"), tries=ATTEMPTS.c.tries - 1,
+            dispatched_at=None, updated_at=func.now())
+)
+
+
+async def unclaim(session: AsyncSession, changes: Sequence[Mapping[str, Any]]) -> None:
+    """Undo this transaction's claim of these attempts (tries back, no dispatch time) and store their new
+    status and detail: they were never handed to a provider. One executemany statement."""
+    if changes:
+        await session.execute(_UNCLAIM, [{"b_id": c["contact_id"], "b_status": c["status"], "b_detail": c["detail"]}
+                                         for c in changes])
+
+
+# --- tenants' branding and template versions ---------------------------------------------------------------
+
+
+async def current_brandings(session: AsyncSession, tenants: Sequence[str]) -> list[Any]:
+    """The newest branding of each of these tenants that has one (one statement)."""
+    if not tenants:
+        return []
+    return list(await session.execute(
+        select(BRANDINGS).distinct(BRANDINGS.c.tenant).where(any_of(BRANDINGS.c.tenant, tenants))
+        .order_by(BRANDINGS.c.tenant, BRANDINGS.c.version.desc())))
+
+
+async def current_template_versions(session: AsyncSession, tenants: Sequence[str]) -> list[Any]:
+    """The newest version of each (tenant, template id, locale) of these tenants (one statement)."""
+    if not tenants:
+        return []
+    t = TEMPLATE_VERSIONS
+    return list(await session.execute(
+        select(t).distinct(t.c.tenant, t.c.template_id, t.c.locale).where(any_of(t.c.tenant, tenants))
+        .order_by(t.c.tenant, t.c.template_id, t.c.locale, t.c.version.desc())))
+
+
+async def lock_tenant_content(session: AsyncSession, tenant: str, what: str) -> None:
+    """Serialise publishers of this tenant's ``what`` (branding, templates) until the transaction ends (an
+    advisory lock: there may be no row to lock yet), so two publishers never take the same version."""
+    await session.execute(select(func.pg_advisory_xact_lock(
+        func.hashtext(func.concat(func.current_schema(), ":", what, ":", tenant)))))
+
+
+async def latest_branding_version(session: AsyncSession, tenant: str) -> int:
+    found = (await session.execute(select(func.max(BRANDINGS.c.version))
+                                   .where(BRANDINGS.c.tenant == tenant))).scalar()
+    return int(found or 0)
+
+
+async def latest_template_version(session: AsyncSession, tenant: str, template_id: str, locale: str) -> int:
+    t = TEMPLATE_VERSIONS
+    found = (await session.execute(select(func.max(t.c.version)).where(
+        t.c.tenant == tenant, t.c.template_id == template_id, t.c.locale == locale))).scalar()
+    return int(found or 0)
+
+
+async def add_branding(session: AsyncSession, values: Mapping[str, Any]) -> Any:
+    return (await session.execute(insert(BRANDINGS).values(**values).returning(*BRANDINGS.c))).one()
+
+
+async def add_template_version(session: AsyncSession, values: Mapping[str, Any]) -> Any:
+    return (await session.execute(insert(TEMPLATE_VERSIONS).values(**values).returning(*TEMPLATE_VERSIONS.c))).one()
+
+
+async def branding_versions(session: AsyncSession, tenant: str, *, limit: int) -> list[Any]:
+    return list(await session.execute(select(BRANDINGS).where(BRANDINGS.c.tenant == tenant)
+                                      .order_by(BRANDINGS.c.version.desc()).limit(limit)))
+
+
+async def template_versions(session: AsyncSession, tenant: str, template_id: str, *, locale: str | None,
+                            limit: int) -> list[Any]:
+    t = TEMPLATE_VERSIONS
+    query = select(t).where(t.c.tenant == tenant, t.c.template_id == template_id)
+    if locale is not None:
+        query = query.where(t.c.locale == locale)
+    return list(await session.execute(query.order_by(t.c.locale, t.c.version.desc()).limit(limit)))

@@ -48,9 +48,10 @@ def opt_out_keyword(text: str) -> str | None:
 CONFIRMATION_TEMPLATE = "system.opt_out_confirmation"
 
 
-def confirmation_text(locale: str) -> str:
-    """The one message sent after an opt-out: it confirms, and asks nothing."""
+def confirmation_text(locale: str, lender: str | None = None) -> str:
+    """The one message sent after an opt-out: it confirms, and asks nothing. Signed with the tenant's zh-CN
+    lender name (its branding) when it has one."""
     if locale == "zh-CN":
-        return "【缓催】您已成功退订，本机构将不再向此号码发送催收短信。如需帮助，可随时联系我们的客服。"
+        return f"【{lender or '缓催'}】您已成功退订，本机构将不再向此号码发送催收短信。如需帮助，可随时联系我们的客服。"
     return "You have been unsubscribed: we will send no more collection texts to this number. Contact us any time " \
            "if you need help."

@@ -51,3 +51,5 @@ class OutgoingEmail:
     to: str
     subject: str
     body: str
+    # the signed one-click unsubscribe link (List-Unsubscribe, RFC 8058), also printed in the body; None: none
+    unsubscribe_url: str | None = None

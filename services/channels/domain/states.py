@@ -28,7 +28,7 @@ class AttemptStatus(StrEnum):
     UNKNOWN = "unknown"            # interrupted during an SMTP send (maybe sent, never re-sent), or an
                                    # SMS whose final status the provider never gave (reconciler)
     TASK_CREATED = "task_created"  # a call or a visit, handed to an agent
-    REVOKED = "revoked"            # a hold placed after the approval stopped it before it was sent
+    REVOKED = "revoked"            # a hold in force since the approval stopped it before it was sent
 
 
 class AttemptEvent(StrEnum):
@@ -46,7 +46,8 @@ class AttemptEvent(StrEnum):
     DELIVERED = "delivered"      # receipt: delivered
     UNDELIVERED = "undelivered"  # receipt: failed
     EXPIRED = "expired"          # no final status from the provider within the give-up age
-    REVOKED = "revoked"          # a hold on the account or customer, before the dispatcher took it
+    REVOKED = "revoked"          # a hold on the account or customer, in force since the approval, before
+                                 # a provider had it (on the hold's or the approval's arrival, or the claim)
 
 
 _S = AttemptStatus

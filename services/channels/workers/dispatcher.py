@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import timedelta
 
 import httpx
 
@@ -30,6 +31,9 @@ class Dispatcher:
         self.policy = service.RetryPolicy(max_tries=self.settings.max_send_tries,
                                           backoff_base_s=self.settings.retry_backoff_base_s,
                                           backoff_max_s=self.settings.retry_backoff_max_s)
+        self.unsubscribe = unsubscribe_links(runtime)
+        if self.unsubscribe is None:
+            log.warning("e-mails go without an unsubscribe link: set CHANNELS_PUBLIC_BASE_URL")
         self._wakeup = asyncio.Event()
 
     def wake(self) -> None:
@@ -51,10 +55,14 @@ class Dispatcher:
         """Claim, send and record one batch. Returns how many attempts it handled."""
         async with self.runtime.units() as uow:
             claimed = await service.claim_for_dispatch(uow, limit=self.settings.dispatch_batch)
+            sendable = await service.revoke_held_claims(uow, claimed=claimed)  # a hold heard of since: not sent
+            # each tenant's branding and templates in force (cached for seconds: no query per message)
+            content = await service.tenant_content(uow.session, {a.tenant for a in sendable}) if sendable else {}
             await uow.commit()
-        if not claimed:
-            return 0
-        ready, unusable = service.prepare_messages(claimed, self.runtime.cipher)
+        if not sendable:
+            return len(claimed)
+        ready, unusable = service.prepare_messages(sendable, self.runtime.cipher, unsubscribe=self.unsubscribe,
+                                                   content=content)
         sms = [m for m in ready if isinstance(m, OutgoingSms)]
         mail = [m for m in ready if isinstance(m, OutgoingEmail)]
         sms_results, mail_results = await asyncio.gather(
@@ -74,6 +82,18 @@ class Dispatcher:
 
 async def _none() -> list[SendResult]:
     return []
+
+
+def unsubscribe_links(runtime: Runtime[Settings]) -> service.UnsubscribeLinks | None:
+    """Each e-mail's unsubscribe link, as the settings describe it (None: no address to link to)."""
+    s = runtime.settings
+    if s.unsubscribe_base_url is None or s.unsubscribe_active_key is None:
+        return None
+    identity = runtime.identity
+    return service.UnsubscribeLinks(
+        base_url=s.unsubscribe_base_url, key_id=s.unsubscribe_active_key,
+        key=s.unsubscribe_signing_keys[s.unsubscribe_active_key], ttl=timedelta(days=s.unsubscribe_ttl_days),
+        destination_key_of=lambda address: identity.contact_point_key(channel="email", destination=address))
 
 
 def sms_provider(client: httpx.AsyncClient, s: Settings) -> SmsProvider:

@@ -4,6 +4,7 @@ and SMTP sink, the real adapters. Each test works on its own tenant and looks on
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -267,3 +268,44 @@ async def test_a_dispatch_batch_above_the_providers_limit_is_sent_in_chunks(rig:
     rows = await rig.attempts()
     assert {a.status for a in rows.values()} == {"sent"}
     assert len({a.provider_ref for a in rows.values()}) == 1200
+
+
+async def test_every_email_carries_its_signed_unsubscribe_link_and_the_one_click_headers(rig: Rig, infra) -> None:  # type: ignore[no-untyped-def]
+    """The e-mail's link (body and List-Unsubscribe, RFC 8058) names the tenant, customer, contact and the
+    address's keyed hash, never the address; POSTing it to the channels app opts that address out for the tenant."""
+    from urllib.parse import urlsplit
+
+    from services.channels.domain.unsubscribe import read
+    from tests.api.support import Tenant, open_service
+
+    zh = rig.approval(Channel.EMAIL, 3, "Kunde@Example.com")
+    en = rig.approval(Channel.EMAIL, 4, "customer@example.com", locale="en")
+    await rig.approve(zh, en)
+    await rig.drain()
+    settings = rig.runtime.settings
+    for approved, locale in ((zh, "zh-CN"), (en, "en")):
+        [mail] = [m for m in rig.mails() if m["X-Contact-Id"] == approved.request.contact_id]
+        header = str(mail["List-Unsubscribe"])
+        assert header.startswith(f"<{settings.unsubscribe_base_url}/v1/unsubscribe/") and header.endswith(">")
+        assert str(mail["List-Unsubscribe-Post"]) == "List-Unsubscribe=One-Click"
+        url = header[1:-1]
+        assert mail.get_body().get_content().rstrip().endswith(url)  # type: ignore[union-attr]
+        assert "example.com" not in url.lower().replace(urlsplit(url).netloc, "")
+        claims = read(url.rsplit("/", 1)[1], keys=settings.unsubscribe_signing_keys, now=time.time())
+        assert (claims.tenant, claims.customer_id, claims.contact_id, claims.locale) == (
+            rig.tenant, approved.request.customer_id, approved.request.contact_id, locale)
+        assert claims.destination_key == rig.runtime.identity.contact_point_key(
+            channel="email", destination=str(mail["To"]))
+        ttl = settings.unsubscribe_ttl_days * 86_400
+        assert time.time() + ttl - 120 < claims.expires_at <= time.time() + ttl
+
+    async with open_service("channels", infra.database_url, infra.kafka, [Tenant.new()]) as api:
+        [mail] = [m for m in rig.mails() if m["X-Contact-Id"] == zh.request.contact_id]
+        path = urlsplit(str(mail["List-Unsubscribe"])[1:-1]).path
+        response = await api.client.post(path, content=b"List-Unsubscribe=One-Click",
+                                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert response.status_code == 200, response.text
+        [row] = [o for o in await api.outbox(rig.tenant) if o.topic == topics.OPT_OUT.name]
+        assert row.event.data["destination_key"] == rig.runtime.identity.contact_point_key(
+            channel="email", destination="kunde@example.com")
+        assert (row.event.data["channel"], row.event.data["customer_id"]) == ("email", zh.request.customer_id)
