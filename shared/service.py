@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -96,6 +97,20 @@ def serve(app_factory: Callable[[], FastAPI], settings: ServiceSettings) -> None
     """Run one service with uvicorn; SIGTERM/SIGINT trigger the lifespan drain."""
     import uvicorn
 
-    uvicorn.run(app_factory(), host=settings.host, port=settings.port, log_config=None,
+    app = app_factory()
+    settle_garbage_collector()
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None,
                 access_log=False, timeout_graceful_shutdown=int(settings.shutdown_timeout_s) + 5)
 
+
+
+def settle_garbage_collector(young_threshold: int = 10_000) -> None:
+    """Exempt what the imports built (modules, classes, pydantic and SQLAlchemy schemas: most of the heap, and
+    all of it long-lived) from the cyclic garbage collector, and collect the young generation less often. Without
+    this, each full collection walks every object of the process, and profiles of the services under load show
+    those pauses (tens of milliseconds each) in whatever line allocated last. Reference counting still frees
+    everything as before; only cycle detection skips the frozen objects."""
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(young_threshold, middle, old)
