@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from shared.contracts import CloudEvent
 from shared.uow import UnitOfWork
@@ -68,3 +68,19 @@ def zone_where_local_hour_is_in(first: int, last: int) -> tuple[str, datetime]:
         if first <= local.hour <= last:
             return name, local
     raise AssertionError(f"no zone in the list is between {first}:00 and {last}:59 now")
+
+
+@contextmanager
+def statements_on(engine: Any) -> Iterator[list[str]]:
+    """The SQL statements run on ``engine`` (a sync Engine, e.g. ``async_engine.sync_engine``) while the block
+    runs: to check that a use case costs the same statements whatever its batch size."""
+    seen: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", count)

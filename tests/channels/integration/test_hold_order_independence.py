@@ -8,21 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from itertools import permutations
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from services.channels import service
 from services.channels.db.models import KnownHold
 from shared.contracts.events import Channel, ContactApprovedV1, HoldChangedV1
 from tests.channels.integration import test_dispatcher
 from tests.channels.integration.test_dispatcher import Rig
-from tests.helpers import committed
+from tests.helpers import committed, statements_on
 
 pytestmark = pytest.mark.integration
 rig = test_dispatcher.rig  # the fixture: a tenant of its own, the SMS sandbox, the SMTP sink, the dispatcher
@@ -181,19 +179,8 @@ async def test_a_hold_that_comes_into_force_after_both_arrived_is_checked_before
     assert row.dispatched_at is None
 
 
-@contextmanager
-def statements(rig: Rig) -> Iterator[list[str]]:
-    engine = rig.runtime.engine.sync_engine
-    seen: list[str] = []
-
-    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
+def statements(rig: Rig) -> Any:
+    return statements_on(rig.runtime.engine.sync_engine)
 
 
 async def test_the_hold_checks_cost_the_same_statements_whatever_the_batch_size(rig: Rig) -> None:

@@ -6,13 +6,11 @@ from __future__ import annotations
 import base64
 import itertools
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from services.compliance.db.models import HoldRow
 from services.compliance.domain.rules.base import ContactContext, HoldKind, SuppressionKind
@@ -22,6 +20,7 @@ from shared.contracts.events import Channel, ContactOptOutV1, ContactOutcomeV1, 
 from shared.crypto import PiiCipher
 from shared.identity import IdentityKeys
 from shared.settings import DEV_IDENTITY_KEY, DEV_PII_KEYS
+from tests.helpers import statements_on
 
 pytestmark = pytest.mark.integration
 CIPHER = PiiCipher(DEV_PII_KEYS, "dev1")
@@ -63,20 +62,9 @@ def outcome(request: ContactRequestV1, kind: str, at: datetime, *, contact_id: s
         detail=None, borrower_key=None)
 
 
-@contextmanager
-def statements(sessions: Any) -> Iterator[list[str]]:
+def statements(sessions: Any) -> Any:
     """The SQL statements run on the sessions' engine while the block runs."""
-    engine = sessions.kw["bind"].sync_engine
-    seen: list[str] = []
-
-    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
+    return statements_on(sessions.kw["bind"].sync_engine)
 
 
 async def approve(sessions: Any, contexts: list[ContactContext], at: datetime) -> None:
