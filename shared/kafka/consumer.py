@@ -216,6 +216,14 @@ class Delivery:
 
 
 Handler = Callable[[UnitOfWork, list[Delivery]], Awaitable[None]]
+
+
+def idempotent(handler: Handler) -> Handler:
+    """Mark a handler whose effect is the same however often (and in whatever order) its events are applied,
+    e.g. an upsert where the newest by event time wins: its events skip the inbox, one row less per event.
+    Duplicates within a batch are still dropped; nothing is announced twice because such a handler emits nothing."""
+    handler.idempotent = True  # type: ignore[attr-defined]
+    return handler
 """A topic's handler: the batch's unit of work (not yet committed) and the batch's new deliveries."""
 
 class ConsumerHalted(RuntimeError):
@@ -486,7 +494,9 @@ class ConsumerRunner:
         # One unit of work per batch: inbox rows, state changes and emitted events commit together,
         # and the unit of work wakes the relay once they have.
         async with self._units() as uow:
-            fresh_ids = await claim_inbox(uow.session, self.group, [d.event.id for d in deliveries])
+            fresh_ids = await claim_inbox(uow.session, self.group, [
+                d.event.id for d in deliveries if not getattr(self._handlers[d.topic], "idempotent", False)])
+            fresh_ids |= {d.event.id for d in deliveries if getattr(self._handlers[d.topic], "idempotent", False)}
             seen: set[str] = set()
             for d in deliveries:
                 if d.event.id in fresh_ids and d.event.id not in seen:

@@ -7,11 +7,12 @@ from typing import Any
 from services.compliance import service
 from services.compliance.service import context, records
 from shared.contracts import topics
-from shared.kafka.consumer import Delivery, Handler
+from shared.kafka.consumer import Delivery, Handler, idempotent
 from shared.runtime import Runtime
 from shared.uow import UnitOfWork
 
 
+@idempotent  # newest outcome wins, an older or repeated one changes nothing: no inbox row needed
 async def on_contact_outcome(uow: UnitOfWork, deliveries: list[Delivery]) -> None:
     await records.record_outcomes(uow, outcomes=[d.payload for d in deliveries])
 

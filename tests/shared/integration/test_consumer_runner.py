@@ -19,7 +19,7 @@ from services.segmentation.settings import Settings
 from shared.contracts import dlq_topic, message_key, topics
 from shared.contracts.events import PaymentReceivedV1
 from shared.db import create_engine, session_factory
-from shared.kafka.consumer import ConsumerConfig, ConsumerRunner, Delivery
+from shared.kafka.consumer import ConsumerConfig, ConsumerRunner, Delivery, idempotent
 from shared.kafka.relay import OutboxRelay
 from shared.messaging import InboxEntry, OutboxEntry, add_to_outbox, build_event
 from shared.uow import UnitOfWork, UnitOfWorkFactory
@@ -101,6 +101,30 @@ async def test_redelivered_event_is_handled_once(env: dict) -> None:
             InboxEntry.consumer_group == env["group"],  # type: ignore[arg-type]
             InboxEntry.event_id.in_([event_id, event_id2])))).scalar_one()  # type: ignore[attr-defined]
     assert count == 2
+
+
+async def test_an_idempotent_handlers_events_skip_the_inbox(env: dict) -> None:
+    seen: list[str] = []
+
+    @idempotent
+    async def upsert(uow: UnitOfWork, deliveries: list[Delivery]) -> None:
+        seen.extend(d.event.id for d in deliveries if d.event.tenant == env["tenant"])
+
+    key, value, event_id = payment_event(env["tenant"], 7)
+    for _ in range(2):
+        await env["producer"].send_and_wait(TOPIC.name, value, key=key)
+    runner = make_runner(env, upsert)
+    await runner.start()
+    try:
+        await wait_until(lambda: event_id in seen)
+        await asyncio.sleep(0.5)
+    finally:
+        await runner.stop()
+    assert set(seen) == {event_id}  # applied (maybe twice: the handler is idempotent), never stored in the inbox
+    async with env["sessions"]() as session:
+        count = (await session.execute(select(func.count()).select_from(InboxEntry).where(
+            InboxEntry.consumer_group == env["group"]))).scalar_one()  # type: ignore[arg-type]
+    assert count == 0
 
 
 async def test_failed_transaction_rolls_back_inbox_so_event_is_retried(env: dict) -> None:
