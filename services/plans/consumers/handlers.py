@@ -6,11 +6,12 @@ from typing import Any
 
 from services.plans import service
 from shared.contracts import topics
-from shared.kafka.consumer import Delivery, Handler
+from shared.kafka.consumer import Delivery, Handler, idempotent
 from shared.runtime import Runtime
 from shared.uow import UnitOfWork
 
 
+@idempotent  # the newest snapshot wins, an older or repeated one changes nothing: no inbox row needed
 async def on_account_overdue(uow: UnitOfWork, deliveries: list[Delivery]) -> None:
     await service.record_overdue(uow, overdue=[(d.payload, d.event) for d in deliveries])
 
