@@ -40,7 +40,8 @@ ZONES = ("Asia/Shanghai", "Asia/Tokyo", "Europe/London", "America/New_York", "As
 
 
 async def seed_ledger(database_url: str, attempts: int, customers: int) -> float:
-    """Fill compliance.contact_ledger with ``attempts`` rows in SQL (generate_series); returns seconds."""
+    """Fill compliance.contact_ledger with ``attempts`` attempts (one row each: approved, then its outcome) in SQL
+    (generate_series); returns seconds."""
     identity = IdentityKeys(base64.b64decode(DEV_IDENTITY_KEY))
     started = time.perf_counter()
     keys = [(i, identity.borrower_key(national_id=None, phone=phone(i)),
@@ -53,12 +54,13 @@ async def seed_ledger(database_url: str, attempts: int, customers: int) -> float
             await conn.execute("""
                 INSERT INTO compliance.contact_ledger
                     (tenant, borrower_key, customer_id, account_id, contact_id, channel, destination_key,
-                     direction, outcome, occurred_at, recorded_at)
+                     direction, outcome, occurred_at, approved_at, outcome_at, recorded_at)
                 SELECT $1, k.borrower, 'BC-' || k.n, 'BA-' || k.n, 'bench-' || g,
                        (ARRAY['sms', 'call', 'call', 'email'])[1 + g % 4], k.point, 'outbound',
                        (ARRAY['approved', 'sent', 'delivered', 'no_answer', 'connected'])[1 + g % 5],
-                       now() - (g % 2592000) * interval '1 second', now()
+                       t.at, t.at, CASE WHEN g % 5 = 0 THEN NULL ELSE t.at + interval '5 seconds' END, now()
                 FROM generate_series(1, $2::int) AS g JOIN bench_keys k ON k.n = g % $3::int
+                CROSS JOIN LATERAL (SELECT now() - (g % 2592000) * interval '1 second' AS at) AS t
             """, TENANT, attempts, customers)
         await conn.execute("ANALYZE compliance.contact_ledger")
     finally:
