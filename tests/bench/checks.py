@@ -117,6 +117,8 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--light-rate", type=float, default=50.0,
+                        help="a second run at a rate the service keeps up with: the latency an agent sees")
     parser.add_argument("--data-dir", type=Path, default=ROOT / ".bench-checks")
     args = parser.parse_args()
     shutil.rmtree(args.data_dir, ignore_errors=True)
@@ -150,11 +152,15 @@ def main() -> None:
             own = psutil.Process().cpu_times()
             return {"compliance": of([service]), "postgres": of(postgres), "bench client": own.user + own.system}
 
+        light, light_errors, light_elapsed = asyncio.run(drive(url, args.light_rate, args.seconds, args.customers))
         before = cpu()
         latencies, errors, elapsed = asyncio.run(drive(url, args.rate, args.seconds, args.customers))
         after = cpu()
     finally:
         stack.stop()
+    print(f"POST /v1/checks, {args.light_rate:,.0f}/s open-loop for {args.seconds:.0f} s: {len(light):,} requests in "
+          f"{light_elapsed:.1f} s, {light_errors} errors; latency p50 {pct(light, 50) * 1000:,.1f} ms, "
+          f"p99 {pct(light, 99) * 1000:,.1f} ms")
     done = len(latencies)
     print(f"POST /v1/checks, {args.rate:,.0f}/s open-loop for {args.seconds:.0f} s: {done:,} requests in "
           f"{elapsed:.1f} s = {done / elapsed:,.0f}/s, {errors} errors")
