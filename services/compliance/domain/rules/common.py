@@ -41,8 +41,9 @@ def local(at: datetime, time_zone: str) -> datetime:
 
 
 def local_instant(day: date, wall: time, time_zone: str) -> datetime:
-    """The UTC instant of ``wall`` on ``day`` in ``time_zone``. A wall time that does not exist (a DST gap)
-    becomes the first instant after the gap; one that happens twice, its first occurrence."""
+    """The UTC instant of ``wall`` on ``day`` in ``time_zone``. A wall time that does not exist (a DST gap) is
+    read with the offset before the change (02:30 in a 02:00-03:00 gap is 03:30; a gap that starts at the wall
+    time, as midnight ones do, gives the change itself); one that happens twice, its first occurrence."""
     return datetime.combine(day, wall, tzinfo=zone(time_zone)).astimezone(UTC)
 
 
@@ -72,11 +73,54 @@ def next_wall_time(at: datetime, time_zone: str, wall: time) -> datetime:
     return min(c for c in candidates if c >= at)
 
 
+@lru_cache(maxsize=1024)
+def _offset_changes(time_zone: str, year: int) -> tuple[datetime, ...]:
+    """The instants (UTC) in ``year`` (UTC) at which ``time_zone``'s offset changes: found day by day, then
+    bisected to the second (the tz database changes offsets on whole seconds). Computed once per zone and year."""
+    tz = zone(time_zone)
+    found = []
+    day, second = timedelta(days=1), timedelta(seconds=1)
+    t, end = datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC)
+    before = t.astimezone(tz).utcoffset()
+    while t < end:
+        after = (t + day).astimezone(tz).utcoffset()
+        if after != before:
+            lo, hi = t, t + day  # the offset at lo is the old one, at hi the new one
+            while hi - lo > second:
+                mid = lo + second * ((hi - lo) // second // 2)
+                lo, hi = (mid, hi) if mid.astimezone(tz).utcoffset() == before else (lo, mid)
+            found.append(hi)
+        t, before = t + day, after
+    return tuple(found)
+
+
+def offset_changes(start: datetime, end: datetime, time_zone: str) -> list[datetime]:
+    """The instants in [start, end] at which ``time_zone``'s offset changes (DST starts and ends)."""
+    return [c for year in range(start.year, end.year + 1) for c in _offset_changes(time_zone, year)
+            if start <= c <= end]
+
+
 def next_in_window(at: datetime, time_zone: str, start: time, end: time) -> datetime:
-    """The earliest instant >= ``at`` whose local time is in [start, end)."""
+    """The earliest instant >= ``at`` whose local time is in [start, end). Outside it, the local time enters the
+    window only where it reaches ``start`` (either occurrence of a time a fall-back repeats) or where the clocks
+    change: a spring-forward that skips ``start`` enters the window at the change (02:00 EST -> 03:00 EDT for a
+    window from 02:30), one that skips the whole window does not, and a fall-back may step back into it."""
     if in_window(local(at, time_zone).time(), start, end):
         return at
-    return next_wall_time(at, time_zone, start)
+    reached = next_wall_time(at, time_zone, start)
+    if local(reached, time_zone).time() == start and not offset_changes(at, reached, time_zone):
+        return reached  # the clocks run on without a change until they reach ``start``
+    tz = zone(time_zone)
+    day = local(at, time_zone).date()
+    candidates: set[datetime] = set()
+    for offset in range(-1, 4):
+        wall = datetime.combine(day + timedelta(days=offset), start, tzinfo=tz)
+        candidates |= {wall.astimezone(UTC), wall.replace(fold=1).astimezone(UTC)}
+    candidates.update(offset_changes(at, max(candidates), time_zone))
+    for candidate in sorted(c for c in candidates if c >= at):
+        if in_window(local(candidate, time_zone).time(), start, end):
+            return candidate
+    return next_wall_time(at, time_zone, start)  # an empty window (start == end) is never entered
 
 
 def next_local_midnight(at: datetime, time_zone: str) -> datetime:

@@ -15,7 +15,7 @@ from services.compliance.domain.rules.common import (
     fmt,
     in_window,
     local,
-    next_wall_time,
+    next_in_window,
     start_of_local_day,
     suppressions,
     until_holds_end,
@@ -56,7 +56,7 @@ class UsHours(BaseRule):
             if not in_window(wall, params.start, params.end):
                 why = why or (f"local time {local(at, ctx.time_zone):%H:%M} {ctx.time_zone} is outside "
                               f"{window(params.start, params.end)}")
-                t = next_wall_time(t, ctx.time_zone, params.start)
+                t = next_in_window(t, ctx.time_zone, params.start, params.end)
                 continue
             inside = [(s, e) for s, e in windows if s is not None and e is not None and in_window(wall, s, e)]
             if inside:
@@ -64,7 +64,7 @@ class UsHours(BaseRule):
                 assert s is not None and e is not None
                 why = why or (f"local time {local(at, ctx.time_zone):%H:%M} {ctx.time_zone} is in "
                               f"{window(s, e)}, a time the consumer called inconvenient")
-                t = next_wall_time(t, ctx.time_zone, e)
+                t = next_in_window(t, ctx.time_zone, e, s)  # out of [s, e): into [e, s)
                 continue
             if t == at:
                 return self.allow(f"local time {wall:%H:%M} {ctx.time_zone} is inside "
