@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from services.compliance import service
 from services.compliance.db.models import ContactDecision, TenantPolicyRow
+from services.compliance.service import context, records
 from shared.contracts import topics
 from shared.contracts.events import Channel, ContactRequestV1
 from shared.messaging import build_event
@@ -132,3 +133,38 @@ async def test_a_check_uses_the_tenants_jurisdiction(compliance: ServiceApi, ten
     packs = {r["pack"] for r in response.json()["rules_evaluated"]}
     assert packs == {"US", "HOUSE"}
     assert response.json()["policy_version"] >= 1
+
+
+async def test_a_policy_counting_over_more_than_a_week_reads_the_ledger_that_far_back(compliance: ServiceApi,
+                                                                                      tenant_a: Tenant) -> None:
+    """One SMS per customer every ten days: an SMS nine days ago defers today's (the ledger is read as far back
+    as the tenant's policy counts, not only the default week)."""
+    body = {"params": {"HOUSE-DUP": {"interval_days": {"sms": 10}}}, "reason": "gentler"}
+    assert (await put(compliance, tenant_a, body)).status_code == 201
+    earlier, today = sms_request(tenant_a, "Asia/Shanghai"), sms_request(tenant_a, "Asia/Shanghai")
+    today = today.model_copy(update={"customer_id": earlier.customer_id})
+    [ctx] = await build_contexts_of(compliance, earlier)
+    async with compliance.runtime.units() as uow:
+        await records.record_approvals(uow, approved=[ctx], at=datetime.now(UTC) - timedelta(days=9))
+        await uow.commit()
+    async with compliance.runtime.units() as uow:
+        await service.decide_requests(uow, requests=[(today, build_event(
+            topics.CONTACT_REQUESTED, today, tenant=today.tenant, customer_id=today.customer_id, source="urn:test"))])
+        await uow.commit()
+    [decision] = await compliance.all(select(ContactDecision).where(ContactDecision.contact_id == today.contact_id))
+    assert decision.rule_id == "HOUSE-DUP" and decision.outcome == "deferred", decision.reason
+    assert decision.retry_at is not None and decision.retry_at > datetime.now(UTC) + timedelta(hours=12)
+
+
+async def build_contexts_of(api: ServiceApi, request: ContactRequestV1) -> list[Any]:
+    async with api.runtime.units() as uow:
+        return await context.build_contexts(uow.session, [request])
+
+
+@pytest.mark.parametrize("params", [{"HOUSE-DUP": {"interval_days": {"sms": 91}}},
+                                    {"US-7IN7": {"quiet_days": 120}}])
+async def test_a_period_longer_than_ninety_days_is_refused(compliance: ServiceApi, tenant_a: Tenant,
+                                                           params: dict[str, Any]) -> None:
+    problem = assert_problem(await put(compliance, tenant_a, {"params": params, "reason": "x"}), 422)
+    assert "over 90 days" in problem["detail"]
+    assert await stored(compliance, tenant_a) == []

@@ -10,7 +10,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -106,9 +106,11 @@ async def decide_requests(uow: UnitOfWork, *, requests: Sequence[tuple[ContactRe
     for r, _ in requests:
         if (r.contact_id, r.attempt) not in decided:
             fresh.setdefault((r.contact_id, r.attempt), r)
-    contexts = dict(zip(fresh, await build_contexts(uow.session, list(fresh.values()), now=now,
-                                                              keys=keys, default_country=default_country), strict=True))
     tenant_policies = await policies.CACHE.current(uow.session, {r.tenant for r in fresh.values()})
+    days = max((policies.ledger_days(tp.policy) for tp in tenant_policies.values()), default=8)
+    contexts = dict(zip(fresh, await build_contexts(uow.session, list(fresh.values()), now=now, keys=keys,
+                                                    default_country=default_country, lookback=timedelta(days=days)),
+                        strict=True))
     batch = _BatchLedger()
     rows, approvals = [], []
     for r, cause in requests:
@@ -171,8 +173,9 @@ async def check_now(session: Any, *, tenant: str, account_id: str, customer_id: 
         days_past_due=days_past_due or 0, destination=destination, time_zone=time_zone, locale="en",
         template_id="agent-check", currency="XXX", overdue_minor=overdue_minor or 0, due_date=now.date(),
         requested_at=now, borrower_key=borrowers[0] if borrowers else None)
-    [ctx] = await build_contexts(session, [request], now=now, keys=keys, default_country=default_country)
     tp = await policies.current_policy(session, tenant)
+    [ctx] = await build_contexts(session, [request], now=now, keys=keys, default_country=default_country,
+                                 lookback=timedelta(days=policies.ledger_days(tp.policy)))
     ctx = replace(ctx, party=party, automated=automated, collectors=collectors, debtor_reachable=debtor_reachable,
                   days_past_due=days_past_due, overdue_minor=overdue_minor, jurisdiction=tp.jurisdiction)
     return engine.decide(ctx, now, tp.policy)

@@ -49,7 +49,7 @@ from shared.identity import IdentityKeys
 
 log = logging.getLogger(__name__)
 
-LOOKBACK = timedelta(days=8)
+LOOKBACK = timedelta(days=8)  # at least: a week's caps and a day for local-day boundaries
 CALENDAR_AHEAD = timedelta(days=60)  # retry instants may be searched this far ahead
 
 UNANSWERED = frozenset({"no_answer", "busy", "voicemail", "failed"})
@@ -159,15 +159,16 @@ def holiday_calendar(overrides: Iterable[Any], *, country: str = "CN", years: It
 
 async def build_contexts(session: AsyncSession, requests: Sequence[ContactRequestV1], *,
                          keys: ContactKeys | None = None, default_country: str = "CN",
-                         now: datetime | None = None) -> list[ContactContext]:
+                         now: datetime | None = None, lookback: timedelta = LOOKBACK) -> list[ContactContext]:
     """One :class:`ContactContext` per request, in order, from seven statements whatever the batch size. ``keys``
     (the runtime's) open the sealed destination to its contact-point key; without them ``destination_hash`` is
     None and nothing is counted per number. ``default_country``: the calendar of tenants that chose none
-    (``none``: no public holidays)."""
+    (``none``: no public holidays). ``lookback``: how far back the ledger and holds are read (the longest period
+    the batch's policies count over, :func:`~services.compliance.service.policies.ledger_days`)."""
     if not requests:
         return []
     now = now or datetime.now(UTC)
-    since = now - LOOKBACK
+    since = now - max(lookback, LOOKBACK)
     destinations = [destination_key(r, keys) for r in requests]
     borrowers = [getattr(r, "borrower_key", None) for r in requests]
     customers = {(r.tenant, r.customer_id) for r in requests}

@@ -100,7 +100,7 @@ def parse_document(document: Mapping[str, Any], *, version: int) -> tuple[str, P
                 params[rule_id] = parsed
     policy = Policy(version=version, packs=packs, params=params)
     if not errors:
-        errors += engine.validate_policy(policy)
+        errors += engine.validate_policy(policy) + _day_errors(policy)
     return str(jurisdiction), policy, errors
 
 
@@ -174,6 +174,33 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {getattr(k, "value", k): _plain(v) for k, v in value.items()}
     return value
+
+
+MAX_DAYS = 90  # the longest period a policy may count over: the ledger is read that far back at most
+
+
+def ledger_days(policy: Policy) -> int:
+    """How many days of the ledger a decision under ``policy`` must read: the longest period a rule counts
+    over (HOUSE-DUP's intervals, US-7IN7's period and quiet days, a week by default) and one day more for
+    local-day boundaries in any time zone."""
+    longest = 7
+    for params in policy.params.values():
+        for name in ("interval_days", "period_days", "quiet_days"):
+            value = getattr(params, name, None)
+            if isinstance(value, Mapping):
+                longest = max(longest, *value.values(), 0)
+            elif isinstance(value, int):
+                longest = max(longest, value)
+    return longest + 1
+
+
+def _day_errors(policy: Policy) -> list[str]:
+    return [f"{rule_id}: {name} {value} is over {MAX_DAYS} days (the longest period a rule counts over)"
+            for rule_id, params in policy.params.items()
+            for name in ("interval_days", "period_days", "quiet_days")
+            for value in ((getattr(params, name, None) or {}).values()
+                          if isinstance(getattr(params, name, None), Mapping) else [getattr(params, name, None)])
+            if isinstance(value, int) and value > MAX_DAYS]
 
 
 def effective_parameters(tp: TenantPolicy) -> dict[str, dict[str, Any]]:
