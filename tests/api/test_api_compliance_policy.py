@@ -168,3 +168,20 @@ async def test_a_period_longer_than_ninety_days_is_refused(compliance: ServiceAp
     problem = assert_problem(await put(compliance, tenant_a, {"params": params, "reason": "x"}), 422)
     assert "over 90 days" in problem["detail"]
     assert await stored(compliance, tenant_a) == []
+
+
+async def test_the_contact_budget_counts_against_the_published_policy(compliance: ServiceApi,
+                                                                      tenant_a: Tenant) -> None:
+    customer = unique("C")
+    path = f"/v1/customers/{customer}/contact-budget"
+    before = (await compliance.client.get(path, headers=tenant_a.headers)).json()
+    assert {c["channel"]: c["left"] for c in before["channels"]} == {"sms": 1, "email": None, "call": 3,
+                                                                     "field": None}
+    body = {"params": {"HOUSE-DUP": {"interval_days": {"sms": 3, "email": 1}}, "CN-CONNECTS": {"max_connects": 2}},
+            "reason": "gentler"}
+    assert (await put(compliance, tenant_a, body)).status_code == 201
+    after = (await compliance.client.get(path, headers=tenant_a.headers)).json()
+    assert after["caps_source"] == "policy v1"
+    assert {c["channel"]: c["left"] for c in after["channels"]} == {"sms": 1, "email": 1, "call": 2, "field": None}
+    sms = next(c for c in after["channels"] if c["channel"] == "sms")
+    assert "per 3 local days" in sms["caps"][0]["what"]

@@ -200,8 +200,8 @@ async def test_the_contact_budget_shows_caps_holds_and_suppressions(compliance: 
                                                                     tenant_b: Tenant) -> None:
     customer = unique("C")
     budget = await get(compliance, tenant_a, f"/v1/customers/{customer}/contact-budget")
-    assert budget["time_zone"] == "Asia/Shanghai" and budget["caps_source"] == "defaults"
-    assert {c["channel"]: c["left"] for c in budget["channels"]} == {"sms": 1, "email": 1, "call": 3,
+    assert budget["time_zone"] == "Asia/Shanghai" and budget["caps_source"] == "defaults (no policy published)"
+    assert {c["channel"]: c["left"] for c in budget["channels"]} == {"sms": 1, "email": None, "call": 3,
                                                                      "field": None}
     await post(compliance, tenant_a, "/v1/holds", {"kind": "deceased", "customer_id": customer, "reason": "notice"})
     await post(compliance, tenant_a, "/v1/suppressions", {"kind": "do_not_call", "customer_id": customer,

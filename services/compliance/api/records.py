@@ -508,7 +508,7 @@ class BudgetPublic(BaseModel):
     channels: list[ChannelBudgetPublic]
     holds: list[HoldPublic]
     suppressions: list[SuppressionPublic]
-    caps_source: str = Field(description="defaults: the rules' default caps, not yet your tightened ones")
+    caps_source: str = Field(description="whose caps: your published policy (policy vN), or the legal defaults")
 
 
 @router.get("/customers/{customer_id}/contact-budget", response_model=BudgetPublic)

@@ -23,7 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.compliance.db import repository as repo
 from services.compliance.db.models import Complaint, ConsentRow, HoldRow, SuppressionRow
 from services.compliance.domain.calendar import public_holidays
+from services.compliance.domain.rules import engine
 from services.compliance.domain.rules.base import ConsentKind, ContactContext, HoldKind, SuppressionKind
+from services.compliance.service import policies
 from services.compliance.service.context import (
     CONVERSATIONS,
     NOT_A_CONTACT,
@@ -452,14 +454,29 @@ async def assign_agency(uow: UnitOfWork, *, tenant: str, actor: str, account_id:
 
 # --- contact budget -------------------------------------------------------------------------------------------
 
-# Default caps per local day (the rules' legal and house defaults), until the rule engine exposes its parameters.
-DAILY_CAPS: dict[Channel, list[tuple[str, int, str]]] = {
-    Channel.SMS: [("HOUSE-DUP", 1, "contacts per customer per channel per day")],
-    Channel.EMAIL: [("HOUSE-DUP", 1, "contacts per customer per channel per day")],
-    Channel.CALL: [("CN-CONNECTS", 3, "effective conversations per debtor per day"),
-                   ("CN-ATTEMPTS", 6, "unanswered dial attempts per number per day")],
-    Channel.FIELD: [],
-}
+def daily_caps(tp: policies.TenantPolicy) -> dict[Channel, list[tuple[str, int, int, str]]]:
+    """The caps the tenant's policy puts on one customer, per channel: (rule, cap, over how many local days
+    ending today, what is counted). HOUSE-DUP always; CN-CONNECTS and CN-ATTEMPTS where the CN pack binds the
+    tenant's customers. Caps counted per debt (US-7IN7) are not a customer's budget and are not listed."""
+    dup = engine.params_of(engine.RULES["HOUSE-DUP"], tp.policy)
+    caps: dict[Channel, list[tuple[str, int, int, str]]] = {c: [] for c in (Channel.SMS, Channel.EMAIL, Channel.CALL,
+                                                                             Channel.FIELD)}
+    for channel, days in dup.interval_days.items():
+        if channel in caps:
+            what = "contacts per customer per channel per day" if days == 1 else \
+                f"contact per customer per channel per {days} local days"
+            caps[channel].append(("HOUSE-DUP", 1, days, what))
+    if "CN-CONNECTS" in {r.id for r in engine.rules_for(ContactContext(
+            tenant=tp.tenant, customer_id="-", account_id="-", channel=Channel.CALL, time_zone="UTC",
+            jurisdiction=tp.jurisdiction), tp.policy)}:
+        connects = engine.params_of(engine.RULES["CN-CONNECTS"], tp.policy)
+        attempts = engine.params_of(engine.RULES["CN-ATTEMPTS"], tp.policy)
+        caps[Channel.CALL] += [("CN-CONNECTS", connects.max_connects, 1, "effective conversations per debtor per day"),
+                               ("CN-ATTEMPTS", attempts.max_unanswered, 1,
+                                "unanswered dial attempts per number per day")]
+    return caps
+
+
 BLOCKING_SUPPRESSIONS = {SuppressionKind.OPT_OUT.value, SuppressionKind.DO_NOT_CALL.value,
                          SuppressionKind.REFUSED.value}
 
@@ -497,9 +514,14 @@ class Budget:
 
 async def contact_budget(session: AsyncSession, *, tenant: str, customer_id: str, time_zone: str,
                          now: datetime) -> Budget:
-    """What is left of the customer's contacts today (their local day) per channel, and why."""
+    """What is left of the customer's contacts today (their local day) per channel under the tenant's policy,
+    and why."""
     day = now.astimezone(ZoneInfo(time_zone)).date()
-    start, _ = local_day_bounds(day, time_zone)
+    tp = await policies.current_policy(session, tenant)
+    caps_by_channel = daily_caps(tp)
+    longest = max((days for caps in caps_by_channel.values() for _, _, days, _ in caps), default=1)
+    today, _ = local_day_bounds(day, time_zone)
+    start, _ = local_day_bounds(day - timedelta(days=longest - 1), time_zone)
     identities: list[str | None] = [*await repo.borrower_keys_of(session, tenant=tenant, customer_id=customer_id)]
     own = await repo.ledger_for(session, since=start, keys=[
         {"idx": "0", "tenant": tenant, "customer_id": customer_id, "account_id": None, "contact_id": None,
@@ -510,20 +532,22 @@ async def contact_budget(session: AsyncSession, *, tenant: str, customer_id: str
         {"idx": key, "tenant": tenant, "customer_id": None, "account_id": None, "contact_id": None,
          "borrower_key": None, "destination_key": key} for key in sorted(numbers)])
     unanswered = max((len(first_instants(r for r in by_number if r.idx == n and r.channel == "call"
-                                         and r.direction == "outbound" and r.outcome in UNANSWERED))
+                                         and r.direction == "outbound" and r.outcome in UNANSWERED
+                                         and r.occurred_at >= today))
                       for n in numbers), default=0)
     holds = [h for h in await repo.holds_for(session, {(tenant, customer_id)}, since=now) if h.starts_at <= now]
     suppressions = await repo.suppressions_for(session, {(tenant, customer_id)}, set())
     whole_customer_holds = [h for h in holds if h.account_id is None]
     channels = []
-    for channel, caps in DAILY_CAPS.items():
+    for channel, caps in caps_by_channel.items():
         counted = []
-        for rule_id, cap, what in caps:
+        for rule_id, cap, days, what in caps:
+            since, _ = local_day_bounds(day - timedelta(days=days - 1), time_zone)
             if rule_id == "HOUSE-DUP":
-                used = len(first_instants(r for r in person if r.channel == channel.value
+                used = len(first_instants(r for r in person if r.channel == channel.value and r.occurred_at >= since
                                           and r.direction == "outbound" and r.outcome not in NOT_A_CONTACT))
             elif rule_id == "CN-CONNECTS":
-                used = len(first_instants(r for r in person if r.channel == channel.value
+                used = len(first_instants(r for r in person if r.channel == channel.value and r.occurred_at >= since
                                           and r.outcome in CONVERSATIONS))
             else:
                 used = unanswered
@@ -539,7 +563,8 @@ async def contact_budget(session: AsyncSession, *, tenant: str, customer_id: str
                 reasons.append(f"suppressed: {s.kind} ({s.reason})")
         channels.append(ChannelBudget(channel, left, counted, reasons))
     return Budget(customer_id=customer_id, time_zone=time_zone, day=day, channels=channels, holds=holds,
-                  suppressions=suppressions, caps_source="defaults")
+                  suppressions=suppressions,
+                  caps_source=f"policy v{tp.version}" if tp.version else "defaults (no policy published)")
 
 
 def utcnow() -> datetime:
