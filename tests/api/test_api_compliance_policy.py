@@ -64,7 +64,9 @@ async def test_a_tenant_publishes_versions_reads_the_current_one_and_its_history
     ({"params": {"CN-ATTEMPTS": {"max_unanswerd": 3}}}, "unknown parameter"),
     ({"params": {"NO-SUCH": {}}}, "unknown rule"),
     ({"params": {"HOUSE-DUP": {"interval_days": {"pigeon": 1}}}}, "unknown channel"),
-    ({"packs": {"CN": ["XX"]}}, "unknown pack"),
+    ({"packs": {"CN": ["CN", "XX"]}}, "unknown pack"),
+    ({"packs": {"CN": ["US"]}}, "must include the CN pack"),                             # dropping the law
+    ({"packs": {"CN": []}}, "must include the CN pack"),
     ({"jurisdiction": "FR"}, "jurisdiction"),
     ({"params": {"CN-HOURS": {"start": "9am"}}}, "HH:MM"),
 ])

@@ -86,6 +86,9 @@ def parse_document(document: Mapping[str, Any], *, version: int) -> tuple[str, P
                 errors.append(f"packs: unknown jurisdiction {where!r}")
             elif not isinstance(names, list) or not all(isinstance(n, str) for n in names):
                 errors.append(f"packs: {where} must be a list of pack names")
+            elif where not in names:
+                errors.append(f"packs: {where} must include the {where} pack (the law of {where} customers cannot be "
+                              f"dropped; other packs may be added to it)")
             else:
                 packs[where] = tuple(names)
     params: dict[str, Any] = {}
