@@ -187,3 +187,27 @@ async def test_the_contact_budget_counts_against_the_published_policy(compliance
     assert {c["channel"]: c["left"] for c in after["channels"]} == {"sms": 1, "email": 1, "call": 2, "field": None}
     sms = next(c for c in after["channels"] if c["channel"] == "sms")
     assert "per 3 local days" in sms["caps"][0]["what"]
+
+
+async def test_a_deferral_past_a_long_hold_skips_the_tenants_day_off_after_it(compliance: ServiceApi,
+                                                                              tenant_a: Tenant) -> None:
+    """A dispute hold ending in 90 days, and the tenant's day off on the day it ends: the SMS is deferred past
+    both (the calendar is read far enough ahead, not only the next 60 days)."""
+    request = sms_request(tenant_a, "Asia/Shanghai")
+    ends = (datetime.now(UTC) + timedelta(days=90)).astimezone(ZoneInfo("Asia/Shanghai")).replace(
+        hour=10, minute=0, second=0, microsecond=0)
+    held = await compliance.client.post("/v1/holds", headers=tenant_a.headers, json={
+        "kind": "dispute", "customer_id": request.customer_id, "ends_at": ends.isoformat(), "reason": "disputed"})
+    assert held.status_code == 201, held.text
+    day_off = await compliance.client.post("/v1/calendar/overrides", headers=tenant_a.headers, json={
+        "day": ends.date().isoformat(), "kind": "day_off", "name": "company day", "reason": "board"})
+    assert day_off.status_code == 201, day_off.text
+    async with compliance.runtime.units() as uow:
+        await service.decide_requests(uow, requests=[(request, build_event(
+            topics.CONTACT_REQUESTED, request, tenant=request.tenant, customer_id=request.customer_id,
+            source="urn:test"))])
+        await uow.commit()
+    [decision] = await compliance.all(select(ContactDecision).where(ContactDecision.contact_id == request.contact_id))
+    assert decision.outcome == "deferred", decision.reason
+    assert decision.retry_at is not None
+    assert decision.retry_at.astimezone(ZoneInfo("Asia/Shanghai")).date() > ends.date(), decision.reason

@@ -50,7 +50,7 @@ from shared.identity import IdentityKeys
 log = logging.getLogger(__name__)
 
 LOOKBACK = timedelta(days=8)  # at least: a week's caps and a day for local-day boundaries
-CALENDAR_AHEAD = timedelta(days=60)  # retry instants may be searched this far ahead
+CALENDAR_AHEAD = timedelta(days=400)  # retry instants may be searched this far ahead (past a long hold)
 
 UNANSWERED = frozenset({"no_answer", "busy", "voicemail", "failed"})
 CONVERSATIONS = frozenset({"connected", "right_party_contact"})
