@@ -112,11 +112,7 @@ async def test_decisions_follow_the_published_policy_and_log_its_version(complia
         pytest.skip("no whole-hour zone is at 08:xx or 21:xx now")
     request = sms_request(tenant_a, zone)
     assert (await put(compliance, tenant_a, {**TIGHTER, "reason": "narrower hours"})).status_code == 201
-    async with compliance.runtime.units() as uow:
-        await service.decide_requests(uow, requests=[(request, build_event(
-            topics.CONTACT_REQUESTED, request, tenant=request.tenant, customer_id=request.customer_id,
-            source="urn:test"))])
-        await uow.commit()
+    await decide(compliance, request)
     [decision] = await compliance.all(select(ContactDecision).where(ContactDecision.contact_id == request.contact_id))
     # 08:xx and 21:xx are inside the legal 08:00-22:00 and outside the tenant's 09:00-21:00
     assert (decision.outcome, decision.rule_id, decision.policy_version) == ("deferred", "CN-HOURS", 1)
@@ -149,13 +145,19 @@ async def test_a_policy_counting_over_more_than_a_week_reads_the_ledger_that_far
     async with compliance.runtime.units() as uow:
         await records.record_approvals(uow, approved=[ctx], at=datetime.now(UTC) - timedelta(days=9))
         await uow.commit()
-    async with compliance.runtime.units() as uow:
-        await service.decide_requests(uow, requests=[(today, build_event(
-            topics.CONTACT_REQUESTED, today, tenant=today.tenant, customer_id=today.customer_id, source="urn:test"))])
-        await uow.commit()
+    await decide(compliance, today)
     [decision] = await compliance.all(select(ContactDecision).where(ContactDecision.contact_id == today.contact_id))
     assert decision.rule_id == "HOUSE-DUP" and decision.outcome == "deferred", decision.reason
     assert decision.retry_at is not None and decision.retry_at > datetime.now(UTC) + timedelta(hours=12)
+
+
+async def decide(api: ServiceApi, request: ContactRequestV1) -> None:
+    """Decide one request in a unit of work of its own, as the consumer does per batch."""
+    async with api.runtime.units() as uow:
+        await service.decide_requests(uow, requests=[(request, build_event(
+            topics.CONTACT_REQUESTED, request, tenant=request.tenant, customer_id=request.customer_id,
+            source="urn:test"))])
+        await uow.commit()
 
 
 async def build_contexts_of(api: ServiceApi, request: ContactRequestV1) -> list[Any]:
@@ -202,11 +204,7 @@ async def test_a_deferral_past_a_long_hold_skips_the_tenants_day_off_after_it(co
     day_off = await compliance.client.post("/v1/calendar/overrides", headers=tenant_a.headers, json={
         "day": ends.date().isoformat(), "kind": "day_off", "name": "company day", "reason": "board"})
     assert day_off.status_code == 201, day_off.text
-    async with compliance.runtime.units() as uow:
-        await service.decide_requests(uow, requests=[(request, build_event(
-            topics.CONTACT_REQUESTED, request, tenant=request.tenant, customer_id=request.customer_id,
-            source="urn:test"))])
-        await uow.commit()
+    await decide(compliance, request)
     [decision] = await compliance.all(select(ContactDecision).where(ContactDecision.contact_id == request.contact_id))
     assert decision.outcome == "deferred", decision.reason
     assert decision.retry_at is not None
