@@ -185,7 +185,7 @@ def process_map(stack: LocalStack) -> dict[str, psutil.Process]:
     procs = {name: psutil.Process(p.pid) for name, p in stack.procs.items()}
     for proc in psutil.process_iter(["name", "cmdline"]):
         cmd = " ".join(proc.info["cmdline"] or [])
-        if "tansu" in cmd and "broker" in cmd:
+        if "tansu" in cmd and "broker" in cmd and f":{stack.ports.kafka}" in cmd:  # this stack's, not a stray one
             procs["broker"] = proc
         elif proc.info["name"] == "postgres" and str(stack.data_dir) in cmd:
             procs["postgres"] = proc
