@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -56,6 +55,7 @@ from services.channels.domain.templates import (
 )
 from services.channels.domain.unsubscribe import Unsubscribe, issue
 from shared import metrics
+from shared.cache import TenantCache
 from shared.contracts import topics
 from shared.contracts.events import Channel, ContactApprovedV1, ContactOptOutV1, ContactOutcomeV1, HoldChangedV1
 from shared.crypto import PiiCipher
@@ -585,24 +585,21 @@ class TenantContentCache:
     through another replica within ``ttl`` seconds. A published version is compiled once per process."""
 
     def __init__(self, ttl: float = 5.0, max_compiled: int = 10_000) -> None:
-        self.ttl = ttl
         self.max_compiled = max_compiled
-        self._held: dict[str, tuple[float, TenantContent]] = {}
+        self._tenants: TenantCache[TenantContent] = TenantCache(self._load, ttl)
         self._compiled: dict[tuple[str, str, str, int], Compiled | None] = {}
 
     async def current(self, session: AsyncSession, tenants: Collection[str]) -> dict[str, TenantContent]:
-        now = time.monotonic()
-        due = sorted(t for t in set(tenants) if t not in self._held or now - self._held[t][0] >= self.ttl)
-        if due:
-            brandings = {r.tenant: branding_of(r) for r in await repo.current_brandings(session, due)}
-            in_force: dict[str, dict[tuple[str, str], Compiled]] = {}
-            for r in await repo.current_template_versions(session, due):
-                if (c := self.compiled(r)) is not None:
-                    in_force.setdefault(r.tenant, {})[(c.id, c.locale)] = c
-            for t in due:
-                branding, templates = brandings.get(t), in_force.get(t, {})
-                self._held[t] = (now, TenantContent(branding, templates) if branding or templates else NO_CONTENT)
-        return {t: self._held[t][1] for t in tenants}
+        return await self._tenants.current(session, tenants)
+
+    async def _load(self, session: AsyncSession, tenants: list[str]) -> dict[str, TenantContent]:
+        brandings = {r.tenant: branding_of(r) for r in await repo.current_brandings(session, tenants)}
+        in_force: dict[str, dict[tuple[str, str], Compiled]] = {}
+        for r in await repo.current_template_versions(session, tenants):
+            if (c := self.compiled(r)) is not None:
+                in_force.setdefault(r.tenant, {})[(c.id, c.locale)] = c
+        return {t: TenantContent(brandings.get(t), in_force.get(t, {})) if brandings.get(t) or in_force.get(t)
+                else NO_CONTENT for t in tenants}
 
     def compiled(self, row: Any) -> Compiled | None:
         """A stored version, compiled (None, logged, if it no longer compiles: the built-in stands in)."""
@@ -622,7 +619,7 @@ class TenantContentCache:
         return self._compiled[key]
 
     def forget(self, tenant: str) -> None:
-        self._held.pop(tenant, None)
+        self._tenants.forget(tenant)
 
 
 CONTENT = TenantContentCache()

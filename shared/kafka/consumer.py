@@ -282,6 +282,7 @@ class ConsumerRunner:
         self.config = config
         self.group = config.group
         self._handlers = handlers
+        self._idempotent = {topic for topic, handler in handlers.items() if getattr(handler, "idempotent", False)}
         self._units = units
         self._producer = producer
         self._limiter = DlqLimiter.from_config(config)
@@ -495,8 +496,8 @@ class ConsumerRunner:
         # and the unit of work wakes the relay once they have.
         async with self._units() as uow:
             fresh_ids = await claim_inbox(uow.session, self.group, [
-                d.event.id for d in deliveries if not getattr(self._handlers[d.topic], "idempotent", False)])
-            fresh_ids |= {d.event.id for d in deliveries if getattr(self._handlers[d.topic], "idempotent", False)}
+                d.event.id for d in deliveries if d.topic not in self._idempotent])
+            fresh_ids |= {d.event.id for d in deliveries if d.topic in self._idempotent}
             seen: set[str] = set()
             for d in deliveries:
                 if d.event.id in fresh_ids and d.event.id not in seen:

@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, PlainSer
 
 from services.compliance.domain.rules.base import ConsentKind, HoldKind, SuppressionKind
 from services.compliance.service import records
+from services.compliance.service.context import calendar_country
 from shared.audit import record_change
 from shared.contracts.events import Channel, Ident, TimeZone
 from shared.deps import CipherDep, Principal, Role, RuntimeDep, SessionDep, SettingsDep, TenantDep, UowDep, require
@@ -304,7 +305,7 @@ async def get_calendar(session: SessionDep, tenant: TenantDep, settings: Setting
                        year: int = Query(ge=2000, le=2100)) -> CalendarPublic:
     """Your days without contact in a year (HOUSE-HOLIDAY)."""
     view = await records.calendar_of(session, tenant=tenant, year=year,
-                                     default_country=str(getattr(settings, "default_calendar_country", "CN")))
+                                     default_country=calendar_country(settings))
     return CalendarPublic(
         country=view.country, year=view.year, public_holidays_included=view.public_holidays_included,
         days_off=[DayOff(day=d, name=n) for d, n in sorted(view.days_off.items())],

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from services.compliance import service
 from services.compliance.domain.rules.base import Party
-from services.compliance.service.context import ContactKeys
+from services.compliance.service.context import ContactKeys, calendar_country
 from shared.contracts.events import Channel, Ident, TimeZone
 from shared.deps import CipherDep, Principal, Role, RuntimeDep, SessionDep, TenantDep, require
 
@@ -96,7 +96,7 @@ async def check_contact(session: SessionDep, cipher: CipherDep, runtime: Runtime
         time_zone=body.time_zone, party=body.party, automated=body.automated, destination=sealed,
         days_past_due=body.days_past_due, overdue_minor=body.overdue_minor, collectors=body.collectors,
         debtor_reachable=body.debtor_reachable, keys=ContactKeys(runtime.cipher, runtime.identity),
-        default_country=str(getattr(runtime.settings, "default_calendar_country", "CN")))
+        default_country=calendar_country(runtime.settings))
     return CheckOut(outcome=decision.outcome, rule_id=decision.rule_id, reason=decision.reason,
                     retry_at=decision.retry_at, policy_version=decision.policy_version,
                     rules_evaluated=[RuleVerdict(rule_id=r.rule_id, pack=r.pack, verdict=r.verdict, reason=r.reason,

@@ -29,7 +29,7 @@ def build_handlers(runtime: Runtime[Any]) -> dict[str, Handler]:
     # the keys that turn a request's sealed destination into its contact-point key (service/context.py), and the
     # calendar of tenants that chose none
     keys = context.ContactKeys(runtime.cipher, runtime.identity)
-    country = str(getattr(runtime.settings, "default_calendar_country", "CN"))
+    country = context.calendar_country(runtime.settings)
 
     async def on_contact_requested(uow: UnitOfWork, deliveries: list[Delivery]) -> None:
         await service.decide_requests(uow, requests=[(d.payload, d.event) for d in deliveries], keys=keys,

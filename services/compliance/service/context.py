@@ -67,6 +67,12 @@ class ContactKeys:
     identity: IdentityKeys
 
 
+def calendar_country(settings: Any) -> str:
+    """The calendar of tenants that chose none, from the service's settings (``COMPLIANCE_DEFAULT_CALENDAR_COUNTRY``;
+    ``none``: no public holidays)."""
+    return str(getattr(settings, "default_calendar_country", "CN"))
+
+
 def destination_key(request: ContactRequestV1, keys: ContactKeys | None) -> str | None:
     """The contact-point key of the request's destination; None without keys or when it does not open."""
     if keys is None or request.destination is None:

@@ -12,17 +12,16 @@ Every parameter a document names is checked against the rule's parameter type an
 default (:func:`~services.compliance.domain.rules.engine.validate_policy`): a refused document names each rule it
 breaks and nothing is stored. Tenants without a published policy get the defaults, version 0.
 
-The decision use case reads the current policy of a batch's tenants through :class:`PolicyCache` (one statement
-per batch at most; a policy published through this process applies to its next batch, one published through
-another replica within ``ttl`` seconds).
+The decision use case reads the current policy of a batch's tenants through ``CACHE`` (``shared/cache.py``: one
+statement per batch at most; a policy published through this process applies to its next batch, one published
+through another replica within ``ttl`` seconds).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import time as clock
 import typing
-from collections.abc import Collection, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from typing import Any
@@ -32,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.compliance.db import repository as repo
 from services.compliance.domain.rules import engine
 from services.compliance.domain.rules.base import Policy
+from shared.cache import TenantCache
 from shared.contracts.events import Channel
 from shared.domain import DomainError
 
@@ -182,28 +182,29 @@ def _plain(value: Any) -> Any:
 MAX_DAYS = 90  # the longest period a policy may count over: the ledger is read that far back at most
 
 
+PERIODS = ("interval_days", "period_days", "quiet_days")  # parameters that count over a number of days
+
+
+def _periods(policy: Policy) -> Iterator[tuple[str, str, int]]:
+    """(rule id, parameter, days) of every period the policy sets (each channel's, for a per-channel map)."""
+    for rule_id, params in policy.params.items():
+        for name in PERIODS:
+            value = getattr(params, name, None)
+            for days in (value.values() if isinstance(value, Mapping) else [value]):
+                if isinstance(days, int):
+                    yield rule_id, name, days
+
+
 def ledger_days(policy: Policy) -> int:
     """How many days of the ledger a decision under ``policy`` must read: the longest period a rule counts
     over (HOUSE-DUP's intervals, US-7IN7's period and quiet days, a week by default) and one day more for
     local-day boundaries in any time zone."""
-    longest = 7
-    for params in policy.params.values():
-        for name in ("interval_days", "period_days", "quiet_days"):
-            value = getattr(params, name, None)
-            if isinstance(value, Mapping):
-                longest = max(longest, *value.values(), 0)
-            elif isinstance(value, int):
-                longest = max(longest, value)
-    return longest + 1
+    return max([7, *(days for _, _, days in _periods(policy))]) + 1
 
 
 def _day_errors(policy: Policy) -> list[str]:
-    return [f"{rule_id}: {name} {value} is over {MAX_DAYS} days (the longest period a rule counts over)"
-            for rule_id, params in policy.params.items()
-            for name in ("interval_days", "period_days", "quiet_days")
-            for value in ((getattr(params, name, None) or {}).values()
-                          if isinstance(getattr(params, name, None), Mapping) else [getattr(params, name, None)])
-            if isinstance(value, int) and value > MAX_DAYS]
+    return [f"{rule_id}: {name} {days} is over {MAX_DAYS} days (the longest period a rule counts over)"
+            for rule_id, name, days in _periods(policy) if days > MAX_DAYS]
 
 
 def effective_parameters(tp: TenantPolicy) -> dict[str, dict[str, Any]]:
@@ -222,28 +223,12 @@ def from_row(row: Any) -> TenantPolicy:
                         created_at=row.created_at)
 
 
-class PolicyCache:
-    """The current policy per tenant, read at most once per ``ttl`` seconds per tenant (one statement for all the
-    tenants of a batch that are due)."""
-
-    def __init__(self, ttl: float = 5.0) -> None:
-        self.ttl = ttl
-        self._held: dict[str, tuple[float, TenantPolicy]] = {}
-
-    async def current(self, session: AsyncSession, tenants: Collection[str]) -> dict[str, TenantPolicy]:
-        now = clock.monotonic()
-        due = [t for t in set(tenants) if t not in self._held or now - self._held[t][0] >= self.ttl]
-        if due:
-            rows = {r.tenant: r for r in await repo.current_policies(session, due)}
-            for t in due:
-                self._held[t] = (now, from_row(rows[t]) if t in rows else default_policy(t))
-        return {t: self._held[t][1] for t in tenants}
-
-    def forget(self, tenant: str) -> None:
-        self._held.pop(tenant, None)
+async def _load(session: AsyncSession, tenants: list[str]) -> dict[str, TenantPolicy]:
+    rows = {r.tenant: r for r in await repo.current_policies(session, tenants)}
+    return {t: from_row(rows[t]) if t in rows else default_policy(t) for t in tenants}
 
 
-CACHE = PolicyCache()
+CACHE: TenantCache[TenantPolicy] = TenantCache(_load)  # one statement per batch at most
 
 
 async def current_policy(session: AsyncSession, tenant: str) -> TenantPolicy:

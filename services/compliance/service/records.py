@@ -466,9 +466,7 @@ def daily_caps(tp: policies.TenantPolicy) -> dict[Channel, list[tuple[str, int, 
             what = "contacts per customer per channel per day" if days == 1 else \
                 f"contact per customer per channel per {days} local days"
             caps[channel].append(("HOUSE-DUP", 1, days, what))
-    if "CN-CONNECTS" in {r.id for r in engine.rules_for(ContactContext(
-            tenant=tp.tenant, customer_id="-", account_id="-", channel=Channel.CALL, time_zone="UTC",
-            jurisdiction=tp.jurisdiction), tp.policy)}:
+    if "CN" in tp.policy.packs.get(tp.jurisdiction, (tp.jurisdiction,)):
         connects = engine.params_of(engine.RULES["CN-CONNECTS"], tp.policy)
         attempts = engine.params_of(engine.RULES["CN-ATTEMPTS"], tp.policy)
         caps[Channel.CALL] += [("CN-CONNECTS", connects.max_connects, 1, "effective conversations per debtor per day"),

@@ -25,8 +25,6 @@ from services.compliance.domain.rules.common import (
     in_window,
     local,
     next_in_window,
-    next_local_midnight,
-    on_local_day,
     suppressions,
     window,
     window_loosens,
@@ -94,14 +92,8 @@ class CnAttempts(BaseRule):
     tighter: ClassVar[dict[str, str]] = {"max_unanswered": "lower"}
 
     def check(self, ctx: ContactContext, at: datetime, params: AttemptsParams) -> RuleResult:
-        if params.max_unanswered == 0:
-            return self.block("the tenant's policy allows no dial attempts")
-        today = len(on_local_day(ctx.ledger.number_unanswered, at, ctx.time_zone))
-        if today < params.max_unanswered:
-            return self.allow(f"{today} unanswered attempts to this number today (cap {params.max_unanswered})")
-        return self.defer(f"{today} unanswered attempts to this number today reach the cap of "
-                          f"{params.max_unanswered}; the count resets at local midnight",
-                          next_local_midnight(at, ctx.time_zone))
+        return self.daily_cap(ctx, at, ctx.ledger.number_unanswered, params.max_unanswered,
+                              "unanswered attempts to this number", "the tenant's policy allows no dial attempts")
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,13 +114,8 @@ class CnConnects(BaseRule):
     tighter: ClassVar[dict[str, str]] = {"max_connects": "lower"}
 
     def check(self, ctx: ContactContext, at: datetime, params: ConnectsParams) -> RuleResult:
-        if params.max_connects == 0:
-            return self.block("the tenant's policy allows no conversations")
-        today = len(on_local_day(ctx.ledger.borrower_connects, at, ctx.time_zone))
-        if today < params.max_connects:
-            return self.allow(f"{today} conversations with this debtor today (cap {params.max_connects})")
-        return self.defer(f"{today} conversations with this debtor today reach the cap of {params.max_connects}; "
-                          "the count resets at local midnight", next_local_midnight(at, ctx.time_zone))
+        return self.daily_cap(ctx, at, ctx.ledger.borrower_connects, params.max_connects,
+                              "conversations with this debtor", "the tenant's policy allows no conversations")
 
 
 class CnThirdParty(BaseRule):

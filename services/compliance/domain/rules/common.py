@@ -246,6 +246,19 @@ class BaseRule:
             return self.block(f"{first}: {what}, until it is lifted")
         return self.defer(f"{first}: {what}, until {fmt(until, ctx.time_zone)}", until)
 
+    def daily_cap(self, ctx: ContactContext, at: datetime, instants: Iterable[datetime], cap: int, counted: str,
+                  none_allowed: str) -> RuleResult:
+        """At most ``cap`` of ``instants`` on the local day of ``at``; over it, defer to local midnight (the count
+        resets). ``counted`` names what is counted ("conversations with this debtor"); ``none_allowed`` is the
+        block reason of a cap of 0."""
+        if cap == 0:
+            return self.block(none_allowed)
+        today = len(on_local_day(instants, at, ctx.time_zone))
+        if today < cap:
+            return self.allow(f"{today} {counted} today (cap {cap})")
+        return self.defer(f"{today} {counted} today reach the cap of {cap}; the count resets at local midnight",
+                          next_local_midnight(at, ctx.time_zone))
+
     def allow(self, reason: str) -> RuleResult:
         return RuleResult(self.id, self.pack, "allow", reason)
 
