@@ -35,6 +35,7 @@ class Role(StrEnum):
     AGENT = "agent"            # a collector: POST /v1/checks before a contact, read
     SUPERVISOR = "supervisor"  # a team lead: approves complaint deadline extensions, places and lifts holds
     COMPLIANCE = "compliance"  # a compliance officer: holds, suppressions, consents, complaints, calendar, agencies
+    STRATEGIST = "strategist"  # a collections strategist: segmentation policies, strategies, experiments
     ADMIN = "admin"            # issues, rotates and revokes keys of its tenant
 
 
