@@ -52,6 +52,11 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
+        # a document refused for several reasons (a policy, a strategy) lists each, as validation issues do
+        reasons = getattr(exc, "errors", None)
+        if isinstance(reasons, list) and reasons:
+            return problem(exc.status, exc.title, str(exc), errors=[
+                {"loc": ["body"], "msg": str(r), "type": "refused"} for r in reasons])
         return problem(exc.status, exc.title, str(exc))
 
     @app.exception_handler(RequestValidationError)

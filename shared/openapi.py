@@ -64,7 +64,8 @@ PROBLEM_SCHEMAS: dict[str, dict[str, Any]] = {
             "instance": {"type": "string", "format": "uri-reference",
                          "description": "This occurrence, when it is identified (not sent today)"},
             "errors": {"type": "array", "items": {"$ref": f"{REF}ValidationIssue"},
-                       "description": "On a 422 from request validation: each invalid field"},
+                       "description": "On a 422: each invalid field (request validation), or each reason a "
+                                      "document was refused (`type` `refused`)"},
         },
         "additionalProperties": True,
     },

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, func
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, func
 from sqlmodel import Field, SQLModel
+
+from shared.audit import AuditEntry
+
+__all__ = ["AuditEntry", "StepOutcome", "Strategy", "StrategyAssignment", "Treatment", "TreatmentPayment",
+           "TreatmentPlan", "TreatmentStep"]
 
 
 class Treatment(SQLModel, table=True):
@@ -33,6 +39,10 @@ class Treatment(SQLModel, table=True):
     address_sealed: str | None = None
     time_zone: str
     locale: str
+    # the arm and strategy (name@version) of the treatment's last planned step (docs/strategies.md)
+    arm: str | None = None
+    strategy: str | None = None
+    experiment: str | None = None
     updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), server_default=func.now(),
                                                   onupdate=func.now(), nullable=False))
 
@@ -62,6 +72,10 @@ class TreatmentStep(SQLModel, table=True):
     last_reason: str = ""
     account_ref: str | None = None
     borrower_key: str | None = None
+    # which strategy (name@version), arm and experiment asked for this step (None: before strategies)
+    strategy: str | None = None
+    arm: str | None = None
+    experiment: str | None = None
     # the newest outcome of the contact and when it happened (an older one arriving late changes nothing)
     outcome: str | None = None
     outcome_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
@@ -111,3 +125,33 @@ class StepOutcome(SQLModel, table=True):
     tenant: str
     outcome: str
     occurred_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class Strategy(SQLModel, table=True):
+    """A published strategy version: immutable (docs/strategies.md)."""
+
+    __tablename__ = "strategies"
+
+    tenant: str = Field(primary_key=True, max_length=64)
+    name: str = Field(primary_key=True, max_length=64)
+    version: int = Field(primary_key=True)
+    document: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_by: str
+    reason: str
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), server_default=func.now(),
+                                                  nullable=False))
+
+
+class StrategyAssignment(SQLModel, table=True):
+    """Which strategy a tenant's treatments follow, and the experiment's challengers: versioned, the newest
+    applies (docs/strategies.md, "Experiments")."""
+
+    __tablename__ = "strategy_assignments"
+
+    tenant: str = Field(primary_key=True, max_length=64)
+    version: int = Field(primary_key=True)
+    document: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_by: str
+    reason: str
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), server_default=func.now(),
+                                                  nullable=False))

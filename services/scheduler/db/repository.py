@@ -10,7 +10,15 @@ from sqlalchemy import ARRAY, Text, and_, any_, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.scheduler.db.models import StepOutcome, Treatment, TreatmentPayment, TreatmentPlan, TreatmentStep
+from services.scheduler.db.models import (
+    StepOutcome,
+    Strategy,
+    StrategyAssignment,
+    Treatment,
+    TreatmentPayment,
+    TreatmentPlan,
+    TreatmentStep,
+)
 from shared.db import any_of, keys_table, table_of
 
 TREATMENTS = table_of(Treatment)
@@ -18,6 +26,8 @@ STEPS = table_of(TreatmentStep)
 PAYMENTS = table_of(TreatmentPayment)
 PLANS = table_of(TreatmentPlan)
 OUTCOMES = table_of(StepOutcome)
+STRATEGIES = table_of(Strategy)
+ASSIGNMENTS = table_of(StrategyAssignment)
 AccountKey = tuple[str, str]
 
 
@@ -36,6 +46,15 @@ async def lock_treatments(session: AsyncSession, keys: Collection[AccountKey]) -
                                              TREATMENTS.c.account_id == wanted.c.account_id))
         .order_by(TREATMENTS.c.tenant, TREATMENTS.c.account_id).with_for_update(of=TREATMENTS))
     return {(r.tenant, r.account_id): r for r in rows}
+
+
+async def treatments_of(session: AsyncSession, keys: Collection[AccountKey]) -> dict[AccountKey, dict[str, Any]]:
+    """The stored treatments of these keys, not locked (a reaction to an outcome reads them; the steps it makes
+    are inserted once whatever runs beside it)."""
+    if not keys:
+        return {}
+    rows = await session.execute(select(TREATMENTS).select_from(_of_accounts(TREATMENTS, keys)))
+    return {(r.tenant, r.account_id): dict(r._mapping) for r in rows}
 
 
 async def save_treatments(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -81,7 +100,8 @@ async def plans_of(session: AsyncSession, keys: Collection[AccountKey]) -> dict[
     """The last word of every plan kept for these accounts (plan_id, kind), by account."""
     found: dict[AccountKey, list[Any]] = {}
     if keys:
-        rows = await session.execute(select(PLANS.c.tenant, PLANS.c.account_id, PLANS.c.plan_id, PLANS.c.kind)
+        rows = await session.execute(select(PLANS.c.tenant, PLANS.c.account_id, PLANS.c.plan_id, PLANS.c.kind,
+                                        PLANS.c.occurred_at)
                                      .select_from(_of_accounts(PLANS, keys)))
         for r in rows:
             found.setdefault((r.tenant, r.account_id), []).append(r)
@@ -167,6 +187,21 @@ _CANCEL_STEPS = (
                         STEPS.c.status == any_(bindparam("b_statuses", type_=ARRAY(Text))))
     .values(status=bindparam("b_status"), last_reason=bindparam("b_reason"), updated_at=func.now())
 )
+_CANCEL_LISTED = (
+    update(STEPS).where(STEPS.c.contact_id == bindparam("b_contact_id"),
+                        STEPS.c.status == any_(bindparam("b_statuses", type_=ARRAY(Text))))
+    .values(status=bindparam("b_status"), last_reason=bindparam("b_reason"), updated_at=func.now())
+)
+
+
+async def cancel_listed_steps(session: AsyncSession, steps: Sequence[tuple[str, str]], *,
+                              statuses: Collection[str], status: str) -> None:
+    """Move each of these steps (contact id, reason) that is in one of ``statuses`` to ``status``; one
+    statement."""
+    if steps:
+        await session.execute(_CANCEL_LISTED, [
+            {"b_contact_id": c, "b_statuses": list(statuses), "b_status": status, "b_reason": reason}
+            for c, reason in steps])
 
 
 async def cancel_steps(session: AsyncSession, accounts: Sequence[tuple[AccountKey, str]], *,
@@ -229,3 +264,71 @@ async def list_steps(session: AsyncSession, *, tenant: str, account_id: str) -> 
         select(TreatmentStep).where(TreatmentStep.tenant == tenant,  # type: ignore[arg-type]
                                     TreatmentStep.account_id == account_id)  # type: ignore[arg-type]
         .order_by(TreatmentStep.created_at))).scalars().all())  # type: ignore[arg-type]
+
+
+async def _version_lock(session: AsyncSession, what: str, tenant: str) -> None:
+    """Serialise publishers of one tenant's ``what`` until the transaction ends (there may be no row to lock)."""
+    await session.execute(select(func.pg_advisory_xact_lock(
+        func.hashtext(func.concat(func.current_schema(), f":{what}:", tenant)))))
+
+
+async def latest_strategy_version(session: AsyncSession, tenant: str, name: str, *, lock: bool = False) -> int:
+    """The newest version of the tenant's strategy of this name (0: none); ``lock`` serialises its publishers."""
+    if lock:
+        await _version_lock(session, "strategy", tenant)
+    found = await session.execute(select(func.max(STRATEGIES.c.version))
+                                  .where(STRATEGIES.c.tenant == tenant, STRATEGIES.c.name == name))
+    return int(found.scalar() or 0)
+
+
+async def add_strategy(session: AsyncSession, values: Mapping[str, Any]) -> Any:
+    return (await session.execute(insert(STRATEGIES).values(**values).returning(*STRATEGIES.c))).one()
+
+
+async def strategy_versions(session: AsyncSession, tenant: str, name: str | None, *, limit: int) -> list[Any]:
+    """The tenant's published strategy versions (of one name, or all), newest first."""
+    query = select(STRATEGIES).where(STRATEGIES.c.tenant == tenant)
+    if name is not None:
+        query = query.where(STRATEGIES.c.name == name)
+    rows = await session.execute(query.order_by(STRATEGIES.c.created_at.desc(), STRATEGIES.c.name,
+                                                STRATEGIES.c.version.desc()).limit(limit))
+    return list(rows)
+
+
+async def strategies_by_ref(session: AsyncSession, refs: Collection[tuple[str, str, int]]) -> list[Any]:
+    """The published strategies of these (tenant, name, version)."""
+    if not refs:
+        return []
+    wanted = keys_table(tenant=[t for t, _, _ in refs], name=[n for _, n, _ in refs],
+                        version=[str(v) for _, _, v in refs])
+    rows = await session.execute(select(STRATEGIES).join(wanted, and_(
+        STRATEGIES.c.tenant == wanted.c.tenant, STRATEGIES.c.name == wanted.c.name,
+        func.cast(STRATEGIES.c.version, Text) == wanted.c.version)))
+    return list(rows)
+
+
+async def latest_assignment_version(session: AsyncSession, tenant: str, *, lock: bool = False) -> int:
+    if lock:
+        await _version_lock(session, "assignment", tenant)
+    found = await session.execute(select(func.max(ASSIGNMENTS.c.version)).where(ASSIGNMENTS.c.tenant == tenant))
+    return int(found.scalar() or 0)
+
+
+async def add_assignment(session: AsyncSession, values: Mapping[str, Any]) -> Any:
+    return (await session.execute(insert(ASSIGNMENTS).values(**values).returning(*ASSIGNMENTS.c))).one()
+
+
+async def current_assignments(session: AsyncSession, tenants: Collection[str]) -> list[Any]:
+    """The newest assignment of each of these tenants that has one."""
+    if not tenants:
+        return []
+    rows = await session.execute(
+        select(ASSIGNMENTS).distinct(ASSIGNMENTS.c.tenant).where(any_of(ASSIGNMENTS.c.tenant, sorted(tenants)))
+        .order_by(ASSIGNMENTS.c.tenant, ASSIGNMENTS.c.version.desc()))
+    return list(rows)
+
+
+async def assignment_versions(session: AsyncSession, tenant: str, *, limit: int) -> list[Any]:
+    rows = await session.execute(select(ASSIGNMENTS).where(ASSIGNMENTS.c.tenant == tenant)
+                                 .order_by(ASSIGNMENTS.c.version.desc()).limit(limit))
+    return list(rows)

@@ -1,18 +1,31 @@
-"""Unit tests for the treatment timeline (services/scheduler/domain/timeline.py)."""
+"""The built-in strategy as a table (services/scheduler/domain/strategies/builtin.py, read by the interpreter) and
+contact ids (services/scheduler/domain/timeline.py)."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
+from typing import NamedTuple
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.scheduler.domain.timeline import StepPlan, contact_id_for, plan_step
+from services.scheduler.domain.strategies.builtin import BUILTIN
+from services.scheduler.domain.strategies.interpreter import Account, step_for
+from services.scheduler.domain.timeline import contact_id_for
 from shared.contracts.events import Channel, Segment
 
 PROPS = settings(max_examples=200, deadline=None, database=None)
+
+NOW = datetime(2026, 3, 20, 2, 0, tzinfo=UTC)
+
+
+class StepPlan(NamedTuple):
+    step: str
+    channel: Channel
+    template_id: str
+
 
 P, S, H = Segment.PRIME, Segment.STANDARD, Segment.HIGH_RISK
 SMS = StepPlan("reminder", Channel.SMS, "reminder.sms")
@@ -25,8 +38,14 @@ PRE_EMAIL = StepPlan("pre-due", Channel.EMAIL, "pre_due.email")
 
 def plan(segment: Segment, dpd: int, *, phone: bool = True, email: bool = True,
          address: bool = True) -> StepPlan | None:
-    return plan_step(segment=segment, days_past_due=dpd, has_phone=phone, has_email=email,
-                     has_address=address)
+    account = Account(segment=segment.value, days_past_due=dpd, due_date=NOW.date() - timedelta(days=dpd),
+                      overdue_minor=100_00, time_zone="Asia/Shanghai", has_phone=phone, has_email=email,
+                      has_address=address)
+    planned = step_for(BUILTIN, account, now=NOW)
+    if planned is None:
+        return None
+    assert planned.due_at == NOW  # the built-in steps name no time of day: due as soon as their day comes
+    return StepPlan(planned.step, planned.channel, planned.template)
 
 
 @pytest.mark.parametrize(
@@ -55,18 +74,20 @@ def plan(segment: Segment, dpd: int, *, phone: bool = True, email: bool = True,
         (S, 16, True, True, True, CALL),
         (H, 30, True, True, True, CALL),
         (S, 20, True, False, False, CALL),
-        (S, 20, False, True, True, EMAIL),
-        (P, 20, False, True, False, EMAIL),
+        # no phone: the call step is made on its fallback, under its own id (another contact than the reminder)
+        (S, 20, False, True, True, StepPlan("call", Channel.EMAIL, "reminder.email")),
+        (P, 20, False, True, False, StepPlan("call", Channel.EMAIL, "reminder.email")),
         (H, 30, False, False, True, None),
         # DPD 31+: field visits for non-prime customers with an address
         (S, 31, True, True, True, FIELD),
         (H, 31, True, True, True, FIELD),
         (H, 200, False, False, True, FIELD),
-        (S, 45, True, True, False, CALL),
-        (H, 45, False, True, False, EMAIL),
+        # no address: the field visit is made on its fallbacks, a call, else an e-mail
+        (S, 45, True, True, False, StepPlan("field-visit", Channel.CALL, "call.script")),
+        (H, 45, False, True, False, StepPlan("field-visit", Channel.EMAIL, "reminder.email")),
         (H, 45, False, False, False, None),
         (P, 31, True, True, True, CALL),
-        (P, 60, False, True, True, EMAIL),
+        (P, 60, False, True, True, StepPlan("call", Channel.EMAIL, "reminder.email")),
         (P, 60, False, False, True, None),
     ],
 )
@@ -98,8 +119,9 @@ def test_plan_only_uses_existing_contact_points_and_fits_the_timeline(
         assert segment is Segment.HIGH_RISK and step in (PRE_SMS, PRE_EMAIL)
     else:
         assert step.step != "pre-due"
-    assert (step.step, step.channel, step.template_id) in {
-        (p.step, p.channel, p.template_id) for p in (SMS, EMAIL, CALL, FIELD, PRE_SMS, PRE_EMAIL)}
+    assert step.step in {"pre-due", "reminder", "call", "field-visit"}
+    assert step.template_id in {"pre_due.sms", "pre_due.email", "reminder.sms", "reminder.email", "call.script",
+                                "field.visit"}
 
 
 def test_the_pre_due_reminder_is_another_contact_than_the_first_overdue_reminder() -> None:

@@ -29,17 +29,20 @@ from services.scheduler.domain.standing import (
     standing,
 )
 from services.scheduler.domain.states import STEP, StepEvent, StepStatus, TreatmentStatus, outcome_event
-from services.scheduler.domain.timeline import contact_id_for, plan_step
+from services.scheduler.domain.strategies.document import MAX_RETRIES
+from services.scheduler.domain.strategies.interpreter import Account, Planned, StepName, after_outcome, step_for
+from services.scheduler.domain.timeline import contact_id_for
+from services.scheduler.service import strategies
 from shared import metrics
 from shared.contracts import CloudEvent, topics
 from shared.contracts.events import (
     AccountSegmentedV1,
+    Channel,
     ContactOutcomeV1,
     ContactRejectedV1,
     ContactRequestV1,
     PaymentReceivedV1,
     PlanEventV1,
-    Segment,
 )
 from shared.db import lock_account_keys
 from shared.domain import IllegalTransition, NotFound
@@ -66,26 +69,31 @@ def _snapshot_time(row: Mapping[str, Any]) -> SnapshotTime:
     return SnapshotTime(row["as_of"], row["due_date"], row["days_past_due"], row["reported_overdue_minor"])
 
 
-async def _standings(uow: UnitOfWork, treatments: Mapping[AccountKey, dict[str, Any]]) -> None:
-    """Derive each treatment's status and amount overdue from the payments and plans kept for it, in place."""
+async def _standings(uow: UnitOfWork, treatments: Mapping[AccountKey, dict[str, Any]]) -> dict[AccountKey, int]:
+    """Derive each treatment's status and amount overdue from the payments and plans kept for it, in place;
+    returns how many plans each account broke in its current delinquency cycle (a strategy's escalation reads it)."""
     payments = await repo.payments_of(uow.session, treatments.keys())
     plans = await repo.plans_of(uow.session, treatments.keys())
+    broken: dict[AccountKey, int] = {}
     for key, t in treatments.items():
+        broken[key] = sum(1 for p in plans.get(key, ()) if p.kind == "broken" and p.occurred_at.date() >= t["due_date"])
         overdue = overdue_now(reported_minor=t["reported_overdue_minor"], currency=t["currency"], as_of=t["as_of"],
                               payments=(PaymentFact(p.amount_minor, p.currency, p.paid_at)
                                         for p in payments.get(key, ())))
         result = standing(overdue_minor=overdue, open_plans=[p.plan_id for p in plans.get(key, ()) if is_open(p.kind)],
                           active_reason=t["segment_reason"])
         t.update(status=result.status.value, status_reason=result.reason, overdue_minor=result.overdue_minor)
+    return broken
 
 
-async def _follow(uow: UnitOfWork, treatments: Sequence[Mapping[str, Any]], causes: Mapping[AccountKey, Cause]) -> None:
+async def _follow(uow: UnitOfWork, treatments: Sequence[Mapping[str, Any]], causes: Mapping[AccountKey, Cause],
+                  broken: Mapping[AccountKey, int]) -> None:
     """Make the steps follow each treatment's status: open steps are cancelled when it is not active; the
     step its snapshot calls for is opened (or reopened) when it is."""
     stopped = [((t["tenant"], t["account_id"]), t["status_reason"]) for t in treatments
                if t["status"] != TreatmentStatus.ACTIVE.value]
     await repo.cancel_steps(uow.session, stopped, statuses=CANCELLABLE, status=StepStatus.CANCELLED.value)
-    await _open_steps(uow, [t for t in treatments if t["status"] == TreatmentStatus.ACTIVE.value], causes)
+    await _open_steps(uow, [t for t in treatments if t["status"] == TreatmentStatus.ACTIVE.value], causes, broken)
 
 
 async def record_segmented(uow: UnitOfWork, *, segmented: Sequence[tuple[AccountSegmentedV1, CloudEvent]]) -> None:
@@ -110,50 +118,71 @@ async def record_segmented(uow: UnitOfWork, *, segmented: Sequence[tuple[Account
     stored = await repo.lock_treatments(uow.session, latest.keys())
     fresh = {key: row for key, row in latest.items()
              if key not in stored or is_newer_snapshot(_snapshot_time(row), _snapshot_time(stored[key]._mapping))}
-    await _standings(uow, fresh)
+    broken = await _standings(uow, fresh)
+    followed = await strategies.current(uow.session, {t for t, _ in fresh})
+    for t in fresh.values():
+        arm, strategy, experiment = followed[t["tenant"]].follow(borrower=_borrower(t), segment=t["segment"])
+        t.update(arm=arm, strategy=strategy.ref, experiment=experiment)
     await repo.save_treatments(uow.session, list(fresh.values()))
-    await _follow(uow, list(fresh.values()), causes)
+    await _follow(uow, list(fresh.values()), causes, broken)
 
 
 async def _resettle(uow: UnitOfWork, keys: Collection[AccountKey], causes: Mapping[AccountKey, Cause]) -> None:
     """Derive again the treatments of these accounts (those that exist) after a payment or a plan event."""
     stored = {key: dict(row._mapping) for key, row in (await repo.lock_treatments(uow.session, keys)).items()}
     before = {key: (t["status"], t["overdue_minor"], t["status_reason"]) for key, t in stored.items()}
-    await _standings(uow, stored)
+    broken = await _standings(uow, stored)
     changed = [t for key, t in stored.items() if (t["status"], t["overdue_minor"], t["status_reason"]) != before[key]]
     await repo.set_standings(uow.session, changed)
     # steps follow a change of status only: an unchanged active treatment already has its step
-    await _follow(uow, [t for t in changed if t["status"] != before[(t["tenant"], t["account_id"])][0]], causes)
+    await _follow(uow, [t for t in changed if t["status"] != before[(t["tenant"], t["account_id"])][0]], causes,
+                  broken)
 
 
-def _step_row(t: Mapping[str, Any], now: datetime) -> dict[str, Any] | None:
-    plan = plan_step(segment=Segment(t["segment"]), days_past_due=t["days_past_due"],
-                     has_phone=t["phone_sealed"] is not None, has_email=t["email_sealed"] is not None,
-                     has_address=t["address_sealed"] is not None)
-    if plan is None:
-        return None
-    destination = {"sms": t["phone_sealed"], "call": t["phone_sealed"], "email": t["email_sealed"],
-                   "field": t["address_sealed"]}[plan.channel.value]
+def _borrower(t: Mapping[str, Any]) -> str:
+    """Who an experiment assigns: the debtor across accounts (their borrower key), else the tenant's customer."""
+    return t["borrower_key"] or f"customer:{t['customer_id']}"
+
+
+def _account(t: Mapping[str, Any], broken: int) -> Account:
+    return Account(segment=t["segment"], days_past_due=t["days_past_due"], due_date=t["due_date"],
+                   overdue_minor=t["overdue_minor"], time_zone=t["time_zone"], has_phone=t["phone_sealed"] is not None,
+                   has_email=t["email_sealed"] is not None, has_address=t["address_sealed"] is not None,
+                   broken_promises=broken, active=t["status"] == TreatmentStatus.ACTIVE.value)
+
+
+_DESTINATION = {"sms": "phone_sealed", "call": "phone_sealed", "email": "email_sealed", "field": "address_sealed"}
+
+
+def _step_row(t: Mapping[str, Any], plan: Planned, now: datetime, *, strategy: str, arm: str,
+              experiment: str | None) -> dict[str, Any]:
+    """A new step for the treatment: requested at once when it is due now, else pending (a durable timer)."""
+    status = STEP.apply(StepStatus.PENDING, StepEvent.PLANNED) if plan.due_at <= now else StepStatus.PENDING
     return {
         "contact_id": contact_id_for(tenant=t["tenant"], account_id=t["account_id"], step=plan.step,
                                      due_date=t["due_date"]),
         "tenant": t["tenant"], "account_id": t["account_id"], "customer_id": t["customer_id"], "step": plan.step,
-        "channel": plan.channel.value, "template_id": plan.template_id, "segment": t["segment"],
+        "channel": plan.channel.value, "template_id": plan.template, "segment": t["segment"],
         "days_past_due": t["days_past_due"], "due_date": t["due_date"], "currency": t["currency"],
-        "overdue_minor": t["overdue_minor"], "destination_sealed": destination, "time_zone": t["time_zone"],
-        "locale": t["locale"], "account_ref": t["account_ref"], "borrower_key": t["borrower_key"],
-        "status": STEP.apply(StepStatus.PENDING, StepEvent.PLANNED).value, "attempt": 1, "last_reason": "",
-        "outcome": None, "outcome_at": None, "due_at": now}
+        "overdue_minor": t["overdue_minor"], "destination_sealed": t[_DESTINATION[plan.channel.value]],
+        "time_zone": t["time_zone"], "locale": t["locale"], "account_ref": t["account_ref"],
+        "borrower_key": t["borrower_key"], "status": status.value, "attempt": 1, "last_reason": plan.reason[:500],
+        "outcome": None, "outcome_at": None, "due_at": plan.due_at, "strategy": strategy, "arm": arm,
+        "experiment": experiment}
 
 
 async def _open_steps(uow: UnitOfWork, treatments: Sequence[Mapping[str, Any]],
-                      causes: Mapping[AccountKey, Cause]) -> None:
+                      causes: Mapping[AccountKey, Cause], broken: Mapping[AccountKey, int]) -> None:
     now = datetime.now(UTC)
+    followed = await strategies.current(uow.session, {t["tenant"] for t in treatments}) if treatments else {}
     planned: dict[str, tuple[dict[str, Any], Cause]] = {}
     for t in treatments:
-        step = _step_row(t, now)
-        if step is not None:
-            planned[step["contact_id"]] = (step, causes.get((t["tenant"], t["account_id"])))
+        key = (t["tenant"], t["account_id"])
+        arm, strategy, experiment = followed[t["tenant"]].follow(borrower=_borrower(t), segment=t["segment"])
+        plan = step_for(strategy, _account(t, broken.get(key, 0)), now=now)
+        if plan is not None:
+            step = _step_row(t, plan, now, strategy=strategy.ref, arm=arm, experiment=experiment)
+            planned[step["contact_id"]] = (step, causes.get(key))
     if not planned:
         return
     existing = await repo.lock_steps(uow.session, planned)
@@ -167,10 +196,11 @@ async def _open_steps(uow: UnitOfWork, treatments: Sequence[Mapping[str, Any]],
             if known is not None:
                 # the contact was made and its outcome reported before this step was known here: record
                 # it, never make the contact a second time
-                step.update(status=STEP.apply(StepStatus(step["status"]), outcome_event(known.outcome)).value,
+                made = STEP.apply(StepStatus.PENDING, StepEvent.PLANNED)
+                step.update(status=STEP.apply(made, outcome_event(known.outcome)).value,
                             last_reason=f"outcome: {known.outcome}", outcome=known.outcome,
                             outcome_at=known.occurred_at)
-            else:
+            elif step["status"] == StepStatus.REQUESTED.value:
                 _emit_request(uow, step, cause)
             created.append(step)
             continue
@@ -220,6 +250,7 @@ async def record_outcomes(uow: UnitOfWork, *, outcomes: Sequence[ContactOutcomeV
             newest[o.contact_id] = o
     steps = await repo.lock_steps(uow.session, newest)
     changed: list[dict[str, Any]] = []
+    corrected: list[dict[str, Any]] = []  # failed before, reached the customer after all
     for contact_id, step in steps.items():
         o = newest[contact_id]
         kept = (step["outcome"], step["outcome_at"]) if step["outcome"] else None
@@ -229,10 +260,13 @@ async def record_outcomes(uow: UnitOfWork, *, outcomes: Sequence[ContactOutcomeV
             status = STEP.apply(StepStatus(step["status"]), outcome_event(o.outcome))
         except IllegalTransition:
             continue
+        if step["status"] == StepStatus.FAILED.value and status is StepStatus.DONE:
+            corrected.append(step)
         step.update(status=status.value, last_reason=f"outcome: {o.outcome}", outcome=o.outcome,
                     outcome_at=o.occurred_at)
         changed.append(step)
     await repo.update_steps(uow.session, changed)
+    await _react(uow, [s for s in changed if s["status"] == StepStatus.FAILED.value], corrected)
     unknown = {cid: o for cid, o in newest.items() if cid not in steps}
     if unknown:
         parked = await repo.lock_outcomes(uow.session, unknown)
@@ -241,6 +275,47 @@ async def record_outcomes(uow: UnitOfWork, *, outcomes: Sequence[ContactOutcomeV
             for cid, o in unknown.items()
             if outcome_supersedes(stored=(parked[cid].outcome, parked[cid].occurred_at) if cid in parked else None,
                                   incoming=(o.outcome, o.occurred_at))])
+
+
+_REACTIONS = [f"retry-{n}" for n in range(1, MAX_RETRIES + 1)] + [f"fallback-{n}" for n in range(1, len(Channel))]
+
+
+async def _react(uow: UnitOfWork, failed: Sequence[Mapping[str, Any]], reached: Sequence[Mapping[str, Any]]) -> None:
+    """What a contact's newest outcome calls for (docs/strategies.md, "Reactions"): one that did not reach the
+    customer gets the retry or fallback its strategy names (a step of its own, pending until it falls due); one
+    that failed and then reached the customer after all (a corrected receipt) cancels its retries and fallbacks
+    still pending."""
+    if reached:
+        await repo.cancel_listed_steps(uow.session, [
+            (contact_id_for(tenant=s["tenant"], account_id=s["account_id"], due_date=s["due_date"],
+                            step=f"{StepName.parse(s['step']).base}/{r}"),
+             f"not needed: {s['step']} reached the customer")
+            for s in reached for r in _REACTIONS], statuses=("pending",), status=StepStatus.CANCELLED.value)
+    if not failed:
+        return
+    treatments = await repo.treatments_of(uow.session, {(s["tenant"], s["account_id"]) for s in failed})
+    followed = await strategies.current(uow.session, {s["tenant"] for s in failed})
+    now = datetime.now(UTC)
+    planned: dict[str, dict[str, Any]] = {}
+    for s in failed:
+        t = treatments.get((s["tenant"], s["account_id"]))
+        if t is None or t["due_date"] != s["due_date"]:
+            continue  # a step of an earlier delinquency cycle: its reactions ended with it
+        ref = strategies.parse_ref(s["strategy"]) if s["strategy"] else None
+        strategy = (await strategies.strategy_of(uow.session, s["tenant"], ref) if ref else None) or \
+            followed[s["tenant"]].follow(borrower=_borrower(t), segment=t["segment"])[1]
+        plan = after_outcome(strategy, _account(t, 0), step=s["step"], channel=Channel(s["channel"]),
+                             outcome=s["outcome"], outcome_at=s["outcome_at"])
+        if plan is not None:
+            row = _step_row(t, plan, now, strategy=strategy.ref, arm=s["arm"] or "champion",
+                            experiment=s["experiment"])
+            planned[row["contact_id"]] = row
+    existing = await repo.lock_steps(uow.session, planned)
+    new = [row for cid, row in planned.items() if cid not in existing]
+    for row in new:
+        if row["status"] == StepStatus.REQUESTED.value:
+            _emit_request(uow, row, None)
+    await repo.insert_steps(uow.session, new)
 
 
 async def apply_plan_events(uow: UnitOfWork, *, plan_events: Sequence[PlanEventV1]) -> None:

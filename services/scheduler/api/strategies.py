@@ -1,0 +1,188 @@
+"""Strategies and experiments over REST (docs/strategies.md): publish and read strategy versions, check one
+without publishing, assign champion and challengers, promote a challenger, and dry-run an account's timeline.
+Every change needs the ``strategist`` role and is audited with who and why."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel, Field
+
+from services.scheduler import service
+from services.scheduler.service import strategies
+from services.scheduler.service import timeline as dry_run
+from services.scheduler.service.timeline import TimelineEntry
+from shared.access.keys import Principal
+from shared.audit import record_change
+from shared.deps import Role, SessionDep, TenantDep, UowDep, require
+
+router = APIRouter(prefix="/v1", tags=["strategies"])
+Strategist = Annotated[Principal, require(Role.STRATEGIST)]
+Reason = Annotated[str, Field(min_length=1, max_length=500, description="Why: kept with the version and audited")]
+Name = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
+Version = Annotated[int, Path(ge=1, le=2**31 - 1)]
+Limit = Annotated[int, Query(ge=1, le=500)]
+
+
+class StrategyIn(BaseModel):
+    document: dict[str, Any] = Field(description="The strategy: {description, segments: {segment: {bucket: [steps]}}}")
+    reason: Reason
+
+
+class CheckIn(BaseModel):
+    document: dict[str, Any]
+
+
+class CheckOut(BaseModel):
+    valid: bool
+    errors: list[str] = Field(description="Every reason the document would be refused (empty: it would not)")
+
+
+class StrategyOut(BaseModel):
+    name: str
+    version: int
+    document: dict[str, Any]
+    created_by: str | None
+    reason: str | None
+    created_at: datetime | None
+
+
+class AssignmentIn(BaseModel):
+    champion: dict[str, Any] = Field(description='{"strategy": name, "version": number}')
+    experiment: str | None = Field(None, max_length=64, description="The experiment's name: seeds the assignment")
+    challengers: list[dict[str, Any]] = Field(default_factory=list, max_length=4,
+                                              description="[{arm, strategy, version, share_bp: {segment: bp}}]")
+    reason: Reason
+
+
+class PromoteIn(BaseModel):
+    arm: str = Field(min_length=1, max_length=64, description="The challenger arm whose strategy becomes champion")
+    reason: Reason
+
+
+class AssignmentOut(BaseModel):
+    version: int = Field(description="0: the built-in strategy (nothing published)")
+    document: dict[str, Any]
+    created_by: str | None
+    reason: str | None
+    created_at: datetime | None
+
+
+class TimelineOut(BaseModel):
+    account_id: str
+    strategy: str = Field(description="name@version the timeline follows")
+    arm: str
+    status: str = Field(description="The treatment's status now: only an active one takes steps")
+    days_past_due: int
+    due_date: date
+    steps: list[TimelineEntry]
+
+
+def _strategy(p: strategies.Published) -> StrategyOut:
+    return StrategyOut(name=p.name or "", version=p.version, document=dict(p.document), created_by=p.created_by,
+                       reason=p.reason, created_at=p.created_at)
+
+
+def _assignment(p: strategies.Published) -> AssignmentOut:
+    return AssignmentOut(version=p.version, document=dict(p.document), created_by=p.created_by, reason=p.reason,
+                         created_at=p.created_at)
+
+
+@router.get("/strategies", response_model=list[StrategyOut])
+async def list_strategies(session: SessionDep, tenant: TenantDep, limit: Limit = 100) -> list[StrategyOut]:
+    """Every strategy version you published, newest first, and the built-in one (``builtin@1``)."""
+    return [_strategy(p) for p in await strategies.strategy_versions(session, tenant, None, limit=limit)]
+
+
+@router.post("/strategies/check", response_model=CheckOut)
+async def check_strategy(body: CheckIn, tenant: TenantDep) -> CheckOut:
+    """Check a strategy document without publishing it: every reason it would be refused."""
+    _, errors = strategies.parse_strategy(body.document, name="check", version=1)
+    return CheckOut(valid=not errors, errors=errors)
+
+
+@router.put("/strategies/{name}", response_model=StrategyOut, status_code=201,
+            responses={422: {"description": "Strategy refused: `errors` names every reason; nothing was stored"}})
+async def publish_strategy(uow: UowDep, principal: Strategist, name: Name, body: StrategyIn) -> StrategyOut:
+    """Publish the next version of a strategy. Versions are immutable; a treatment follows one only once an
+    assignment names it (``PUT /v1/strategy-assignment``). Refused with every reason, storing nothing, when it
+    is incomplete (a segment or bucket without steps), has an unreachable step, or would breach a compliance
+    limit by construction (docs/strategies.md)."""
+    published = await strategies.publish_strategy(uow.session, tenant=principal.tenant, name=name,
+                                                  document=body.document, created_by=principal.name,
+                                                  reason=body.reason)
+    await record_change(uow, principal, action="strategy.publish", subject=f"{name}@{published.version}",
+                        reason=body.reason)
+    await uow.commit()
+    return _strategy(published)
+
+
+@router.get("/strategies/{name}/versions", response_model=list[StrategyOut])
+async def strategy_versions(session: SessionDep, tenant: TenantDep, name: Name, limit: Limit = 50) -> list[StrategyOut]:
+    """The versions of one strategy, newest first (empty when you published none of that name)."""
+    return [_strategy(p) for p in await strategies.strategy_versions(session, tenant, name, limit=limit)
+            if p.name == name]
+
+
+@router.get("/strategies/{name}/versions/{version}", response_model=StrategyOut)
+async def strategy_version(session: SessionDep, tenant: TenantDep, name: Name, version: Version) -> StrategyOut:
+    """One published version (``builtin``/1: the built-in strategy, to start yours from)."""
+    return _strategy(await strategies.strategy_version(session, tenant, name, version))
+
+
+@router.get("/strategy-assignment", response_model=AssignmentOut)
+async def current_assignment(session: SessionDep, tenant: TenantDep) -> AssignmentOut:
+    """Which strategy your treatments follow now: the champion, and the running experiment's challengers."""
+    return _assignment(await strategies.current_assignment(session, tenant))
+
+
+@router.get("/strategy-assignment/versions", response_model=list[AssignmentOut])
+async def assignment_versions(session: SessionDep, tenant: TenantDep, limit: Limit = 50) -> list[AssignmentOut]:
+    """Every assignment you published, newest first, with who and why."""
+    return [_assignment(p) for p in await strategies.assignment_versions(session, tenant, limit=limit)]
+
+
+@router.put("/strategy-assignment", response_model=AssignmentOut, status_code=201,
+            responses={422: {"description": "Assignment refused: `errors` names every reason; nothing was stored"}})
+async def publish_assignment(uow: UowDep, principal: Strategist, body: AssignmentIn) -> AssignmentOut:
+    """Set the champion and start, change or stop an experiment (challengers with a share of each segment's
+    borrowers, in basis points). Applies to the steps planned from now on, within seconds on every replica."""
+    document = body.model_dump(exclude={"reason"}, exclude_none=True)
+    if not document.get("challengers"):
+        document.pop("challengers", None)
+    published = await strategies.publish_assignment(uow.session, tenant=principal.tenant, document=document,
+                                                    created_by=principal.name, reason=body.reason)
+    await record_change(uow, principal, action="assignment.publish", subject=f"assignment:v{published.version}",
+                        reason=body.reason)
+    await uow.commit()
+    return _assignment(published)
+
+
+@router.post("/strategy-assignment/promote", response_model=AssignmentOut, status_code=201,
+             responses={409: {"description": "No challenger of that arm in the running experiment"}})
+async def promote(uow: UowDep, principal: Strategist, body: PromoteIn) -> AssignmentOut:
+    """Promote a challenger: its strategy becomes the champion and the experiment ends (a new assignment
+    version, audited)."""
+    published = await strategies.promote(uow.session, tenant=principal.tenant, arm=body.arm,
+                                         created_by=principal.name, reason=body.reason)
+    await record_change(uow, principal, action="assignment.promote", subject=f"assignment:v{published.version}",
+                        reason=f"promote {body.arm}: {body.reason}")
+    await uow.commit()
+    return _assignment(published)
+
+
+@router.get("/accounts/{account_id}/timeline", response_model=TimelineOut)
+async def timeline(session: SessionDep, tenant: TenantDep, account_id: str,
+                   strategy: str | None = Query(None, max_length=80, pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}@[0-9]{1,9}$",
+                                                description="name@version; default: the one the account follows"),
+                   days: int = Query(30, ge=1, le=180, description="How many days ahead")) -> TimelineOut:
+    """Dry run: the steps the strategy would take for this account over the next ``days`` days if nothing
+    changed (no payment, every contact delivered), beside the steps already made with the verdicts and outcomes
+    they met. Nothing is stored or sent."""
+    treatment, steps = await service.get_treatment(session, tenant=tenant, account_id=account_id)
+    ref, arm, followed = await dry_run.strategy_for(session, treatment, strategy)
+    entries = dry_run.entries(followed, treatment, steps, days=days)
+    return TimelineOut(account_id=account_id, strategy=ref, arm=arm, status=treatment.status,
+                       days_past_due=treatment.days_past_due, due_date=treatment.due_date, steps=entries)

@@ -1,0 +1,54 @@
+"""scheduler: strategies and experiments (issue 8)
+
+Published strategy versions (``strategies``, immutable), the tenant's assignment of them to treatments
+(``strategy_assignments``: the champion and an experiment's challengers, versioned), the strategy, arm and
+experiment that asked for each step and treatment, and the audit log of REST changes.
+
+Revision ID: 0005
+Revises: 0004
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+from shared.alembic_env import create_audit_table
+
+revision = "0005"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "strategies",
+        sa.Column("tenant", sa.String, primary_key=True),
+        sa.Column("name", sa.String, primary_key=True),
+        sa.Column("version", sa.Integer, primary_key=True),
+        sa.Column("document", sa.JSON, nullable=False),
+        sa.Column("created_by", sa.String, nullable=False),
+        sa.Column("reason", sa.String, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    )
+    op.create_table(
+        "strategy_assignments",
+        sa.Column("tenant", sa.String, primary_key=True),
+        sa.Column("version", sa.Integer, primary_key=True),
+        sa.Column("document", sa.JSON, nullable=False),
+        sa.Column("created_by", sa.String, nullable=False),
+        sa.Column("reason", sa.String, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    )
+    for table in ("treatments", "treatment_steps"):
+        for column in ("strategy", "arm", "experiment"):
+            op.add_column(table, sa.Column(column, sa.String, nullable=True))
+    create_audit_table()
+
+
+def downgrade() -> None:
+    op.drop_table("audit_log")
+    for table in ("treatments", "treatment_steps"):
+        for column in ("strategy", "arm", "experiment"):
+            op.drop_column(table, column)
+    op.drop_table("strategy_assignments")
+    op.drop_table("strategies")
