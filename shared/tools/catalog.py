@@ -156,7 +156,10 @@ FIELD_DOCS: dict[str, str] = {
     "AccountSegmentedV1.reason":
         "Why this segment: policy version, rating and DPD (for people, not parsing).",
     "ContactRequestV1.attempt": "1 for the first request; one more each time compliance defers the contact.",
-    "ContactRequestV1.treatment_step": "Treatment step: `reminder`, `call` or `field-visit`.",
+    "ContactRequestV1.treatment_step": "The strategy step that asked for the contact (docs/strategies.md): the "
+                                       "built-in strategy's `pre-due`, `reminder`, `call` or `field-visit`, a "
+                                       "tenant strategy's own step ids, and `<id>/retry-<n>` or `<id>/fallback-<n>` "
+                                       "for a retry or a fallback after a failed contact.",
     "ContactRequestV1.destination": "Sealed phone (sms, call), e-mail (email) or address (field); "
                                     "`null` when there is none.",
     "ContactRequestV1.template_id": "Message template, e.g. `reminder.sms`.",

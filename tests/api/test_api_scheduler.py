@@ -51,11 +51,13 @@ async def test_a_treatment_is_shown_with_its_steps_to_its_tenant_only(
     body = response.json()
     assert {k: v for k, v in body.items() if k != "steps"} == {
         "account_id": account, "customer_id": seeded.customer_id, "segment": "standard", "days_past_due": 5,
-        "overdue_minor": 12_300, "currency": "CNY", "status": "active", "status_reason": "rating C, dpd 1-15"}
+        "overdue_minor": 12_300, "currency": "CNY", "status": "active", "status_reason": "rating C, dpd 1-15",
+        "strategy": "builtin@1", "arm": "champion", "experiment": None}
     [shown] = body["steps"]
     assert {k: v for k, v in shown.items() if k != "due_at"} == {
         "contact_id": step.contact_id, "step": "reminder", "channel": "sms", "status": "requested", "attempt": 1,
-        "last_reason": ""}
+        "last_reason": "builtin@1 standard x 1-15: step 'reminder' (DPD 1)", "strategy": "builtin@1",
+        "arm": "champion", "experiment": None}
     assert datetime.fromisoformat(shown["due_at"]) == step.due_at
     assert "destination" not in str(body) and "+8613900000001" not in response.text
 

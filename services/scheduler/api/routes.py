@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from services.scheduler import service
 from shared.deps import SessionDep, TenantDep
@@ -20,7 +20,11 @@ class StepPublic(BaseModel):
     status: str
     attempt: int
     due_at: datetime
-    last_reason: str
+    last_reason: str = Field(description="Why it is where it is: the strategy cell that planned it, then the last "
+                                         "compliance verdict or outcome")
+    strategy: str | None = Field(None, description="name@version of the strategy that asked for it")
+    arm: str | None = Field(None, description="The experiment arm (`champion` when none runs)")
+    experiment: str | None = None
 
 
 class TreatmentPublic(BaseModel):
@@ -32,6 +36,9 @@ class TreatmentPublic(BaseModel):
     currency: str
     status: str
     status_reason: str
+    strategy: str | None = Field(None, description="name@version the treatment follows (docs/strategies.md)")
+    arm: str | None = None
+    experiment: str | None = None
     steps: list[StepPublic]
 
 
@@ -41,5 +48,6 @@ async def get_treatment(session: SessionDep, tenant: TenantDep, account_id: str)
     treatment, steps = await service.get_treatment(session, tenant=tenant, account_id=account_id)
     return TreatmentPublic(
         **treatment.model_dump(include={"account_id", "customer_id", "segment", "days_past_due", "overdue_minor",
-                                        "currency", "status", "status_reason"}),
+                                        "currency", "status", "status_reason", "strategy", "arm",
+                                        "experiment"}),
         steps=[StepPublic.model_validate(s, from_attributes=True) for s in steps])

@@ -24,7 +24,9 @@ from sqlalchemy import select
 from services.scheduler import service
 from services.scheduler.db.models import StepOutcome, Treatment, TreatmentStep
 from services.scheduler.domain.states import StepStatus, outcome_event
-from services.scheduler.domain.timeline import contact_id_for, plan_step
+from services.scheduler.domain.strategies.builtin import BUILTIN
+from services.scheduler.domain.strategies.interpreter import Account, step_for
+from services.scheduler.domain.timeline import contact_id_for
 from services.scheduler.settings import Settings
 from shared.contracts import topics
 from shared.contracts.events import (
@@ -120,8 +122,9 @@ def _due(s: Snapshot) -> date:
 
 
 def _contact_id(tenant: str, s: Snapshot) -> str | None:
-    step = plan_step(segment=Segment.HIGH_RISK, days_past_due=s.dpd, has_phone=True, has_email=False,
-                     has_address=False)
+    account = Account(segment=Segment.HIGH_RISK.value, days_past_due=s.dpd, due_date=_due(s), overdue_minor=1,
+                      time_zone="Asia/Shanghai", has_phone=True, has_email=False, has_address=False)
+    step = step_for(BUILTIN, account, now=datetime.now(UTC))
     return None if step is None else contact_id_for(tenant=tenant, account_id="A1", step=step.step, due_date=_due(s))
 
 
