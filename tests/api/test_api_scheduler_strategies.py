@@ -18,7 +18,7 @@ from services.scheduler.domain.strategies.builtin import DOCUMENT as BUILTIN
 from services.scheduler.domain.strategies.experiments import point
 from shared.audit import AuditEntry
 from shared.contracts import CloudEvent, topics
-from shared.contracts.events import AccountSegmentedV1, ContactOutcomeV1
+from shared.contracts.events import AccountSegmentedV1, ContactOutcomeV1, PlanEventV1
 from shared.messaging import build_event
 from tests.api.support import CIPHER, ServiceApi, Tenant, assert_problem, unique
 from tests.api.test_api_access import bearer, issue
@@ -53,7 +53,8 @@ def segmented(tenant: Tenant, account_id: str, *, segment: str = "standard", dpd
         overdue_minor=12_300, outstanding_minor=50_000, reason="test",
         contact={"name": CIPHER.seal("王五", context=tenant.id),
                  "phone": CIPHER.seal("+8613900000001", context=tenant.id),
-                 "email": CIPHER.seal("wang@example.com", context=tenant.id), "time_zone": "Asia/Shanghai"})
+                 "email": CIPHER.seal("wang@example.com", context=tenant.id),
+                 "address": CIPHER.seal("上海市浦东新区1号", context=tenant.id), "time_zone": "Asia/Shanghai"})
     return payload, build_event(topics.ACCOUNT_SEGMENTED, payload, tenant=tenant.id,
                                 customer_id=payload.customer_id, source="urn:test")
 
@@ -253,3 +254,42 @@ async def test_the_timeline_dry_run_shows_made_and_planned_steps_for_the_tenant_
     assert_problem(await scheduler.client.get(f"/v1/accounts/{account}/timeline", headers=tenant_b.headers), 404)
     assert_problem(await scheduler.client.get(f"/v1/accounts/{account}/timeline?strategy=email-first@1",
                                               headers=tenant_b.headers), 404)
+
+
+def escalating() -> dict[str, Any]:
+    """Standard customers from DPD 16: a call; with a broken plan in this cycle, a field visit instead."""
+    doc = copy.deepcopy(BUILTIN)
+    doc["segments"]["standard"]["16-30"] = [
+        {"id": "call", "day": 16, "channel": "call", "template": "call.script"},
+        {"id": "after-broken-plan", "day": 16, "channel": "field", "template": "field.visit",
+         "when": {"broken_promises_min": 1}}]
+    return doc
+
+
+async def plan_event(api: ServiceApi, tenant: Tenant, account: str, kind: str, at: datetime) -> None:
+    async with api.runtime.units() as uow:
+        await service.apply_plan_events(uow, plan_events=[PlanEventV1(
+            tenant=tenant.id, plan_id=f"P-{account}", account_id=account, customer_id=f"C-{account}", kind=kind,
+            occurred_at=at, currency="CNY", total_minor=12_300 if kind == "agreed" else 0, instalments=[] if kind != "agreed" else [
+                {"seq": 1, "due_date": date.today() + timedelta(days=10), "amount_minor": 12_300}])])  # type: ignore[arg-type]
+        await uow.commit()
+
+
+@pytest.mark.parametrize("order", [("agreed", "broken"), ("broken", "agreed")])
+async def test_a_broken_plan_escalates_to_the_step_its_strategy_names_whatever_the_order(
+        scheduler: ServiceApi, tenant_a: Tenant, order: tuple[str, str]) -> None:
+    await publish(scheduler, tenant_a, "escalate", escalating())
+    await assign(scheduler, tenant_a, {"champion": {"strategy": "escalate", "version": 1}})
+    account = unique("ACC")
+    await seed(scheduler, [segmented(tenant_a, account, dpd=20)])
+    [call] = await steps_of(scheduler, tenant_a, account)
+    assert (call.step, call.channel) == ("call", "call")
+    now = datetime.now(UTC)
+    times = {"agreed": now - timedelta(hours=2), "broken": now - timedelta(hours=1)}
+    for kind in order:
+        await plan_event(scheduler, tenant_a, account, kind, times[kind])
+    steps = await steps_of(scheduler, tenant_a, account)
+    assert [(s.step, s.channel) for s in steps] == [("call", "call"), ("after-broken-plan", "field")]
+    assert steps[1].status == "requested" and "after-broken-plan" in steps[1].last_reason
+    treatment = (await scheduler.client.get(f"/v1/treatments/{account}", headers=tenant_a.headers)).json()
+    assert treatment["status"] == "active"

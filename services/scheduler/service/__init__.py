@@ -127,15 +127,18 @@ async def record_segmented(uow: UnitOfWork, *, segmented: Sequence[tuple[Account
     await _follow(uow, list(fresh.values()), causes, broken)
 
 
-async def _resettle(uow: UnitOfWork, keys: Collection[AccountKey], causes: Mapping[AccountKey, Cause]) -> None:
-    """Derive again the treatments of these accounts (those that exist) after a payment or a plan event."""
+async def _resettle(uow: UnitOfWork, keys: Collection[AccountKey], causes: Mapping[AccountKey, Cause],
+                    replan: Collection[AccountKey] = ()) -> None:
+    """Derive again the treatments of these accounts (those that exist) after a payment or a plan event; the
+    accounts in ``replan`` (a plan broken: a strategy may escalate) are planned again when active even if their
+    status did not change."""
     stored = {key: dict(row._mapping) for key, row in (await repo.lock_treatments(uow.session, keys)).items()}
     before = {key: (t["status"], t["overdue_minor"], t["status_reason"]) for key, t in stored.items()}
     broken = await _standings(uow, stored)
     changed = [t for key, t in stored.items() if (t["status"], t["overdue_minor"], t["status_reason"]) != before[key]]
     await repo.set_standings(uow.session, changed)
-    # steps follow a change of status only: an unchanged active treatment already has its step
-    await _follow(uow, [t for t in changed if t["status"] != before[(t["tenant"], t["account_id"])][0]], causes,
+    # steps follow a change of status (an unchanged active treatment already has its step), or a broken plan
+    await _follow(uow, [t for key, t in stored.items() if t["status"] != before[key][0] or key in replan], causes,
                   broken)
 
 
@@ -334,7 +337,8 @@ async def apply_plan_events(uow: UnitOfWork, *, plan_events: Sequence[PlanEventV
                    if plan_supersedes(stored=kept.get(key), incoming=(p.kind, p.occurred_at))]
     await repo.save_plans(uow.session, [{"tenant": p.tenant, "plan_id": p.plan_id, "account_id": p.account_id,
                                          "kind": p.kind, "occurred_at": p.occurred_at} for p in superseding])
-    await _resettle(uow, {(p.tenant, p.account_id) for p in superseding}, {})
+    await _resettle(uow, {(p.tenant, p.account_id) for p in superseding}, {},
+                    replan={(p.tenant, p.account_id) for p in superseding if p.kind == "broken"})
 
 
 async def apply_payments(uow: UnitOfWork, *, payments: Sequence[PaymentReceivedV1]) -> None:
