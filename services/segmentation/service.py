@@ -1,27 +1,54 @@
 """Segmentation's use cases: store and classify overdue accounts, record payments, accept partners'
-events, show an account to its servicer or a co-lender.
+events, show an account to its servicer or a co-lender; publish, read and try out tenants' segmentation policies.
 
 Facts are kept whatever order they arrive in (docs/events.md, "Keys and ordering"): an account's newest
 overdue snapshot (by its event time ``as_of``) and every payment, once, even before the account is
 known. The account's balances and status are derived from them (``domain/accounts.py``) whenever a
 snapshot or a payment arrives, so the end state never depends on the arrival order.
+
+A snapshot is classified by its tenant's current segmentation policy (``domain/policy.py``; the built-in
+``seg-v1`` for a tenant that has published none), read through ``POLICIES`` (``shared/cache.py``: one statement
+per batch at most; a policy published through this process applies to its next batch, one published through
+another replica within ``ttl`` seconds). The features a policy reads beyond the snapshot (payments, previous
+cures, tenure) are computed for the whole batch from batched reads, and only those the policy names.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.segmentation.db import repository as repo
 from services.segmentation.db.models import Account
-from services.segmentation.domain.accounts import PaymentFact, Snapshot, balances, in_other_currencies, supersedes
-from services.segmentation.domain.segments import Classification, classify
+from services.segmentation.domain.accounts import (
+    PaymentFact,
+    Snapshot,
+    SnapshotFact,
+    balances,
+    cures_before,
+    in_other_currencies,
+    supersedes,
+)
+from services.segmentation.domain.policy import (
+    BUILTIN,
+    BUILTIN_DOCUMENT,
+    Features,
+    SegmentationPolicy,
+    classify_with,
+    parse_document,
+)
+from services.segmentation.domain.segments import Classification, rating_of
+from shared.cache import TenantCache
 from shared.contracts import CloudEvent, topics
-from shared.contracts.events import AccountOverdueV1, AccountSegmentedV1, PaymentReceivedV1
+from shared.contracts.events import AccountOverdueV1, AccountSegmentedV1, PaymentReceivedV1, Segment
 from shared.db import lock_account_keys
 from shared.domain import DomainError, NotFound
 from shared.uow import UnitOfWork
@@ -46,9 +73,12 @@ def _snapshot(account: Mapping[str, Any]) -> Snapshot:
                     account["reported_overdue_minor"], account["reported_outstanding_minor"])
 
 
-async def _derive(uow: UnitOfWork, accounts: Mapping[AccountKey, dict[str, Any]]) -> None:
-    """Set each account's balances and status from its snapshot and the payments kept for it, in place."""
-    payments = await repo.payments_of(uow.session, accounts.keys())
+async def _derive(uow: UnitOfWork, accounts: Mapping[AccountKey, dict[str, Any]],
+                  payments: Mapping[AccountKey, Sequence[Any]] | None = None) -> None:
+    """Set each account's balances and status from its snapshot and the payments kept for it (read here unless
+    given), in place."""
+    if payments is None:
+        payments = await repo.payments_of(uow.session, accounts.keys())
     for key, a in accounts.items():
         facts = [PaymentFact(p.amount_minor, p.currency, p.paid_at) for p in payments.get(key, ())]
         if foreign := in_other_currencies(facts, currency=a["currency"]):
@@ -62,19 +92,56 @@ async def _derive(uow: UnitOfWork, accounts: Mapping[AccountKey, dict[str, Any]]
         a.update(overdue_minor=now.overdue_minor, outstanding_minor=now.outstanding_minor, status=now.status.value)
 
 
-def _account_row(p: AccountOverdueV1, event: CloudEvent, c: Classification) -> dict[str, Any]:
-    """The account as the snapshot reports it; ``_derive`` adds the balances and status before it is saved."""
+def _account_row(p: AccountOverdueV1, event: CloudEvent) -> dict[str, Any]:
+    """The account as the snapshot reports it; the classification, ``first_seen_at`` and (``_derive``) the
+    balances and status are added before it is saved."""
     return {
         "as_of": event.time,
         "tenant": p.tenant, "account_id": p.account_id, "customer_id": p.customer_id, "product": p.product,
         "currency": p.currency, "reported_outstanding_minor": p.outstanding_minor,
         "reported_overdue_minor": p.overdue_minor, "days_past_due": p.days_past_due, "due_date": p.due_date,
-        "credit_rating": p.credit_rating, "credit_score": p.credit_score, "segment": c.segment.value,
-        "dpd_bucket": c.dpd_bucket, "account_ref": p.account_ref,
+        "credit_rating": p.credit_rating, "credit_score": p.credit_score, "account_ref": p.account_ref,
         "name_sealed": p.contact.name, "phone_sealed": p.contact.phone, "email_sealed": p.contact.email,
         "address_sealed": p.contact.address, "time_zone": p.contact.time_zone, "locale": p.contact.locale,
         "co_lenders": [x.model_dump(mode="json") for x in p.co_lenders],
     }
+
+
+def features_of(account: Mapping[str, Any], *, payments: Sequence[Any], snapshots: Sequence[Any] | None,
+                uses: Collection[str]) -> Features:
+    """What a policy reads about an account (``domain/policy.py`` ``Features``), at its snapshot's time
+    (``as_of``), from the stored (or about to be stored) account, the payments kept for it and, when the policy
+    counts previous cures, the snapshots recorded in its segment history. ``uses``: the features the policy
+    names; the others beyond the snapshot are left unknown (not computed). The propensity is unknown until a
+    scorecard provides it."""
+    as_of: datetime = account["as_of"]
+    currency = account["currency"]
+    payment_times = cures = None
+    if "payments" in uses:
+        payment_times = tuple(p.paid_at for p in payments if p.currency == currency and p.paid_at <= as_of)
+    if "previous_cures" in uses:
+        cures = cures_before([SnapshotFact(s.as_of, s.overdue_minor) for s in snapshots or ()],
+                             [PaymentFact(p.amount_minor, p.currency, p.paid_at) for p in payments],
+                             currency=currency, as_of=as_of)
+    return Features(
+        rating=rating_of(credit_rating=account["credit_rating"], credit_score=account["credit_score"]),
+        days_past_due=account["days_past_due"], credit_score=account["credit_score"], propensity=None,
+        overdue_minor=account["reported_overdue_minor"], outstanding_minor=account["reported_outstanding_minor"],
+        product=account["product"], as_of=as_of, payment_times=payment_times, previous_cures=cures,
+        tenure_days=max((as_of - account["first_seen_at"]).days, 0))
+
+
+async def _classify_all(session: AsyncSession, accounts: Mapping[AccountKey, Mapping[str, Any]],
+                        policies: Mapping[str, SegmentationPolicy],
+                        payments: Mapping[AccountKey, Sequence[Any]]) -> dict[AccountKey, Classification]:
+    """Each account classified by its tenant's policy in ``policies``: the snapshot history is read (one
+    statement) only for the accounts whose tenant's policy counts previous cures."""
+    uses = {tenant: policy.features() for tenant, policy in policies.items()}
+    wanted = [key for key in accounts if "previous_cures" in uses[key[0]]]
+    history = await repo.snapshots_classified(session, wanted) if wanted else {}
+    return {key: classify_with(policies[key[0]], features_of(
+        a, payments=payments.get(key, ()), snapshots=history.get(key), uses=uses[key[0]]))
+        for key, a in accounts.items()}
 
 
 BorrowerKeyOf = Callable[[AccountOverdueV1], str | None]
@@ -83,26 +150,43 @@ BorrowerKeyOf = Callable[[AccountOverdueV1], str | None]
 async def record_overdue(uow: UnitOfWork, *, overdue: Sequence[tuple[AccountOverdueV1, CloudEvent]],
                          borrower_key_of: BorrowerKeyOf | None = None) -> None:
     """Keep each account's newest snapshot (by event time, in the batch and against what is stored),
-    classify it, derive its balances from the payments kept, record the segment change and announce it
-    with the debtor's borrower key (``borrower_key_of``; shared/identity.py). An older or repeated snapshot
-    changes nothing."""
-    latest: dict[AccountKey, tuple[dict[str, Any], AccountOverdueV1, CloudEvent, Classification]] = {}
+    classify it by the tenant's segmentation policy, derive its balances from the payments kept, record the
+    segment change (with the policy version) and announce it with the debtor's borrower key
+    (``borrower_key_of``; shared/identity.py). An older or repeated snapshot changes nothing but, when it is the
+    earliest yet, the account's ``first_seen_at``."""
+    latest: dict[AccountKey, tuple[dict[str, Any], AccountOverdueV1, CloudEvent]] = {}
+    earliest: dict[AccountKey, datetime] = {}
     for p, event in overdue:
         key = (p.tenant, p.account_id)
-        c = classify(credit_rating=p.credit_rating, credit_score=p.credit_score, days_past_due=p.days_past_due)
-        row = _account_row(p, event, c)
+        row = _account_row(p, event)
+        earliest[key] = min(earliest.get(key, event.time), event.time)
         if key not in latest or supersedes(_snapshot(row), _snapshot(latest[key][0])):
-            latest[key] = (row, p, event, c)
+            latest[key] = (row, p, event)
     await lock_account_keys(uow.session, latest.keys())
     stored = await repo.lock_accounts(uow.session, latest.keys())
     fresh = {key: item for key, item in latest.items()
              if supersedes(_snapshot(item[0]), _snapshot(stored[key]._mapping) if key in stored else None)}
-    await _derive(uow, {key: row for key, (row, _, _, _) in fresh.items()})
-    await repo.save_accounts(uow.session, [row for row, _, _, _ in fresh.values()])
+    await repo.set_first_seen(uow.session, [
+        (*key, earliest[key]) for key, s in stored.items() if key not in fresh and earliest[key] < s.first_seen_at])
+    if not fresh:
+        return
+    rows = {key: row for key, (row, _, _) in fresh.items()}
+    for key, row in rows.items():
+        row["first_seen_at"] = min(earliest[key], stored[key].first_seen_at) if key in stored else earliest[key]
+    policies = {t: tp.policy for t, tp in (await POLICIES.current(uow.session, {t for t, _ in fresh})).items()}
+    payments = await repo.payments_of(uow.session, fresh.keys())
+    decided = await _classify_all(uow.session, rows, policies, payments)
+    for key, row in rows.items():
+        row.update(segment=decided[key].segment.value, dpd_bucket=decided[key].dpd_bucket)
+    await _derive(uow, rows, payments)
+    await repo.save_accounts(uow.session, list(rows.values()))
     await repo.add_segment_changes(uow.session, [
         {"tenant": p.tenant, "account_id": p.account_id, "segment": c.segment.value, "dpd_bucket": c.dpd_bucket,
-         "reason": c.reason, "event_id": event.id} for _, p, event, c in fresh.values()])
-    for _, p, event, c in fresh.values():
+         "reason": c.reason, "event_id": event.id, "policy_version": c.policy_version, "as_of": event.time,
+         "overdue_minor": p.overdue_minor}
+        for key, (_, p, event) in fresh.items() for c in [decided[key]]])
+    for key, (_, p, event) in fresh.items():
+        c = decided[key]
         # the snapshot's amounts as reported: the scheduler deducts the payments after ``as_of`` itself
         uow.emit(topics.ACCOUNT_SEGMENTED, AccountSegmentedV1(
             tenant=p.tenant, account_id=p.account_id, customer_id=p.customer_id, segment=c.segment,
@@ -166,3 +250,140 @@ async def account_for(session: Any, *, tenant: str, account_id: str) -> tuple[Ac
     if not rows:
         raise NotFound(f"No account {account_id!r} for your tenant.")
     return rows[0], "servicer" if rows[0].tenant == tenant else "co-lender"
+
+
+# --- segmentation policies -----------------------------------------------------------------------------------------
+
+
+class PolicyRefused(DomainError):
+    """A policy document that cannot be used: every reason, nothing stored."""
+
+    status = 422
+    title = "Segmentation policy refused"
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("; ".join(errors))
+        self.errors = errors
+
+
+@dataclass(frozen=True, slots=True)
+class TenantPolicy:
+    """A tenant's segmentation policy as the classifier uses it, with the document it came from and who
+    published it why (version 0: the built-in ``seg-v1``, nothing published)."""
+
+    tenant: str
+    version: int
+    policy: SegmentationPolicy
+    document: Mapping[str, Any] = field(default_factory=dict)
+    created_by: str | None = None
+    reason: str | None = None
+    created_at: datetime | None = None
+
+    @property
+    def label(self) -> str:
+        return self.policy.label
+
+
+def builtin_policy(tenant: str) -> TenantPolicy:
+    return TenantPolicy(tenant=tenant, version=0, policy=BUILTIN, document=copy.deepcopy(dict(BUILTIN_DOCUMENT)))
+
+
+def _from_row(row: Any) -> TenantPolicy:
+    policy, errors = parse_document(row.document, version=row.version)
+    if policy is None:  # it was valid when published; only a stricter later release could refuse it
+        log.error("a published segmentation policy no longer parses; classifying by the built-in seg-v1", extra={
+            "tenant": row.tenant, "version": row.version, "errors": errors[:10]})
+        policy = BUILTIN
+    return TenantPolicy(tenant=row.tenant, version=row.version, policy=policy, document=row.document,
+                        created_by=row.created_by, reason=row.reason, created_at=row.created_at)
+
+
+async def _load(session: AsyncSession, tenants: list[str]) -> dict[str, TenantPolicy]:
+    rows = {r.tenant: r for r in await repo.current_policies(session, tenants)}
+    return {t: _from_row(rows[t]) if t in rows else builtin_policy(t) for t in tenants}
+
+
+POLICIES: TenantCache[TenantPolicy] = TenantCache(_load)  # one statement per batch at most, each held 5 s
+
+
+async def current_policy(session: AsyncSession, tenant: str, *, fresh: bool = False) -> TenantPolicy:
+    """The tenant's current policy (``fresh``: as stored now, not this replica's cached copy)."""
+    if fresh:
+        POLICIES.forget(tenant)
+    return (await POLICIES.current(session, [tenant]))[tenant]
+
+
+async def publish_policy(session: AsyncSession, *, tenant: str, document: Mapping[str, Any], created_by: str,
+                         reason: str) -> TenantPolicy:
+    """Publish a new version of the tenant's policy (the next number); refused with every reason, storing
+    nothing, when the document cannot be used. Applies to the next batch classified (within the cache's ttl on
+    other replicas)."""
+    latest = await repo.latest_policy_version(session, tenant, lock=True)
+    version = latest + 1
+    _, errors = parse_document(document, version=version)
+    if errors:
+        raise PolicyRefused(errors)
+    row = await repo.add_policy(session, {"tenant": tenant, "version": version, "document": dict(document),
+                                          "created_by": created_by, "reason": reason})
+    POLICIES.forget(tenant)
+    return _from_row(row)
+
+
+async def policy_history(session: AsyncSession, tenant: str, *, limit: int) -> list[TenantPolicy]:
+    """The versions the tenant published, newest first."""
+    return [_from_row(r) for r in await repo.policy_versions(session, tenant, limit=limit)]
+
+
+MAX_DRY_RUN_SAMPLE = 5000
+MAX_DRY_RUN_EXAMPLES = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """``accounts`` accounts the current policy puts in ``from_segment`` and the proposed one in ``to_segment``."""
+
+    from_segment: Segment
+    to_segment: Segment
+    accounts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    account_id: str
+    current: Classification
+    proposed: Classification
+
+
+@dataclass(frozen=True, slots=True)
+class DryRun:
+    """What a proposed policy would change over a sample of the tenant's accounts, against its current policy."""
+
+    current: TenantPolicy
+    proposed: SegmentationPolicy
+    sampled: int
+    changed: int
+    moves: list[Move]
+    examples: list[Example]
+
+
+async def dry_run(session: AsyncSession, *, tenant: str, document: Mapping[str, Any], sample: int) -> DryRun:
+    """Classify up to ``sample`` of the tenant's stored accounts (the newest snapshots first) by the proposed
+    document and by the current policy, at each account's snapshot time; store nothing. Refused with every
+    reason (``PolicyRefused``) when the document cannot be used. Reads: the accounts, their payments and, when
+    either policy counts previous cures, their segment history (one statement each)."""
+    current = await current_policy(session, tenant, fresh=True)
+    proposed, errors = parse_document(document, version=current.version + 1)
+    if proposed is None:
+        raise PolicyRefused(errors)
+    rows = await repo.newest_accounts(session, tenant=tenant, limit=max(1, min(sample, MAX_DRY_RUN_SAMPLE)))
+    accounts = {(r.tenant, r.account_id): r._mapping for r in rows}
+    payments = await repo.payments_of(session, accounts.keys())
+    before = await _classify_all(session, accounts, {tenant: current.policy}, payments)
+    after = await _classify_all(session, accounts, {tenant: proposed}, payments)
+    moves = Counter((before[key].segment, after[key].segment) for key in accounts)
+    changed = [key for key in accounts if before[key].segment is not after[key].segment]
+    order = {s: i for i, s in enumerate(Segment)}
+    return DryRun(
+        current=current, proposed=proposed, sampled=len(accounts), changed=len(changed),
+        moves=[Move(a, b, n) for (a, b), n in sorted(moves.items(), key=lambda m: (order[m[0][0]], order[m[0][1]]))],
+        examples=[Example(key[1], before[key], after[key]) for key in changed[:MAX_DRY_RUN_EXAMPLES]])

@@ -317,7 +317,7 @@ def _examples() -> dict[str, dict[str, Any]]:
             "tenant": TENANT, "account_id": ACCOUNT, "customer_id": CUSTOMER, "segment": "standard",
             "dpd_bucket": "1-15", "days_past_due": 9, "due_date": "2025-03-10", "currency": "CNY",
             "overdue_minor": 125000, "outstanding_minor": 483000,
-            "reason": "seg-v1: rating C, DPD 9: neither prime nor high-risk", "contact": _CONTACT,
+            "reason": "seg-v1: default: rating C, DPD 9: neither prime nor high-risk", "contact": _CONTACT,
             "account_ref": "8842", "borrower_key": BORROWER_KEY, "as_of": "2025-03-19T15:00:00Z",
         }, traceparent=TRACEPARENT, correlationid=_OVERDUE_ID, causationid=_OVERDUE_ID),
         _envelope(_REQUESTED_ID, t["scheduler.contact-requested.v1"], "urn:gentle-collections:scheduler",

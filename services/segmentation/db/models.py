@@ -8,6 +8,8 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, func
 from sqlmodel import Field, SQLModel
 
+from shared.audit import AuditEntry  # noqa: F401 - the audit log of REST changes (migration 0004), a table of ours
+
 
 class Account(SQLModel, table=True):
     __tablename__ = "accounts"
@@ -40,6 +42,8 @@ class Account(SQLModel, table=True):
     co_lenders: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     # time of the snapshot (the overdue event's time): an older snapshot never overwrites a newer one
     as_of: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    # the earliest event time of any overdue snapshot of the account (the policies' tenure_days counts from it)
+    first_seen_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), server_default=func.now(),
                                                   onupdate=func.now(), nullable=False))
 
@@ -55,6 +59,12 @@ class SegmentChange(SQLModel, table=True):
     dpd_bucket: str
     reason: str
     event_id: str
+    # the segmentation policy version it was decided under (0: the built-in seg-v1)
+    policy_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # the snapshot classified: its event time and reported overdue amount (None before migration 0004); what
+    # the policies' previous_cures counts over
+    as_of: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    overdue_minor: int | None = Field(default=None, sa_type=BigInteger)
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), server_default=func.now(),
                                                   nullable=False))
 
@@ -71,3 +81,18 @@ class Payment(SQLModel, table=True):
     amount_minor: int = Field(sa_type=BigInteger)
     currency: str
     paid_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class SegmentationPolicyRow(SQLModel, table=True):
+    """One published version of a tenant's segmentation policy (services/segmentation/domain/policy.py):
+    immutable; the newest applies."""
+
+    __tablename__ = "segmentation_policies"
+
+    tenant: str = Field(primary_key=True)
+    version: int = Field(primary_key=True)
+    document: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_by: str
+    reason: str
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), server_default=func.now(),
+                                                  nullable=False))

@@ -1,4 +1,5 @@
-"""Segmentation's repository: accounts, segment history, payments. Adds, never commits; decides nothing."""
+"""Segmentation's repository: accounts, segment history, payments, segmentation policies. Adds, never commits;
+decides nothing."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ from sqlalchemy import and_, bindparam, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.segmentation.db.models import Account, Payment, SegmentChange
+from services.segmentation.db.models import Account, Payment, SegmentationPolicyRow, SegmentChange
 from shared.db import any_of, keys_table, table_of
 
 ACCOUNTS = table_of(Account)
 PAYMENTS = table_of(Payment)
+HISTORY = table_of(SegmentChange)
+POLICIES = table_of(SegmentationPolicyRow)
 AccountKey = tuple[str, str]
 # what orders two snapshots of one account (domain/accounts.py ``Snapshot``), as stored
 _SNAPSHOT = ("as_of", "due_date", "days_past_due", "reported_overdue_minor", "reported_outstanding_minor")
@@ -30,7 +33,8 @@ async def lock_accounts(session: AsyncSession, keys: Collection[AccountKey]) -> 
         return {}
     rows = await session.execute(
         select(ACCOUNTS.c.tenant, ACCOUNTS.c.account_id, ACCOUNTS.c.currency, ACCOUNTS.c.overdue_minor,
-               ACCOUNTS.c.outstanding_minor, ACCOUNTS.c.status, *(ACCOUNTS.c[c] for c in _SNAPSHOT))
+               ACCOUNTS.c.outstanding_minor, ACCOUNTS.c.status, ACCOUNTS.c.first_seen_at,
+               *(ACCOUNTS.c[c] for c in _SNAPSHOT))
         .select_from(_of_accounts(ACCOUNTS, keys))
         .order_by(ACCOUNTS.c.tenant, ACCOUNTS.c.account_id).with_for_update(of=ACCOUNTS))
     return {(r.tenant, r.account_id): r for r in rows}
@@ -43,7 +47,9 @@ async def save_accounts(session: AsyncSession, rows: Sequence[Mapping[str, Any]]
     stmt = insert(ACCOUNTS)
     await session.execute(stmt.on_conflict_do_update(
         index_elements=["tenant", "account_id"],
-        set_={c: stmt.excluded[c] for c in rows[0] if c not in ("tenant", "account_id")} | {"updated_at": func.now()},
+        set_={c: stmt.excluded[c] for c in rows[0] if c not in ("tenant", "account_id")} | {
+            "updated_at": func.now(),
+            "first_seen_at": func.least(ACCOUNTS.c.first_seen_at, stmt.excluded.first_seen_at)},
         # the service decided with the accounts locked; this guard only keeps an older snapshot out
         where=tuple_(*(ACCOUNTS.c[c] for c in _SNAPSHOT)) < tuple_(*(stmt.excluded[c] for c in _SNAPSHOT)),
     ), list(rows))
@@ -65,9 +71,40 @@ async def set_balances(session: AsyncSession, rows: Sequence[Mapping[str, Any]])
              "b_outstanding_minor": r["outstanding_minor"], "b_status": r["status"]} for r in rows])
 
 
+_FIRST_SEEN = (
+    update(ACCOUNTS).where(ACCOUNTS.c.tenant == bindparam("b_tenant"),
+                           ACCOUNTS.c.account_id == bindparam("b_account_id"),
+                           ACCOUNTS.c.first_seen_at > bindparam("b_first_seen_at"))
+    .values(first_seen_at=bindparam("b_first_seen_at"))
+)
+
+
+async def set_first_seen(session: AsyncSession, rows: Sequence[tuple[str, str, Any]]) -> None:
+    """Move accounts' ``first_seen_at`` back to an earlier snapshot's time ((tenant, account_id, time) each),
+    one executemany statement; a later time changes nothing."""
+    if rows:
+        await session.execute(_FIRST_SEEN, [{"b_tenant": t, "b_account_id": a, "b_first_seen_at": at}
+                                            for t, a, at in rows])
+
+
 async def add_segment_changes(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
     if rows:
-        await session.execute(insert(table_of(SegmentChange)), list(rows))
+        await session.execute(insert(HISTORY), list(rows))
+
+
+async def snapshots_classified(session: AsyncSession, keys: Collection[AccountKey]) -> dict[AccountKey, list[Any]]:
+    """The snapshots recorded in these accounts' segment history (as_of, overdue_minor), oldest first, by account;
+    rows from before they were recorded (migration 0004) are left out."""
+    found: dict[AccountKey, list[Any]] = {}
+    if keys:
+        rows = await session.execute(
+            select(HISTORY.c.tenant, HISTORY.c.account_id, HISTORY.c.as_of, HISTORY.c.overdue_minor)
+            .select_from(_of_accounts(HISTORY, keys))
+            .where(HISTORY.c.as_of.is_not(None), HISTORY.c.overdue_minor.is_not(None))
+            .order_by(HISTORY.c.as_of, HISTORY.c.id))
+        for r in rows:
+            found.setdefault((r.tenant, r.account_id), []).append(r)
+    return found
 
 
 async def record_payments(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> set[tuple[str, str]]:
@@ -100,3 +137,45 @@ async def currencies(session: AsyncSession, *, tenant: str, account_ids: Sequenc
 async def accounts_with_id(session: AsyncSession, account_id: str) -> list[Account]:
     """Every tenant's account with this id (the caller filters by servicer or co-lender)."""
     return list((await session.execute(select(Account).where(Account.account_id == account_id))).scalars().all())  # type: ignore[arg-type]
+
+
+async def newest_accounts(session: AsyncSession, *, tenant: str, limit: int) -> list[Any]:
+    """Up to ``limit`` of the tenant's accounts, the newest snapshots first (what a policy dry-run classifies)."""
+    return list(await session.execute(
+        select(ACCOUNTS.c.tenant, ACCOUNTS.c.account_id, ACCOUNTS.c.product, ACCOUNTS.c.currency,
+               ACCOUNTS.c.reported_overdue_minor, ACCOUNTS.c.reported_outstanding_minor, ACCOUNTS.c.days_past_due,
+               ACCOUNTS.c.credit_rating, ACCOUNTS.c.credit_score, ACCOUNTS.c.segment, ACCOUNTS.c.as_of,
+               ACCOUNTS.c.first_seen_at)
+        .where(ACCOUNTS.c.tenant == tenant)
+        .order_by(ACCOUNTS.c.as_of.desc(), ACCOUNTS.c.account_id).limit(limit)))
+
+
+# --- segmentation policies -----------------------------------------------------------------------------------------
+
+
+async def current_policies(session: AsyncSession, tenants: Collection[str]) -> list[Any]:
+    """The newest published policy of each of these tenants that has one."""
+    if not tenants:
+        return []
+    return list(await session.execute(
+        select(POLICIES).distinct(POLICIES.c.tenant).where(any_of(POLICIES.c.tenant, list(tenants)))
+        .order_by(POLICIES.c.tenant, POLICIES.c.version.desc())))
+
+
+async def latest_policy_version(session: AsyncSession, tenant: str, *, lock: bool = False) -> int:
+    """The tenant's newest policy version (0: none); ``lock`` serialises publishers of this tenant until the
+    transaction ends (an advisory lock: there may be no row to lock yet)."""
+    if lock:
+        await session.execute(select(func.pg_advisory_xact_lock(
+            func.hashtext(func.concat(func.current_schema(), ":segmentation-policy:", tenant)))))
+    found = (await session.execute(select(func.max(POLICIES.c.version)).where(POLICIES.c.tenant == tenant))).scalar()
+    return int(found or 0)
+
+
+async def add_policy(session: AsyncSession, values: Mapping[str, Any]) -> Any:
+    return (await session.execute(insert(POLICIES).values(**values).returning(*POLICIES.c))).one()
+
+
+async def policy_versions(session: AsyncSession, tenant: str, *, limit: int) -> list[Any]:
+    return list(await session.execute(select(POLICIES).where(POLICIES.c.tenant == tenant)
+                                      .order_by(POLICIES.c.version.desc()).limit(limit)))

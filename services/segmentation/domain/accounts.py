@@ -90,3 +90,27 @@ def balances(*, reported_overdue_minor: int, reported_outstanding_minor: int, cu
 def in_other_currencies(payments: Iterable[PaymentFact], *, currency: str) -> list[PaymentFact]:
     """Payments kept before the account was known, in another currency than the account's: never counted."""
     return [p for p in payments if p.currency != currency]
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotFact:
+    """A snapshot the account was classified at: its event time and the overdue amount it reported."""
+
+    as_of: datetime
+    overdue_minor: int
+
+
+def cures_before(snapshots: Iterable[SnapshotFact], payments: Iterable[PaymentFact], *, currency: str,
+                 as_of: datetime) -> int:
+    """How many times the account was cured before ``as_of``: of its snapshots before ``as_of`` (in event-time
+    order), those whose overdue amount the payments in its currency booked after it, up to the next snapshot
+    (or ``as_of``), paid in full (``balances``' rule applied to each earlier snapshot in turn)."""
+    earlier = sorted((s for s in snapshots if s.as_of < as_of), key=lambda s: s.as_of)
+    paid = sorted((p.paid_at, p.amount_minor) for p in payments if p.currency == currency)
+    cures = 0
+    for i, snapshot in enumerate(earlier):
+        end = earlier[i + 1].as_of if i + 1 < len(earlier) else as_of
+        amount = sum(minor for at, minor in paid if snapshot.as_of < at <= end)
+        if snapshot.overdue_minor > 0 and amount >= snapshot.overdue_minor:
+            cures += 1
+    return cures

@@ -1,6 +1,6 @@
-"""Migration 0003 on a database of its own: the reported snapshot amounts it backfills give, through the
-derivation now used (services/segmentation/domain/accounts.py ``balances``), exactly the balances and
-status stored before it; and it downgrades."""
+"""Migrations 0003 and 0004 on a database of their own. 0003: the reported snapshot amounts it backfills give,
+through the derivation now used (services/segmentation/domain/accounts.py ``balances``), exactly the balances and
+status stored before it. 0004: what it backfills for the segmentation policies' features. Both downgrade."""
 
 from __future__ import annotations
 
@@ -92,3 +92,42 @@ def test_the_backfilled_snapshot_derives_the_balances_stored_before(database: st
         {"s": SCHEMA})))
     assert not {c["column_name"] for c in columns} & {"reported_overdue_minor", "reported_outstanding_minor",
                                                       "account_ref"}
+
+
+ACCOUNT_0003 = ACCOUNT.replace("co_lenders, as_of)", "co_lenders, as_of, reported_overdue_minor, "
+                               "reported_outstanding_minor)").replace(
+    ":as_of)", ":as_of, 1234, 9000)").replace(":outstanding, :overdue", "9000, 900").replace(":status", "'overdue'")
+HISTORY = ("INSERT INTO segment_history (tenant, account_id, segment, dpd_bucket, reason, event_id, created_at) "
+           "VALUES ('t', :account, 'standard', '1-15', 'seg-v1: ...', :event, :at)")
+
+
+def test_0004_backfills_first_seen_and_the_newest_classified_snapshot_and_downgrades(database: str) -> None:
+    """Migration 0004: ``first_seen_at`` is the earlier of the snapshot's time and the first classification; the
+    newest history row of an account gets its snapshot (the stored account's), older ones none; every row was
+    decided under seg-v1 (policy version 0)."""
+    command.upgrade(alembic_config("segmentation", database), "0003")
+    earlier, later = AS_OF - timedelta(days=3), AS_OF + timedelta(hours=2)
+    asyncio.run(_execute(database, *(
+        [(ACCOUNT_0003, {"id": a, "as_of": AS_OF}) for a in ("A-OLD", "A-NEW", "A-NONE")]
+        + [(HISTORY, {"account": a, "event": e, "at": t}) for a, e, t in (
+            ("A-OLD", "e1", earlier), ("A-OLD", "e2", AS_OF), ("A-NEW", "e3", later))])))
+
+    command.upgrade(alembic_config("segmentation", database), "head")
+    [accounts, history] = asyncio.run(_execute(
+        database, ("SELECT account_id, first_seen_at FROM accounts", {}),
+        ("SELECT event_id, policy_version, as_of, overdue_minor FROM segment_history ORDER BY id", {})))
+    assert {r["account_id"]: r["first_seen_at"] for r in accounts} == {
+        "A-OLD": earlier, "A-NEW": AS_OF, "A-NONE": AS_OF}
+    assert [(r["event_id"], r["policy_version"], r["as_of"], r["overdue_minor"]) for r in history] == [
+        ("e1", 0, None, None), ("e2", 0, AS_OF, 1234), ("e3", 0, AS_OF, 1234)]
+    [tables] = asyncio.run(_execute(database, (
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = :s", {"s": SCHEMA})))
+    assert {"segmentation_policies", "audit_log"} <= {t["table_name"] for t in tables}
+
+    command.downgrade(alembic_config("segmentation", database), "0003")
+    [tables, columns] = asyncio.run(_execute(database, (
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = :s", {"s": SCHEMA}), (
+        "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = :s", {"s": SCHEMA})))
+    assert not {"segmentation_policies", "audit_log"} & {t["table_name"] for t in tables}
+    assert not {("accounts", "first_seen_at"), ("segment_history", "policy_version"), ("segment_history", "as_of"),
+                ("segment_history", "overdue_minor")} & {(c["table_name"], c["column_name"]) for c in columns}
