@@ -113,6 +113,7 @@ async def test_strategies_are_versioned_readable_and_private_to_their_tenant(
     (lambda d: d["segments"]["standard"]["1-15"].append({"id": "x", "day": 1, "channel": "sms",
                                                          "template": "reminder.sms"}), "'reminder' is unreachable"),
     (lambda d: d["segments"]["standard"]["1-15"][0].__setitem__("channel", "pigeon"), "pigeon"),
+    (lambda d: d["segments"]["standard"]["16-30"][0].__setitem__("channel", "field"), "HOUSE-FIELD"),
     (lambda d: d.__setitem__("colour", "blue"), "unknown field 'colour'"),
 ])
 async def test_a_strategy_that_cannot_be_used_is_refused_with_every_reason_and_nothing_stored(
@@ -257,21 +258,21 @@ async def test_the_timeline_dry_run_shows_made_and_planned_steps_for_the_tenant_
 
 
 def escalating() -> dict[str, Any]:
-    """Standard customers from DPD 16: a call; with a broken plan in this cycle, a field visit instead."""
+    """Standard customers from DPD 31: a call; with a broken plan in this cycle, a field visit instead."""
     doc = copy.deepcopy(BUILTIN)
-    doc["segments"]["standard"]["16-30"] = [
-        {"id": "call", "day": 16, "channel": "call", "template": "call.script"},
-        {"id": "after-broken-plan", "day": 16, "channel": "field", "template": "field.visit",
+    doc["segments"]["standard"]["31-60"] = [
+        {"id": "call-31", "day": 31, "channel": "call", "template": "call.script"},
+        {"id": "after-broken-plan", "day": 31, "channel": "field", "template": "field.visit",
          "when": {"broken_promises_min": 1}}]
     return doc
 
 
 async def plan_event(api: ServiceApi, tenant: Tenant, account: str, kind: str, at: datetime) -> None:
     async with api.runtime.units() as uow:
+        instalments = [{"seq": 1, "due_date": date.today() + timedelta(days=10), "amount_minor": 12_300}]
         await service.apply_plan_events(uow, plan_events=[PlanEventV1(
             tenant=tenant.id, plan_id=f"P-{account}", account_id=account, customer_id=f"C-{account}", kind=kind,
-            occurred_at=at, currency="CNY", total_minor=12_300 if kind == "agreed" else 0, instalments=[] if kind != "agreed" else [
-                {"seq": 1, "due_date": date.today() + timedelta(days=10), "amount_minor": 12_300}])])  # type: ignore[arg-type]
+            occurred_at=at, currency="CNY", total_minor=12_300, instalments=instalments)])  # type: ignore[arg-type]
         await uow.commit()
 
 
@@ -281,15 +282,15 @@ async def test_a_broken_plan_escalates_to_the_step_its_strategy_names_whatever_t
     await publish(scheduler, tenant_a, "escalate", escalating())
     await assign(scheduler, tenant_a, {"champion": {"strategy": "escalate", "version": 1}})
     account = unique("ACC")
-    await seed(scheduler, [segmented(tenant_a, account, dpd=20)])
+    await seed(scheduler, [segmented(tenant_a, account, dpd=35)])
     [call] = await steps_of(scheduler, tenant_a, account)
-    assert (call.step, call.channel) == ("call", "call")
+    assert (call.step, call.channel) == ("call-31", "call")
     now = datetime.now(UTC)
     times = {"agreed": now - timedelta(hours=2), "broken": now - timedelta(hours=1)}
     for kind in order:
         await plan_event(scheduler, tenant_a, account, kind, times[kind])
     steps = await steps_of(scheduler, tenant_a, account)
-    assert [(s.step, s.channel) for s in steps] == [("call", "call"), ("after-broken-plan", "field")]
+    assert [(s.step, s.channel) for s in steps] == [("call-31", "call"), ("after-broken-plan", "field")]
     assert steps[1].status == "requested" and "after-broken-plan" in steps[1].last_reason
     treatment = (await scheduler.client.get(f"/v1/treatments/{account}", headers=tenant_a.headers)).json()
     assert treatment["status"] == "active"

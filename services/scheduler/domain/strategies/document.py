@@ -39,6 +39,7 @@ CHANNELS: tuple[str, ...] = tuple(c.value for c in Channel)
 LAWFUL_FROM, LAWFUL_UNTIL = time(8, 0), time(21, 0)  # CN-HOURS 08-22, US-HOURS and UK-HOURS 08-21
 MAX_CALLS_A_DAY = 3      # CN-CONNECTS: three conversations a day
 MAX_CALLS_IN_7_DAYS = 7  # US-7IN7: seven calls within seven days
+FIELD_FROM_DPD = 31      # HOUSE-FIELD: field visits from DPD 31 (a tenant's policy may only raise it)
 MAX_STEPS_PER_CELL = 20
 MAX_RETRIES = 3
 STEP_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,39}$")
@@ -255,12 +256,18 @@ def _calls(step: Step) -> int:
 
 
 def _check_segment(segment: str, cells: Mapping[tuple[str, str], tuple[Step, ...]], errors: list[str]) -> None:
-    """Limits by construction across a segment's buckets: a day's steps may make at most MAX_CALLS_A_DAY calls,
-    any seven days at most MAX_CALLS_IN_7_DAYS (one step a day is taken: the most calls of that day's steps)."""
+    """Limits by construction across a segment's buckets: no field visit before FIELD_FROM_DPD; a day's steps may
+    make at most MAX_CALLS_A_DAY calls, any seven days at most MAX_CALLS_IN_7_DAYS (one step a day is taken: the
+    most calls of that day's steps)."""
     per_day: dict[int, int] = {}
     for bucket in BUCKETS:
         for step in cells.get((segment, bucket), ()):
             per_day[step.day] = max(per_day.get(step.day, 0), _calls(step))
+    for bucket in BUCKETS:
+        for step in cells.get((segment, bucket), ()):
+            if step.day < FIELD_FROM_DPD and Channel.FIELD in (step.channel, *(a.channel for a in step.fallback)):
+                errors.append(f"{segment} x {bucket}: step {step.id!r} may visit on DPD {step.day}: would breach "
+                              f"HOUSE-FIELD by construction (field visits from DPD {FIELD_FROM_DPD})")
     for day, calls in sorted(per_day.items()):
         if calls > MAX_CALLS_A_DAY:
             errors.append(f"{segment}: DPD {day} may make {calls} calls: would breach the limit of {MAX_CALLS_A_DAY} "
