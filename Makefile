@@ -21,7 +21,7 @@ demo: install  ## publish a demo portfolio to the running stack (make run in ano
 	$(PY) -m devstack.demo --count 300
 
 lint: install tools/asyncapi/node_modules/.installed
-	$(PY) -m ruff check shared services devstack tests deploy
+	$(PY) -m ruff check shared services devstack tests deploy simulator
 	$(PY) -m mypy
 	.venv/bin/lint-imports
 	$(PY) -m shared.tools.catalog --check
