@@ -135,6 +135,16 @@ class PaymentReceivedV1(Payload):
     paid_at: datetime
 
 
+class PropensityScore(Payload):
+    """A repayment-propensity score (docs/scoring.md): the scorecard version, its points, the probability of
+    curing within 30 days, and the codes of the reasons that cost the most points."""
+
+    scorecard: str = Field(min_length=1, max_length=64)
+    points: int = Field(ge=-100_000, le=100_000)
+    probability: Decimal = Field(ge=0, le=1, max_digits=5, decimal_places=4)
+    reasons: list[str] = Field(default_factory=list, max_length=5)
+
+
 class AccountSegmentedV1(Payload):
     """segmentation.account-segmented.v1: an overdue account was (re)classified."""
 
@@ -155,6 +165,8 @@ class AccountSegmentedV1(Payload):
     # the time of the overdue fact this classification is of (its event time): payments made after it
     # are not yet in ``overdue_minor``. None from producers older than this field: the envelope's time.
     as_of: datetime | None = None
+    # additive: the account's repayment-propensity score at ``as_of``; None when no scorecard scored it
+    score: PropensityScore | None = None
 
 
 class ContactRequestV1(Payload):

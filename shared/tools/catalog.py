@@ -153,6 +153,14 @@ FIELD_DOCS: dict[str, str] = {
     "AccountSegmentedV1.as_of": "Time of the overdue fact classified (its event `time`): payments booked "
                                 "after it are not yet deducted from `overdue_minor`. Absent from older "
                                 "producers: read the envelope `time`.",
+    "AccountSegmentedV1.score": "The account's repayment-propensity score at `as_of` (docs/scoring.md); absent "
+                                "or `null` when no scorecard scored it (additive in v1).",
+    "PropensityScore.scorecard": "The scorecard version that scored it (the model registry's).",
+    "PropensityScore.points": "Scorecard points: higher is likelier to pay.",
+    "PropensityScore.probability": "Probability of curing (paying the overdue amount off) within 30 days, "
+                                   "0-1, four decimals; a JSON string (`\"0.6180\"`) keeps it exact.",
+    "PropensityScore.reasons": "Reason codes, the features that cost the most points first (e.g. `DPD`, "
+                               "`RATING`): docs/scoring.md lists them.",
     "AccountSegmentedV1.reason":
         "Why this segment: policy version, rating and DPD (for people, not parsing).",
     "ContactRequestV1.attempt": "1 for the first request; one more each time compliance defers the contact.",
@@ -319,6 +327,8 @@ def _examples() -> dict[str, dict[str, Any]]:
             "overdue_minor": 125000, "outstanding_minor": 483000,
             "reason": "seg-v1: default: rating C, DPD 9: neither prime nor high-risk", "contact": _CONTACT,
             "account_ref": "8842", "borrower_key": BORROWER_KEY, "as_of": "2025-03-19T15:00:00Z",
+            "score": {"scorecard": "sim-2025.1", "points": 571, "probability": "0.2651",
+                      "reasons": ["DPD", "PAY_90D", "RATING"]},
         }, traceparent=TRACEPARENT, correlationid=_OVERDUE_ID, causationid=_OVERDUE_ID),
         _envelope(_REQUESTED_ID, t["scheduler.contact-requested.v1"], "urn:gentle-collections:scheduler",
                   CONTACT_ID, "2025-03-19T15:00:02Z", _REQUEST_1,
