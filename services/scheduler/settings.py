@@ -16,3 +16,8 @@ class Settings(ServiceSettings):
     timer_batch: int = Field(500, ge=1, le=10_000)
     # A step requested this long ago with no verdict (its request lost on the way) is requested again.
     request_timeout_s: float = Field(600.0, ge=5)
+    # What one contact costs, per channel, in minor units of the currency the experiment report shows costs in
+    # (docs/strategies.md, "The experiment report"); JSON in SCHEDULER_CONTACT_COSTS_MINOR. Assumed defaults in CNY
+    # fen: an SMS 0.05, an e-mail 0.01, a call 2.00, a field visit 50.00.
+    contact_costs_minor: dict[str, int] = Field(default_factory=lambda: {"sms": 5, "email": 1, "call": 200,
+                                                                         "field": 5000})

@@ -43,7 +43,7 @@ CONSUMERS: dict[str, tuple[str, ...]] = {
     "compliance.contact-rejected.v1": ("scheduler",),
     "channels.contact-outcome.v1": ("scheduler", "compliance"),
     "plans.plan-event.v1": ("scheduler", "compliance"),
-    "compliance.hold-changed.v1": ("channels",),
+    "compliance.hold-changed.v1": ("scheduler", "channels"),
     "channels.opt-out.v1": ("compliance",),
 }
 

@@ -10,15 +10,22 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from services.scheduler import service
 from services.scheduler.db.models import Strategy, StrategyAssignment, TreatmentStep
 from services.scheduler.domain.strategies.builtin import DOCUMENT as BUILTIN
 from services.scheduler.domain.strategies.experiments import point
+from services.scheduler.service import experiments
 from shared.audit import AuditEntry
 from shared.contracts import CloudEvent, topics
-from shared.contracts.events import AccountSegmentedV1, ContactOutcomeV1, PlanEventV1
+from shared.contracts.events import (
+    AccountSegmentedV1,
+    ContactOutcomeV1,
+    HoldChangedV1,
+    PaymentReceivedV1,
+    PlanEventV1,
+)
 from shared.messaging import build_event
 from tests.api.support import CIPHER, ServiceApi, Tenant, assert_problem, unique
 from tests.api.test_api_access import bearer, issue
@@ -294,3 +301,58 @@ async def test_a_broken_plan_escalates_to_the_step_its_strategy_names_whatever_t
     assert steps[1].status == "requested" and "after-broken-plan" in steps[1].last_reason
     treatment = (await scheduler.client.get(f"/v1/treatments/{account}", headers=tenant_a.headers)).json()
     assert treatment["status"] == "active"
+
+
+async def test_the_experiment_report_shows_each_arm_with_intervals_and_says_whether_it_differs(
+        scheduler: ServiceApi, tenant_a: Tenant, tenant_b: Tenant) -> None:
+    await publish(scheduler, tenant_a, "email-first", email_first())
+    experiment = unique("exp").lower()
+    await assign(scheduler, tenant_a, {
+        "champion": {"strategy": "builtin", "version": 1}, "experiment": experiment,
+        "challengers": [{"arm": "mail", "strategy": "email-first", "version": 1, "share_bp": {"prime": 5000}}]})
+    accounts = [unique("ACC") for _ in range(40)]
+    await seed(scheduler, [segmented(tenant_a, a, segment="prime") for a in accounts])
+    steps = {s.account_id: s for s in await steps_of(scheduler, tenant_a)}
+    # time passes: the steps were planned 40 days ago; each contact was delivered, the challenger's customers paid
+    # in full within five days, one champion customer half within ten, and one challenger customer complained
+    started = datetime.now(UTC) - timedelta(days=40)
+    async with scheduler.runtime.units() as uow:
+        await uow.session.execute(update(TreatmentStep).where(TreatmentStep.tenant == tenant_a.id)
+                                  .values(created_at=started))  # type: ignore[arg-type]
+        await uow.commit()
+    for step in steps.values():
+        await outcome(scheduler, step, "delivered", started + timedelta(minutes=1))
+    mail = [a for a, s in steps.items() if s.arm == "mail"]
+    champion = [a for a, s in steps.items() if s.arm == "champion"]
+    assert mail and champion
+    paying = [(a, 12_300, 5) for a in mail] + [(champion[0], 6_150, 10)]
+    async with scheduler.runtime.units() as uow:
+        await service.apply_payments(uow, payments=[PaymentReceivedV1(
+            tenant=tenant_a.id, account_id=a, customer_id=f"C-{a}", payment_id=f"PAY-{a}", amount_minor=amount,
+            currency="CNY", paid_at=started + timedelta(days=days)) for a, amount, days in paying])
+        await experiments.record_holds(uow, holds=[HoldChangedV1(
+            tenant=tenant_a.id, hold_id=unique("H"), customer_id=f"C-{mail[0]}", kind="complaint", action="placed",
+            reason="too many messages", starts_at=started + timedelta(days=1),
+            occurred_at=started + timedelta(days=1))])
+        await uow.commit()
+
+    listed = (await scheduler.client.get("/v1/experiments", headers=tenant_a.headers)).json()
+    assert [(e["experiment"], e["arms"]) for e in listed] == [(experiment, ["champion", "mail"])]
+    got = await scheduler.client.get(f"/v1/experiments/{experiment}/report", headers=tenant_a.headers)
+    assert got.status_code == 200, got.text
+    body = got.json()
+    by_arm = {a["arm"]: a for a in body["arms"]}
+    assert [a["arm"] for a in body["arms"]] == ["champion", "mail"]
+    assert (by_arm["mail"]["accounts"], by_arm["champion"]["accounts"]) == (len(mail), len(champion))
+    assert by_arm["mail"]["contacts_per_account"] == 1 and by_arm["mail"]["cost_minor"] == len(mail) * 1  # e-mails
+    cure30 = by_arm["mail"]["cure_rate"]["30"]
+    assert (cure30["value"], cure30["numerator"], cure30["denominator"]) == (1.0, len(mail), len(mail))
+    assert by_arm["champion"]["cure_rate"]["30"]["numerator"] == 0
+    assert by_arm["champion"]["recovery_rate"]["30"]["numerator"] == 6_150
+    assert by_arm["champion"]["cure_rate"]["60"]["value"] is None  # 40 days: not matured at 60
+    assert by_arm["mail"]["complaint_rate"]["numerator"] == 1
+    [cure_at_30] = [c for c in by_arm["mail"]["compared"] if c["metric"] == "cure rate at 30 days"]
+    assert cure_at_30["significant"] and "significant at 95%" in cure_at_30["statement"]
+    # another tenant sees no such experiment
+    assert_problem(await scheduler.client.get(f"/v1/experiments/{experiment}/report", headers=tenant_b.headers), 404)
+    assert (await scheduler.client.get("/v1/experiments", headers=tenant_b.headers)).json() == []

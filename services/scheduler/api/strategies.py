@@ -4,19 +4,20 @@ Every change needs the ``strategist`` role and is audited with who and why."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
 from services.scheduler import service
-from services.scheduler.service import strategies
+from services.scheduler.service import experiments, strategies
 from services.scheduler.service import timeline as dry_run
 from services.scheduler.service.timeline import TimelineEntry
+from services.scheduler.settings import Settings
 from shared.access.keys import Principal
 from shared.audit import record_change
-from shared.deps import Role, SessionDep, TenantDep, UowDep, require
+from shared.deps import Role, SessionDep, SettingsDep, TenantDep, UowDep, require
 
 router = APIRouter(prefix="/v1", tags=["strategies"])
 Strategist = Annotated[Principal, require(Role.STRATEGIST)]
@@ -186,3 +187,82 @@ async def timeline(session: SessionDep, tenant: TenantDep, account_id: str,
     entries = dry_run.entries(followed, treatment, steps, days=days)
     return TimelineOut(account_id=account_id, strategy=ref, arm=arm, status=treatment.status,
                        days_past_due=treatment.days_past_due, due_date=treatment.due_date, steps=entries)
+
+
+class RateOut(BaseModel):
+    value: float | None = Field(description="The rate, 0-1 (null: no account has matured to this horizon yet)")
+    low: float | None = Field(description="95% interval, low end")
+    high: float | None
+    numerator: int = Field(description="Accounts (a rate of accounts) or minor units recovered (recovery)")
+    denominator: int = Field(description="Accounts matured, or minor units owed at the start")
+
+
+class ComparisonOut(BaseModel):
+    metric: str
+    difference: float | None = Field(description="This arm's rate less the champion's")
+    low: float | None
+    high: float | None
+    p_value: float | None
+    significant: bool = Field(description="p < 0.05 (two-sided)")
+    statement: str
+
+
+class ArmOut(BaseModel):
+    arm: str
+    accounts: int
+    contacts_per_account: float | None
+    cost_minor: int = Field(description="Contacts made times each channel's cost (SCHEDULER_CONTACT_COSTS_MINOR)")
+    cost_per_account_minor: int | None
+    plans: int
+    complaint_rate: RateOut
+    cure_rate: dict[str, RateOut] = Field(description="By horizon in days (7, 30, 60): paid off within it")
+    recovery_rate: dict[str, RateOut] = Field(description="By horizon: recovered within it over owed at the start")
+    recovered_minor: dict[str, int]
+    compared: list[ComparisonOut] = Field(description="Against the champion (challengers only)")
+
+
+class ReportOut(BaseModel):
+    experiment: str
+    as_of: datetime
+    steps_read: int
+    costs_minor: dict[str, int]
+    arms: list[ArmOut]
+
+
+class ExperimentOut(BaseModel):
+    experiment: str
+    arms: list[str]
+    versions: list[int] = Field(description="The assignment versions that ran it")
+    started_at: datetime
+
+
+def _rate(r: Any) -> RateOut:
+    return RateOut(value=r.value, low=r.low, high=r.high, numerator=r.numerator, denominator=r.denominator)
+
+
+@router.get("/experiments", response_model=list[ExperimentOut])
+async def list_experiments(session: SessionDep, tenant: TenantDep) -> list[ExperimentOut]:
+    """Your experiments, from the assignments that ran them."""
+    return [ExperimentOut(**e) for e in await experiments.experiments(session, tenant)]
+
+
+@router.get("/experiments/{experiment}/report", response_model=ReportOut)
+async def experiment_report(session: SessionDep, tenant: TenantDep, settings: SettingsDep,
+                            experiment: Annotated[str, Path(max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
+                            ) -> ReportOut:
+    """Per arm: accounts, contacts per account, contact cost, plans, cure and recovery rates at 7, 30 and 60 days
+    and the complaint rate, with 95% intervals, and each challenger compared with the champion in plain words
+    (docs/strategies.md, "The experiment report")."""
+    now = datetime.now(UTC)
+    costs = dict((settings if isinstance(settings, Settings) else Settings()).contact_costs_minor)
+    arms, read = await experiments.experiment_report(session, tenant=tenant, experiment=experiment, costs=costs,
+                                                     now=now)
+    return ReportOut(experiment=experiment, as_of=now, steps_read=read, costs_minor=costs, arms=[ArmOut(
+        arm=a.arm, accounts=a.accounts, contacts_per_account=a.contacts_per_account, cost_minor=a.cost_minor,
+        cost_per_account_minor=a.cost_per_account_minor, plans=a.plans, complaint_rate=_rate(a.complaint_rate),
+        cure_rate={str(h): _rate(r) for h, r in a.cure_rate.items()},
+        recovery_rate={str(h): _rate(r) for h, r in a.recovery_rate.items()},
+        recovered_minor={str(h): v for h, v in a.recovered_minor.items()},
+        compared=[ComparisonOut(metric=c.metric, difference=c.difference, low=c.low, high=c.high,
+                                p_value=c.p_value, significant=c.significant, statement=c.statement)
+                  for c in a.compared]) for a in arms])

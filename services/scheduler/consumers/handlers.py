@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from services.scheduler import service
+from services.scheduler.service import experiments
 from shared.contracts import topics
 from shared.kafka.consumer import Delivery, Handler
 from shared.runtime import Runtime
@@ -31,6 +32,10 @@ async def on_payment_received(uow: UnitOfWork, deliveries: list[Delivery]) -> No
     await service.apply_payments(uow, payments=[d.payload for d in deliveries])
 
 
+async def on_hold_changed(uow: UnitOfWork, deliveries: list[Delivery]) -> None:
+    await experiments.record_holds(uow, holds=[d.payload for d in deliveries])
+
+
 def build_handlers(runtime: Runtime[Any]) -> dict[str, Handler]:
     return {
         topics.ACCOUNT_SEGMENTED.name: on_account_segmented,
@@ -38,4 +43,5 @@ def build_handlers(runtime: Runtime[Any]) -> dict[str, Handler]:
         topics.CONTACT_OUTCOME.name: on_contact_outcome,
         topics.PLAN_EVENT.name: on_plan_event,
         topics.PAYMENT_RECEIVED.name: on_payment_received,
+        topics.HOLD_CHANGED.name: on_hold_changed,
     }

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, func
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, func, text
 from sqlmodel import Field, SQLModel
 
 from shared.audit import AuditEntry
 
-__all__ = ["AuditEntry", "StepOutcome", "Strategy", "StrategyAssignment", "Treatment", "TreatmentPayment",
-           "TreatmentPlan", "TreatmentStep"]
+__all__ = ["AuditEntry", "StepOutcome", "Strategy", "StrategyAssignment", "Treatment", "TreatmentComplaint",
+           "TreatmentPayment", "TreatmentPlan", "TreatmentStep"]
 
 
 class Treatment(SQLModel, table=True):
@@ -50,7 +50,9 @@ class Treatment(SQLModel, table=True):
 class TreatmentStep(SQLModel, table=True):
     __tablename__ = "treatment_steps"
     __table_args__ = (Index("ix_treatment_steps_due", "status", "due_at"),
-                      Index("ix_treatment_steps_account", "tenant", "account_id"))
+                      Index("ix_treatment_steps_account", "tenant", "account_id"),
+                      Index("ix_treatment_steps_experiment", "tenant", "experiment",
+                            postgresql_where=text("experiment IS NOT NULL")))
 
     contact_id: str = Field(primary_key=True, max_length=64)
     tenant: str
@@ -155,3 +157,17 @@ class StrategyAssignment(SQLModel, table=True):
     reason: str
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), server_default=func.now(),
                                                   nullable=False))
+
+
+class TreatmentComplaint(SQLModel, table=True):
+    """A complaint hold compliance placed (compliance.hold-changed.v1, kind ``complaint``), once per hold: the
+    experiment report's complaint rate. ``account_id`` None: every account of the customer."""
+
+    __tablename__ = "treatment_complaints"
+    __table_args__ = (Index("ix_treatment_complaints_customer", "tenant", "customer_id"),)
+
+    tenant: str = Field(primary_key=True, max_length=64)
+    hold_id: str = Field(primary_key=True, max_length=128)
+    customer_id: str
+    account_id: str | None = None
+    placed_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))

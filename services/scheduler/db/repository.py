@@ -15,6 +15,7 @@ from services.scheduler.db.models import (
     Strategy,
     StrategyAssignment,
     Treatment,
+    TreatmentComplaint,
     TreatmentPayment,
     TreatmentPlan,
     TreatmentStep,
@@ -28,6 +29,7 @@ PLANS = table_of(TreatmentPlan)
 OUTCOMES = table_of(StepOutcome)
 STRATEGIES = table_of(Strategy)
 ASSIGNMENTS = table_of(StrategyAssignment)
+COMPLAINTS = table_of(TreatmentComplaint)
 AccountKey = tuple[str, str]
 
 
@@ -331,4 +333,44 @@ async def current_assignments(session: AsyncSession, tenants: Collection[str]) -
 async def assignment_versions(session: AsyncSession, tenant: str, *, limit: int) -> list[Any]:
     rows = await session.execute(select(ASSIGNMENTS).where(ASSIGNMENTS.c.tenant == tenant)
                                  .order_by(ASSIGNMENTS.c.version.desc()).limit(limit))
+    return list(rows)
+
+
+async def add_complaints(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Keep complaint holds once per (tenant, hold_id)."""
+    if rows:
+        await session.execute(insert(COMPLAINTS).on_conflict_do_nothing(), list(rows))
+
+
+async def experiment_steps(session: AsyncSession, tenant: str, experiment: str) -> list[Any]:
+    """Every step planned in this experiment (account, arm, channel, status, outcome, when, overdue then)."""
+    rows = await session.execute(
+        select(STEPS.c.account_id, STEPS.c.customer_id, STEPS.c.arm, STEPS.c.channel, STEPS.c.status,
+               STEPS.c.outcome, STEPS.c.created_at, STEPS.c.overdue_minor)
+        .where(STEPS.c.tenant == tenant, STEPS.c.experiment == experiment)
+        .order_by(STEPS.c.account_id, STEPS.c.created_at, STEPS.c.contact_id))
+    return list(rows)
+
+
+async def account_payments(session: AsyncSession, tenant: str, account_ids: Sequence[str]) -> list[Any]:
+    if not account_ids:
+        return []
+    rows = await session.execute(select(PAYMENTS.c.account_id, PAYMENTS.c.amount_minor, PAYMENTS.c.paid_at)
+                                 .where(PAYMENTS.c.tenant == tenant, any_of(PAYMENTS.c.account_id, account_ids)))
+    return list(rows)
+
+
+async def account_plans(session: AsyncSession, tenant: str, account_ids: Sequence[str]) -> list[Any]:
+    if not account_ids:
+        return []
+    rows = await session.execute(select(PLANS.c.account_id, PLANS.c.kind, PLANS.c.occurred_at)
+                                 .where(PLANS.c.tenant == tenant, any_of(PLANS.c.account_id, account_ids)))
+    return list(rows)
+
+
+async def customer_complaints(session: AsyncSession, tenant: str, customer_ids: Sequence[str]) -> list[Any]:
+    if not customer_ids:
+        return []
+    rows = await session.execute(select(COMPLAINTS.c.customer_id, COMPLAINTS.c.account_id, COMPLAINTS.c.placed_at)
+                                 .where(COMPLAINTS.c.tenant == tenant, any_of(COMPLAINTS.c.customer_id, customer_ids)))
     return list(rows)

@@ -2,7 +2,8 @@
 
 Published strategy versions (``strategies``, immutable), the tenant's assignment of them to treatments
 (``strategy_assignments``: the champion and an experiment's challengers, versioned), the strategy, arm and
-experiment that asked for each step and treatment, and the audit log of REST changes.
+experiment that asked for each step and treatment (indexed for the experiment report), the complaints heard of
+(``treatment_complaints``, from compliance's holds: the report's complaint rate), and the audit log of REST changes.
 
 Revision ID: 0005
 Revises: 0004
@@ -42,11 +43,24 @@ def upgrade() -> None:
     for table in ("treatments", "treatment_steps"):
         for column in ("strategy", "arm", "experiment"):
             op.add_column(table, sa.Column(column, sa.String, nullable=True))
+    op.create_index("ix_treatment_steps_experiment", "treatment_steps", ["tenant", "experiment"],
+                    postgresql_where=sa.text("experiment IS NOT NULL"))
+    op.create_table(
+        "treatment_complaints",
+        sa.Column("tenant", sa.String, primary_key=True),
+        sa.Column("hold_id", sa.String, primary_key=True),
+        sa.Column("customer_id", sa.String, nullable=False),
+        sa.Column("account_id", sa.String, nullable=True),
+        sa.Column("placed_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    op.create_index("ix_treatment_complaints_customer", "treatment_complaints", ["tenant", "customer_id"])
     create_audit_table()
 
 
 def downgrade() -> None:
     op.drop_table("audit_log")
+    op.drop_table("treatment_complaints")
+    op.drop_index("ix_treatment_steps_experiment", "treatment_steps")
     for table in ("treatments", "treatment_steps"):
         for column in ("strategy", "arm", "experiment"):
             op.drop_column(table, column)
