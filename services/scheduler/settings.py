@@ -21,3 +21,6 @@ class Settings(ServiceSettings):
     # fen: an SMS 0.05, an e-mail 0.01, a call 2.00, a field visit 50.00.
     contact_costs_minor: dict[str, int] = Field(default_factory=lambda: {"sms": 5, "email": 1, "call": 200,
                                                                          "field": 5000})
+    # A promise to pay stays open (the treatment paused) until the end of its day plus this many days, in the
+    # customer's time zone; then it is checked (docs/strategies.md, "Promises to pay").
+    promise_grace_days: int = Field(1, ge=0, le=30)

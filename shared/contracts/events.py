@@ -215,6 +215,15 @@ class ContactRejectedV1(Payload):
     retry_at: datetime | None
 
 
+class PromiseToPay(Payload):
+    """What a customer promised on a call: this amount, in this currency, paid by the end of ``due_on`` (the
+    customer's local day)."""
+
+    amount_minor: int = Field(gt=0, le=MAX_MINOR)
+    currency: Currency
+    due_on: date
+
+
 class ContactOutcomeV1(Payload):
     """channels.contact-outcome.v1: what happened to an approved contact: a provider's answer, or a dialer's or
     agent's call result (docs/events.md: the outcome values)."""
@@ -231,6 +240,14 @@ class ContactOutcomeV1(Payload):
     detail: str | None = None
     occurred_at: datetime
     borrower_key: BorrowerKey | None = None
+    # additive: a promise to pay made in the conversation (``connected`` or ``right_party_contact`` only)
+    promise: PromiseToPay | None = None
+
+    @model_validator(mode="after")
+    def _promise_in_a_conversation(self) -> ContactOutcomeV1:
+        if self.promise is not None and self.outcome not in ("connected", "right_party_contact"):
+            raise ValueError("a promise to pay comes with a conversation: outcome connected or right_party_contact")
+        return self
 
 
 class HoldChangedV1(Payload):

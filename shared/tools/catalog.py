@@ -188,6 +188,13 @@ FIELD_DOCS: dict[str, str] = {
                                 "conversation (treated like `delivered`; counted by CN-CONNECTS and US-7IN7). The "
                                 "call results are new in v1: consumers are deployed before producers send them "
                                 "(see Versioning).",
+    "ContactOutcomeV1.promise": "A promise to pay the customer made in the conversation (`connected` or "
+                                "`right_party_contact` only; additive in v1): the scheduler pauses the treatment "
+                                "until the promise's day ends (plus SCHEDULER_PROMISE_GRACE_DAYS), then checks "
+                                "the payments since; a broken promise resumes it and counts for the strategy's "
+                                "escalations (docs/strategies.md).",
+    "PromiseToPay.amount_minor": "The amount promised, in minor units of `currency`.",
+    "PromiseToPay.due_on": "Paid by the end of this day, the customer's local time.",
     "ContactOutcomeV1.provider_ref": "The provider's message id, when there is one.",
     "ContactOutcomeV1.detail": "Error or note, e.g. why sending failed.",
     "Instalment.seq": "Position in the schedule, from 1.",
@@ -350,7 +357,7 @@ def _examples() -> dict[str, dict[str, Any]]:
                       "tenant": TENANT, "contact_id": CONTACT_ID, "account_id": ACCOUNT,
                       "customer_id": CUSTOMER,
                       "channel": "sms", "outcome": "sent", "provider_ref": "sms-5f3a9c1e", "detail": None,
-                      "occurred_at": "2025-03-20T00:00:04Z", "borrower_key": BORROWER_KEY,
+                      "occurred_at": "2025-03-20T00:00:04Z", "borrower_key": BORROWER_KEY, "promise": None,
                   }, correlationid=_OUTCOME_ID),
         _envelope(_PLAN_EVENT_ID, t["plans.plan-event.v1"], "urn:gentle-collections:plans", "PLN-000318",
                   "2025-03-20T02:31:09Z", {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from services.scheduler import service
@@ -20,8 +21,9 @@ async def on_contact_rejected(uow: UnitOfWork, deliveries: list[Delivery]) -> No
     await service.record_rejections(uow, rejections=[d.payload for d in deliveries])
 
 
-async def on_contact_outcome(uow: UnitOfWork, deliveries: list[Delivery]) -> None:
-    await service.record_outcomes(uow, outcomes=[d.payload for d in deliveries])
+async def on_contact_outcome(uow: UnitOfWork, deliveries: list[Delivery], *, promise_grace_days: int = 1) -> None:
+    await service.record_outcomes(uow, outcomes=[d.payload for d in deliveries],
+                                  promise_grace_days=promise_grace_days)
 
 
 async def on_plan_event(uow: UnitOfWork, deliveries: list[Delivery]) -> None:
@@ -40,7 +42,8 @@ def build_handlers(runtime: Runtime[Any]) -> dict[str, Handler]:
     return {
         topics.ACCOUNT_SEGMENTED.name: on_account_segmented,
         topics.CONTACT_REJECTED.name: on_contact_rejected,
-        topics.CONTACT_OUTCOME.name: on_contact_outcome,
+        topics.CONTACT_OUTCOME.name: partial(on_contact_outcome,
+                                             promise_grace_days=runtime.settings.promise_grace_days),
         topics.PLAN_EVENT.name: on_plan_event,
         topics.PAYMENT_RECEIVED.name: on_payment_received,
         topics.HOLD_CHANGED.name: on_hold_changed,

@@ -11,7 +11,7 @@ from sqlmodel import Field, SQLModel
 from shared.audit import AuditEntry
 
 __all__ = ["AuditEntry", "StepOutcome", "Strategy", "StrategyAssignment", "Treatment", "TreatmentComplaint",
-           "TreatmentPayment", "TreatmentPlan", "TreatmentStep"]
+           "TreatmentPayment", "TreatmentPlan", "TreatmentPromise", "TreatmentStep"]
 
 
 class Treatment(SQLModel, table=True):
@@ -171,3 +171,23 @@ class TreatmentComplaint(SQLModel, table=True):
     customer_id: str
     account_id: str | None = None
     placed_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class TreatmentPromise(SQLModel, table=True):
+    """A promise to pay made on a call (channels.contact-outcome.v1 ``promise``), kept even before the treatment
+    exists; one per contact (a later report of the same call replaces it). Whether it is open, kept or broken is
+    derived (``domain/promises.py``); ``check_at`` is its durable timer: when it ends unless paid."""
+
+    __tablename__ = "treatment_promises"
+    __table_args__ = (Index("ix_treatment_promises_account", "tenant", "account_id"),
+                      Index("ix_treatment_promises_check", "check_at", postgresql_where=text("checked_at IS NULL")))
+
+    tenant: str = Field(primary_key=True, max_length=64)
+    promise_id: str = Field(primary_key=True, max_length=128)
+    account_id: str
+    amount_minor: int = Field(sa_type=BigInteger)
+    currency: str
+    due_on: date
+    made_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    check_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    checked_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))

@@ -18,6 +18,7 @@ from services.scheduler.db.models import (
     TreatmentComplaint,
     TreatmentPayment,
     TreatmentPlan,
+    TreatmentPromise,
     TreatmentStep,
 )
 from shared.db import any_of, keys_table, table_of
@@ -30,6 +31,7 @@ OUTCOMES = table_of(StepOutcome)
 STRATEGIES = table_of(Strategy)
 ASSIGNMENTS = table_of(StrategyAssignment)
 COMPLAINTS = table_of(TreatmentComplaint)
+PROMISES = table_of(TreatmentPromise)
 AccountKey = tuple[str, str]
 
 
@@ -374,3 +376,40 @@ async def customer_complaints(session: AsyncSession, tenant: str, customer_ids: 
     rows = await session.execute(select(COMPLAINTS.c.customer_id, COMPLAINTS.c.account_id, COMPLAINTS.c.placed_at)
                                  .where(COMPLAINTS.c.tenant == tenant, any_of(COMPLAINTS.c.customer_id, customer_ids)))
     return list(rows)
+
+
+async def save_promises(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Keep promises once per (tenant, promise_id); a later report of the same promise (made later) replaces it."""
+    if rows:
+        stmt = insert(PROMISES)
+        await session.execute(stmt.on_conflict_do_update(
+            index_elements=["tenant", "promise_id"],
+            set_={c: stmt.excluded[c] for c in ("amount_minor", "currency", "due_on", "made_at", "check_at")}
+            | {"checked_at": None},
+            where=stmt.excluded.made_at > PROMISES.c.made_at), list(rows))
+
+
+async def promises_of(session: AsyncSession, keys: Collection[AccountKey]) -> dict[AccountKey, list[Any]]:
+    """Every promise kept for these accounts, by account."""
+    found: dict[AccountKey, list[Any]] = {}
+    if keys:
+        rows = await session.execute(select(PROMISES).select_from(_of_accounts(PROMISES, keys)))
+        for r in rows:
+            found.setdefault((r.tenant, r.account_id), []).append(r)
+    return found
+
+
+async def claim_promise_checks(session: AsyncSession, *, limit: int) -> list[Any]:
+    """Promises whose deadline passed and that were not checked yet, locked (SKIP LOCKED: replicas never share
+    one)."""
+    rows = await session.execute(
+        select(PROMISES).where(PROMISES.c.checked_at.is_(None), PROMISES.c.check_at <= func.now())
+        .order_by(PROMISES.c.check_at).limit(limit).with_for_update(skip_locked=True))
+    return list(rows)
+
+
+async def mark_promises_checked(session: AsyncSession, keys: Sequence[tuple[str, str]]) -> None:
+    if keys:
+        await session.execute(update(PROMISES).where(
+            PROMISES.c.tenant == bindparam("b_tenant"), PROMISES.c.promise_id == bindparam("b_promise_id"))
+            .values(checked_at=func.now()), [{"b_tenant": t, "b_promise_id": p} for t, p in keys])

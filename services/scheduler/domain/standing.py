@@ -7,7 +7,8 @@ the account is known), the last word of every plan, the newest outcome of every 
 
 - the amount overdue is the snapshot's amount less the payments booked after it (those before it are
   already in it), in the snapshot's currency, never below zero;
-- nothing overdue: ``stopped``; else an agreed plan not yet ended: ``paused``; else ``active``.
+- nothing overdue: ``stopped``; else an agreed plan not yet ended, or a promise to pay still open
+  (``domain/promises.py``): ``paused``; else ``active``.
 
 A completed plan does not stop the treatment on its own: only the money does. A plan that ended with
 arrears left (a plan that did not cover them, interest since) leaves the treatment active.
@@ -49,12 +50,16 @@ class Standing:
     reason: str
 
 
-def standing(*, overdue_minor: int, open_plans: Sequence[str], active_reason: str) -> Standing:
-    """Nothing overdue: stopped. An agreed plan not yet ended: paused. Otherwise active."""
+def standing(*, overdue_minor: int, open_plans: Sequence[str], active_reason: str,
+             open_promises: Sequence[str] = ()) -> Standing:
+    """Nothing overdue: stopped. An agreed plan not yet ended, or a promise to pay still open: paused (the plan
+    first). Otherwise active."""
     if overdue_minor <= 0:
         return Standing(TreatmentStatus.STOPPED, 0, "paid in full")
     if open_plans:
         return Standing(TreatmentStatus.PAUSED, overdue_minor, f"plan {min(open_plans)} agreed")
+    if open_promises:
+        return Standing(TreatmentStatus.PAUSED, overdue_minor, min(open_promises))
     return Standing(TreatmentStatus.ACTIVE, overdue_minor, active_reason)
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from services.scheduler.db import repository as repo
 from services.scheduler.db.models import Treatment, TreatmentStep
+from services.scheduler.domain import promises
 from services.scheduler.domain.standing import (
     PaymentFact,
     SnapshotTime,
@@ -74,14 +75,21 @@ async def _standings(uow: UnitOfWork, treatments: Mapping[AccountKey, dict[str, 
     returns how many plans each account broke in its current delinquency cycle (a strategy's escalation reads it)."""
     payments = await repo.payments_of(uow.session, treatments.keys())
     plans = await repo.plans_of(uow.session, treatments.keys())
+    promised = await repo.promises_of(uow.session, treatments.keys())
+    now = datetime.now(UTC)
     broken: dict[AccountKey, int] = {}
     for key, t in treatments.items():
-        broken[key] = sum(1 for p in plans.get(key, ()) if p.kind == "broken" and p.occurred_at.date() >= t["due_date"])
+        facts = [PaymentFact(p.amount_minor, p.currency, p.paid_at) for p in payments.get(key, ())]
+        in_cycle = [p for p in promised.get(key, ()) if p.made_at.date() >= t["due_date"]]
+        promise_status = {p.promise_id: (p, promises.status(_promise(p), payments=facts, now=now)) for p in in_cycle}
+        broken_plans = [p for p in plans.get(key, ()) if p.kind == "broken" and p.occurred_at.date() >= t["due_date"]]
+        broken[key] = len(broken_plans) + sum(1 for _, state in promise_status.values() if state == "broken")
         overdue = overdue_now(reported_minor=t["reported_overdue_minor"], currency=t["currency"], as_of=t["as_of"],
-                              payments=(PaymentFact(p.amount_minor, p.currency, p.paid_at)
-                                        for p in payments.get(key, ())))
+                              payments=facts)
         result = standing(overdue_minor=overdue, open_plans=[p.plan_id for p in plans.get(key, ()) if is_open(p.kind)],
-                          active_reason=t["segment_reason"])
+                          active_reason=t["segment_reason"],
+                          open_promises=[f"promise to pay {p.amount_minor} {p.currency} (minor units) by {p.due_on}"
+                                         for p, state in promise_status.values() if state == "open"])
         t.update(status=result.status.value, status_reason=result.reason, overdue_minor=result.overdue_minor)
     return broken
 
@@ -140,6 +148,10 @@ async def _resettle(uow: UnitOfWork, keys: Collection[AccountKey], causes: Mappi
     # steps follow a change of status (an unchanged active treatment already has its step), or a broken plan
     await _follow(uow, [t for key, t in stored.items() if t["status"] != before[key][0] or key in replan], causes,
                   broken)
+
+
+def _promise(row: Any) -> promises.Promise:
+    return promises.Promise(row.promise_id, row.amount_minor, row.currency, row.due_on, row.made_at, row.check_at)
 
 
 def _borrower(t: Mapping[str, Any]) -> str:
@@ -240,7 +252,8 @@ async def record_rejections(uow: UnitOfWork, *, rejections: Sequence[ContactReje
     await repo.update_steps(uow.session, list(changed.values()))
 
 
-async def record_outcomes(uow: UnitOfWork, *, outcomes: Sequence[ContactOutcomeV1]) -> None:
+async def record_outcomes(uow: UnitOfWork, *, outcomes: Sequence[ContactOutcomeV1],
+                          promise_grace_days: int = 1) -> None:
     """Keep each contact's newest outcome (by when it happened, whatever the arrival order) on its step and
     close the step: done when sent, handed to an agent or a call reached the customer (connected, right-party
     contact), failed otherwise (a call with no answer, busy, voicemail: ``domain/states.py`` ``outcome_event``).
@@ -278,6 +291,45 @@ async def record_outcomes(uow: UnitOfWork, *, outcomes: Sequence[ContactOutcomeV
             for cid, o in unknown.items()
             if outcome_supersedes(stored=(parked[cid].outcome, parked[cid].occurred_at) if cid in parked else None,
                                   incoming=(o.outcome, o.occurred_at))])
+    await _record_promises(uow, [o for o in outcomes if o.promise is not None], grace_days=promise_grace_days)
+
+
+async def _record_promises(uow: UnitOfWork, outcomes: Sequence[ContactOutcomeV1], *, grace_days: int) -> None:
+    """Keep each promise to pay made on a call (one per contact, the latest report of it) with its deadline in the
+    customer's time zone, then derive the treatments again: an open promise pauses one."""
+    if not outcomes:
+        return
+    keys = {(o.tenant, o.account_id) for o in outcomes}
+    await lock_account_keys(uow.session, keys)
+    zones = {key: t["time_zone"] for key, t in (await repo.treatments_of(uow.session, keys)).items()}
+    await repo.save_promises(uow.session, [
+        {"tenant": o.tenant, "promise_id": o.contact_id, "account_id": o.account_id,
+         "amount_minor": o.promise.amount_minor, "currency": o.promise.currency, "due_on": o.promise.due_on,
+         "made_at": o.occurred_at, "check_at": promises.deadline(due_on=o.promise.due_on, grace_days=grace_days,
+                                                                time_zone=zones.get((o.tenant, o.account_id)))}
+        for o in _latest_per_contact(outcomes) if o.promise is not None])
+    await _resettle(uow, keys, {})
+
+
+def _latest_per_contact(outcomes: Sequence[ContactOutcomeV1]) -> list[ContactOutcomeV1]:
+    latest: dict[tuple[str, str], ContactOutcomeV1] = {}
+    for o in outcomes:
+        key = (o.tenant, o.contact_id)
+        if key not in latest or o.occurred_at > latest[key].occurred_at:
+            latest[key] = o
+    return list(latest.values())
+
+
+async def check_promises(uow: UnitOfWork, *, limit: int = 500) -> int:
+    """Claim promises whose deadline passed unchecked and derive their treatments again: a broken one resumes
+    the treatment and plans it again (a strategy may escalate); a kept one changes nothing more."""
+    due = await repo.claim_promise_checks(uow.session, limit=limit)
+    if due:
+        keys = {(p.tenant, p.account_id) for p in due}
+        await lock_account_keys(uow.session, keys)
+        await _resettle(uow, keys, {}, replan=keys)
+        await repo.mark_promises_checked(uow.session, [(p.tenant, p.promise_id) for p in due])
+    return len(due)
 
 
 _REACTIONS = [f"retry-{n}" for n in range(1, MAX_RETRIES + 1)] + [f"fallback-{n}" for n in range(1, len(Channel))]

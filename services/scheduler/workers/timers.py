@@ -1,5 +1,5 @@
-"""Durable timers: poll for due steps, and for requests that got no verdict in time (the sweeper), one
-unit of work per claim; a crash loses nothing, the rows are still due."""
+"""Durable timers: poll for due steps, for requests that got no verdict in time (the sweeper) and for promises to
+pay whose deadline passed, one unit of work per claim; a crash loses nothing, the rows are still due."""
 
 from __future__ import annotations
 
@@ -31,6 +31,14 @@ async def resend_once(runtime: Runtime[Settings], *, limit: int = 500) -> int:
     return resent
 
 
+async def check_promises_once(runtime: Runtime[Settings], *, limit: int = 500) -> int:
+    """Check one batch of promises to pay whose deadline passed; returns how many."""
+    async with runtime.units() as uow:
+        checked = await service.check_promises(uow, limit=limit)
+        await uow.commit()
+    return checked
+
+
 async def timer_loop(runtime: Runtime[Settings]) -> None:
     """Runs for the service's lifetime."""
     while not runtime.stopping.is_set():
@@ -38,6 +46,8 @@ async def timer_loop(runtime: Runtime[Settings]) -> None:
             while await claim_once(runtime, limit=runtime.settings.timer_batch) > 0:
                 pass
             while await resend_once(runtime, limit=runtime.settings.timer_batch) > 0:
+                pass
+            while await check_promises_once(runtime, limit=runtime.settings.timer_batch) > 0:
                 pass
         except Exception:
             log.exception("timer pass failed")

@@ -3,7 +3,8 @@
 Published strategy versions (``strategies``, immutable), the tenant's assignment of them to treatments
 (``strategy_assignments``: the champion and an experiment's challengers, versioned), the strategy, arm and
 experiment that asked for each step and treatment (indexed for the experiment report), the complaints heard of
-(``treatment_complaints``, from compliance's holds: the report's complaint rate), and the audit log of REST changes.
+(``treatment_complaints``, from compliance's holds: the report's complaint rate), promises to pay made on calls
+(``treatment_promises``, with their check as a durable timer), and the audit log of REST changes.
 
 Revision ID: 0005
 Revises: 0004
@@ -54,11 +55,27 @@ def upgrade() -> None:
         sa.Column("placed_at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_index("ix_treatment_complaints_customer", "treatment_complaints", ["tenant", "customer_id"])
+    op.create_table(
+        "treatment_promises",
+        sa.Column("tenant", sa.String, primary_key=True),
+        sa.Column("promise_id", sa.String, primary_key=True),
+        sa.Column("account_id", sa.String, nullable=False),
+        sa.Column("amount_minor", sa.BigInteger, nullable=False),
+        sa.Column("currency", sa.String, nullable=False),
+        sa.Column("due_on", sa.Date, nullable=False),
+        sa.Column("made_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("check_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("checked_at", sa.DateTime(timezone=True), nullable=True),
+    )
+    op.create_index("ix_treatment_promises_account", "treatment_promises", ["tenant", "account_id"])
+    op.create_index("ix_treatment_promises_check", "treatment_promises", ["check_at"],
+                    postgresql_where=sa.text("checked_at IS NULL"))
     create_audit_table()
 
 
 def downgrade() -> None:
     op.drop_table("audit_log")
+    op.drop_table("treatment_promises")
     op.drop_table("treatment_complaints")
     op.drop_index("ix_treatment_steps_experiment", "treatment_steps")
     for table in ("treatments", "treatment_steps"):

@@ -1,0 +1,51 @@
+"""Promises to pay (docs/strategies.md, "Promises to pay"): pure logic deriving whether a promise is open, kept or
+broken from the payments kept and the time, never from the order facts arrived in.
+
+A promise of an amount by a day is **kept** once the payments booked at or after it was made (in its currency)
+reach the amount; **open** until its deadline, the end of its day plus the grace days in the customer's time
+zone (fixed when the promise is recorded: ``deadline``); **broken** after that, unpaid. An open promise pauses the
+treatment like an agreed plan; a broken one in the current delinquency cycle counts for the strategy's
+``broken_promises`` conditions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from shared.snapshots import PaymentFact
+
+PromiseStatus = Literal["open", "kept", "broken"]
+
+
+@dataclass(frozen=True, slots=True)
+class Promise:
+    promise_id: str
+    amount_minor: int
+    currency: str
+    due_on: date
+    made_at: datetime
+    deadline: datetime
+
+
+LATEST_ZONE = "Etc/GMT+12"  # where a day ends last: the deadline when the customer's zone is not known yet
+
+
+def deadline(*, due_on: date, grace_days: int, time_zone: str | None) -> datetime:
+    """The instant a promise ends: the end of its day plus the grace days, in the customer's time zone (or where
+    a day ends last, when it is not known: never too early)."""
+    time_zone = time_zone or LATEST_ZONE
+    end = datetime.combine(due_on + timedelta(days=grace_days + 1), time(0), tzinfo=ZoneInfo(time_zone))
+    return end.astimezone(UTC)
+
+
+def status(promise: Promise, *, payments: Iterable[PaymentFact], now: datetime) -> PromiseStatus:
+    """Kept (paid since it was made, whenever the payment arrived), open (not yet due), or broken."""
+    paid = sum(p.amount_minor for p in payments
+               if p.currency == promise.currency and p.paid_at is not None and p.paid_at >= promise.made_at)
+    if paid >= promise.amount_minor:
+        return "kept"
+    return "open" if now < promise.deadline else "broken"
