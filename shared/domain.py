@@ -17,6 +17,18 @@ class DomainError(Exception):
     title = "Conflict"
 
 
+class Refused(DomainError):
+    """A document (a policy, a strategy, a scorecard) that cannot be used, with every reason: nothing is stored.
+    The problem details list each reason in ``errors`` (shared/http.py)."""
+
+    status = 422
+    title = "Refused"
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("; ".join(errors))
+        self.errors = errors
+
+
 class NotFound(DomainError):
     """The thing asked for does not exist in the caller's tenant."""
 

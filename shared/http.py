@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import metrics
-from shared.domain import DomainError
+from shared.domain import DomainError, Refused
 from shared.errors import is_data_error, is_transient
 from shared.logging import request_id_var, tenant_var
 
@@ -53,10 +53,9 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
         # a document refused for several reasons (a policy, a strategy) lists each, as validation issues do
-        reasons = getattr(exc, "errors", None)
-        if isinstance(reasons, list) and reasons:
+        if isinstance(exc, Refused) and exc.errors:
             return problem(exc.status, exc.title, str(exc), errors=[
-                {"loc": ["body"], "msg": str(r), "type": "refused"} for r in reasons])
+                {"loc": ["body"], "msg": str(r), "type": "refused"} for r in exc.errors])
         return problem(exc.status, exc.title, str(exc))
 
     @app.exception_handler(RequestValidationError)

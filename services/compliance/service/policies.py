@@ -33,19 +33,14 @@ from services.compliance.domain.rules import engine
 from services.compliance.domain.rules.base import Policy
 from shared.cache import TenantCache
 from shared.contracts.events import Channel
-from shared.domain import DomainError
+from shared.domain import Refused
 
 DEFAULT_JURISDICTION = "CN"
 JURISDICTIONS = ("CN", "US", "UK")
 
 
-class PolicyRefused(DomainError):
-    status = 422
+class PolicyRefused(Refused):
     title = "Policy refused"
-
-    def __init__(self, errors: list[str]) -> None:
-        super().__init__("; ".join(errors))
-        self.errors = errors
 
 
 @dataclass(frozen=True, slots=True)

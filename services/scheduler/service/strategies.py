@@ -30,21 +30,16 @@ from services.scheduler.domain.strategies.experiments import (
     parse_assignment,
 )
 from shared.cache import TenantCache
-from shared.domain import DomainError, NotFound
+from shared.domain import DomainError, NotFound, Refused
 
 BUILTIN_REF = StrategyRef(builtin.NAME, builtin.VERSION)
 MAX_DOCUMENT_BYTES = 64 * 1024
 
 
-class Refused(DomainError):
-    """A strategy or assignment that cannot be used: every reason, nothing stored."""
+class StrategyRefused(Refused):
+    """A strategy that cannot be used: every reason, nothing stored."""
 
-    status = 422
     title = "Strategy refused"
-
-    def __init__(self, errors: list[str]) -> None:
-        super().__init__("; ".join(errors))
-        self.errors = errors
 
 
 class AssignmentRefused(Refused):
@@ -138,11 +133,11 @@ async def publish_strategy(session: AsyncSession, *, tenant: str, name: str, doc
                       f"{builtin.NAME!r} (the built-in strategy's), not {name!r}")
     if len(json.dumps(document)) > MAX_DOCUMENT_BYTES:
         errors.append(f"the document is larger than {MAX_DOCUMENT_BYTES // 1024} KB")
-        raise Refused(errors)
+        raise StrategyRefused(errors)
     version = await repo.latest_strategy_version(session, tenant, name, lock=True) + 1
     _, parse_errors = parse_strategy(document, name=name, version=version)
     if errors or parse_errors:
-        raise Refused(errors + parse_errors)
+        raise StrategyRefused(errors + parse_errors)
     row = await repo.add_strategy(session, {"tenant": tenant, "name": name, "version": version,
                                             "document": dict(document), "created_by": created_by, "reason": reason})
     return Published(row.version, row.document, row.created_by, row.reason, row.created_at, row.name)
