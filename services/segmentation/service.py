@@ -11,6 +11,11 @@ A snapshot is classified by its tenant's current segmentation policy (``domain/p
 per batch at most; a policy published through this process applies to its next batch, one published through
 another replica within ``ttl`` seconds). The features a policy reads beyond the snapshot (payments, previous
 cures, tenure) are computed for the whole batch from batched reads, and only those the policy names.
+
+Before it is classified, a snapshot is scored by its tenant's live repayment-propensity scorecard (the newest
+promotion in the registry, else the shipped default; ``SCORECARDS``, the same kind of cache, each version parsed
+once), from the features the scorecard is worth points on, computed at the snapshot's time from the same batched
+reads; the probability is the policies' ``propensity``. docs/scoring.md.
 """
 
 from __future__ import annotations
@@ -18,9 +23,11 @@ from __future__ import annotations
 import copy
 import logging
 from collections import Counter
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
+from functools import cache
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -45,12 +52,19 @@ from services.segmentation.domain.policy import (
     classify_with,
     parse_document,
 )
+from services.segmentation.domain.scorecard import Scorecard, features_at, load_default, problems, rounded
 from services.segmentation.domain.segments import Classification, rating_of
 from shared.cache import TenantCache
 from shared.contracts import CloudEvent, topics
-from shared.contracts.events import AccountOverdueV1, AccountSegmentedV1, PaymentReceivedV1, Segment
+from shared.contracts.events import (
+    AccountOverdueV1,
+    AccountSegmentedV1,
+    PaymentReceivedV1,
+    PropensityScore,
+    Segment,
+)
 from shared.db import lock_account_keys
-from shared.domain import DomainError, NotFound
+from shared.domain import DomainError, NotFound, Refused
 from shared.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -108,12 +122,12 @@ def _account_row(p: AccountOverdueV1, event: CloudEvent) -> dict[str, Any]:
 
 
 def features_of(account: Mapping[str, Any], *, payments: Sequence[Any], snapshots: Sequence[Any] | None,
-                uses: Collection[str]) -> Features:
+                uses: Collection[str], propensity: float | None = None) -> Features:
     """What a policy reads about an account (``domain/policy.py`` ``Features``), at its snapshot's time
     (``as_of``), from the stored (or about to be stored) account, the payments kept for it and, when the policy
     counts previous cures, the snapshots recorded in its segment history. ``uses``: the features the policy
-    names; the others beyond the snapshot are left unknown (not computed). The propensity is unknown until a
-    scorecard provides it."""
+    names; the others beyond the snapshot are left unknown (not computed). ``propensity``: the snapshot's score's
+    probability (to 4 places), scored before it is classified; None when no scorecard scored it."""
     as_of: datetime = account["as_of"]
     currency = account["currency"]
     payment_times = cures = None
@@ -125,23 +139,90 @@ def features_of(account: Mapping[str, Any], *, payments: Sequence[Any], snapshot
                              currency=currency, as_of=as_of)
     return Features(
         rating=rating_of(credit_rating=account["credit_rating"], credit_score=account["credit_score"]),
-        days_past_due=account["days_past_due"], credit_score=account["credit_score"], propensity=None,
+        days_past_due=account["days_past_due"], credit_score=account["credit_score"], propensity=propensity,
         overdue_minor=account["reported_overdue_minor"], outstanding_minor=account["reported_outstanding_minor"],
         product=account["product"], as_of=as_of, payment_times=payment_times, previous_cures=cures,
         tenure_days=max((as_of - account["first_seen_at"]).days, 0))
 
 
+@dataclass(frozen=True, slots=True)
+class AccountScore:
+    """A snapshot's repayment-propensity score: by which scorecard version, its points, the probability (4
+    places) and up to three reasons (code, text), the costliest first."""
+
+    scorecard: str
+    points: int
+    probability: Decimal
+    reasons: tuple[tuple[str, str], ...]
+
+    def columns(self) -> dict[str, Any]:
+        """As stored on the account and its segment history row."""
+        return {"scorecard_version": self.scorecard, "score_points": self.points,
+                "score_probability": self.probability,
+                "score_reasons": [{"code": code, "text": text} for code, text in self.reasons]}
+
+    def event(self) -> PropensityScore:
+        return PropensityScore(scorecard=self.scorecard, points=self.points, probability=self.probability,
+                               reasons=[code for code, _ in self.reasons])
+
+
+NO_SCORE: dict[str, Any] = {"scorecard_version": None, "score_points": None, "score_probability": None,
+                            "score_reasons": None}
+PAYMENT_FEATURES = frozenset({"payments_last_30d", "payments_last_90d", "previous_cures"})
+
+
+def score_of(card: Scorecard, account: Mapping[str, Any], *, payments: Iterable[Any],
+             snapshots: Sequence[Any] | None) -> AccountScore:
+    """Score a snapshot (the stored or about-to-be-stored account) at its time ``as_of`` by event time, from the
+    payments kept for it and, when the scorecard counts previous cures, its recorded snapshots; only the features
+    the scorecard is worth points on are computed (``domain/scorecard.py`` ``features_at``)."""
+    uses = card.uses
+    as_of: datetime = account["as_of"]
+    currency = account["currency"]
+    cures = None
+    payments = [p for p in payments if p.currency == currency] if uses & PAYMENT_FEATURES else ()
+    if "previous_cures" in uses:
+        cures = cures_before([SnapshotFact(s.as_of, s.overdue_minor) for s in snapshots or ()],
+                             [PaymentFact(p.amount_minor, p.currency, p.paid_at) for p in payments],
+                             currency=currency, as_of=as_of)
+    scored = card.score(features_at(
+        uses=uses, as_of=as_of, credit_rating=account["credit_rating"], credit_score=account["credit_score"],
+        days_past_due=account["days_past_due"], overdue_minor=account["reported_overdue_minor"],
+        outstanding_minor=account["reported_outstanding_minor"], product=account["product"],
+        payment_times=[p.paid_at for p in payments], previous_cures=cures))
+    return AccountScore(card.version, scored.points, rounded(scored.probability),
+                        tuple((r.code, r.text) for r in scored.reasons))
+
+
 async def _classify_all(session: AsyncSession, accounts: Mapping[AccountKey, Mapping[str, Any]],
                         policies: Mapping[str, SegmentationPolicy],
-                        payments: Mapping[AccountKey, Sequence[Any]]) -> dict[AccountKey, Classification]:
-    """Each account classified by its tenant's policy in ``policies``: the snapshot history is read (one
-    statement) only for the accounts whose tenant's policy counts previous cures."""
+                        payments: Mapping[AccountKey, Sequence[Any]], *,
+                        scorecards: Mapping[str, Scorecard] | None = None,
+                        propensities: Mapping[AccountKey, Any] | None = None,
+                        ) -> dict[AccountKey, tuple[Classification, AccountScore | None]]:
+    """Each account scored by its tenant's scorecard in ``scorecards`` (when given), then classified by its
+    tenant's policy in ``policies`` with that score's probability as its propensity (else ``propensities``', the
+    stored one). The snapshot history is read (one statement) only for the accounts whose tenant's policy or
+    scorecard counts previous cures."""
     uses = {tenant: policy.features() for tenant, policy in policies.items()}
-    wanted = [key for key in accounts if "previous_cures" in uses[key[0]]]
+    card_uses = {tenant: card.uses for tenant, card in (scorecards or {}).items()}
+    wanted = [key for key in accounts
+              if "previous_cures" in uses[key[0]] or "previous_cures" in card_uses.get(key[0], ())]
     history = await repo.snapshots_classified(session, wanted) if wanted else {}
-    return {key: classify_with(policies[key[0]], features_of(
-        a, payments=payments.get(key, ()), snapshots=history.get(key), uses=uses[key[0]]))
-        for key, a in accounts.items()}
+    decided: dict[AccountKey, tuple[Classification, AccountScore | None]] = {}
+    for key, a in accounts.items():
+        score = None
+        propensity: float | None
+        if scorecards is not None:
+            score = score_of(scorecards[key[0]], a, payments=payments.get(key, ()), snapshots=history.get(key))
+            propensity = float(score.probability)
+        else:
+            stored = (propensities or {}).get(key)
+            propensity = None if stored is None else float(stored)
+        decided[key] = (classify_with(policies[key[0]], features_of(
+            a, payments=payments.get(key, ()), snapshots=history.get(key), uses=uses[key[0]],
+            propensity=propensity)), score)
+    return decided
 
 
 BorrowerKeyOf = Callable[[AccountOverdueV1], str | None]
@@ -149,11 +230,12 @@ BorrowerKeyOf = Callable[[AccountOverdueV1], str | None]
 
 async def record_overdue(uow: UnitOfWork, *, overdue: Sequence[tuple[AccountOverdueV1, CloudEvent]],
                          borrower_key_of: BorrowerKeyOf | None = None) -> None:
-    """Keep each account's newest snapshot (by event time, in the batch and against what is stored),
-    classify it by the tenant's segmentation policy, derive its balances from the payments kept, record the
-    segment change (with the policy version) and announce it with the debtor's borrower key
-    (``borrower_key_of``; shared/identity.py). An older or repeated snapshot changes nothing but, when it is the
-    earliest yet, the account's ``first_seen_at``."""
+    """Keep each account's newest snapshot (by event time, in the batch and against what is stored), score it
+    by the tenant's live scorecard, classify it by the tenant's segmentation policy (the score's probability is
+    its propensity), derive its balances from the payments kept, record the segment change (with the policy
+    version and the score) and announce it with the score and the debtor's borrower key (``borrower_key_of``;
+    shared/identity.py). An older or repeated snapshot changes nothing but, when it is the earliest yet, the
+    account's ``first_seen_at``."""
     latest: dict[AccountKey, tuple[dict[str, Any], AccountOverdueV1, CloudEvent]] = {}
     earliest: dict[AccountKey, datetime] = {}
     for p, event in overdue:
@@ -173,34 +255,41 @@ async def record_overdue(uow: UnitOfWork, *, overdue: Sequence[tuple[AccountOver
     rows = {key: row for key, (row, _, _) in fresh.items()}
     for key, row in rows.items():
         row["first_seen_at"] = min(earliest[key], stored[key].first_seen_at) if key in stored else earliest[key]
-    policies = {t: tp.policy for t, tp in (await POLICIES.current(uow.session, {t for t, _ in fresh})).items()}
+    tenants = {t for t, _ in fresh}
+    policies = {t: tp.policy for t, tp in (await POLICIES.current(uow.session, tenants)).items()}
+    cards = {t: live.card for t, live in (await SCORECARDS.current(uow.session, tenants)).items()}
     payments = await repo.payments_of(uow.session, fresh.keys())
-    decided = await _classify_all(uow.session, rows, policies, payments)
+    decided = await _classify_all(uow.session, rows, policies, payments, scorecards=cards)
+    scores = {key: score.columns() if score else NO_SCORE for key, (_, score) in decided.items()}
     for key, row in rows.items():
-        row.update(segment=decided[key].segment.value, dpd_bucket=decided[key].dpd_bucket)
+        c = decided[key][0]
+        row.update(segment=c.segment.value, dpd_bucket=c.dpd_bucket, **scores[key])
     await _derive(uow, rows, payments)
     await repo.save_accounts(uow.session, list(rows.values()))
     await repo.add_segment_changes(uow.session, [
         {"tenant": p.tenant, "account_id": p.account_id, "segment": c.segment.value, "dpd_bucket": c.dpd_bucket,
          "reason": c.reason, "event_id": event.id, "policy_version": c.policy_version, "as_of": event.time,
-         "overdue_minor": p.overdue_minor}
-        for key, (_, p, event) in fresh.items() for c in [decided[key]]])
+         "overdue_minor": p.overdue_minor, **scores[key]}
+        for key, (_, p, event) in fresh.items() for c in [decided[key][0]]])
     for key, (_, p, event) in fresh.items():
-        c = decided[key]
+        c, score = decided[key]
         # the snapshot's amounts as reported: the scheduler deducts the payments after ``as_of`` itself
         uow.emit(topics.ACCOUNT_SEGMENTED, AccountSegmentedV1(
             tenant=p.tenant, account_id=p.account_id, customer_id=p.customer_id, segment=c.segment,
             dpd_bucket=c.dpd_bucket, days_past_due=p.days_past_due, due_date=p.due_date, currency=p.currency,
             overdue_minor=p.overdue_minor, outstanding_minor=p.outstanding_minor, reason=c.reason,
             contact=p.contact, account_ref=p.account_ref, as_of=event.time,
-            borrower_key=borrower_key_of(p) if borrower_key_of else None), cause=event, subject=p.account_id)
+            borrower_key=borrower_key_of(p) if borrower_key_of else None,
+            score=score.event() if score else None), cause=event, subject=p.account_id)
 
 
 async def record_payments(uow: UnitOfWork, *, payments: Sequence[PaymentReceivedV1]) -> None:
     """Keep each payment once (even before its account is known), then derive again the balances of the
     stored accounts that got a new one: a payment booked after the account's snapshot reduces them, and
     clearing the overdue amount cures the account. A new payment in another currency than its stored
-    account is refused (``CurrencyMismatch``: the consumer dead-letters it)."""
+    account is refused (``CurrencyMismatch``: the consumer dead-letters it). A payment booked at or before its
+    account's snapshot (``as_of``) that arrives after it re-scores the snapshot when the live scorecard counts
+    payments, so the stored score does not depend on the arrival order (the segment is not re-classified)."""
     unique: dict[tuple[str, str], PaymentReceivedV1] = {}
     for p in payments:
         unique.setdefault((p.tenant, p.payment_id), p)  # the first one recorded wins, as in the table
@@ -218,9 +307,30 @@ async def record_payments(uow: UnitOfWork, *, payments: Sequence[PaymentReceived
             raise CurrencyMismatch(f"payment {p.payment_id} is in {p.currency}, account {p.account_id} in "
                                    f"{account['currency']}")
     before = {key: (a["overdue_minor"], a["outstanding_minor"], a["status"]) for key, a in accounts.items()}
-    await _derive(uow, accounts)
+    kept = await repo.payments_of(uow.session, accounts.keys()) if accounts else {}
+    await _derive(uow, accounts, kept)
     await repo.set_balances(uow.session, [
         a for key, a in accounts.items() if (a["overdue_minor"], a["outstanding_minor"], a["status"]) != before[key]])
+    late = {key for p in fresh if (key := (p.tenant, p.account_id)) in accounts
+            and p.paid_at <= accounts[key]["as_of"]}
+    if late:
+        await _rescore(uow.session, {key: accounts[key] for key in sorted(late)}, kept)
+
+
+async def _rescore(session: AsyncSession, accounts: Mapping[AccountKey, Mapping[str, Any]],
+                   payments: Mapping[AccountKey, Sequence[Any]]) -> None:
+    """Score again, by the live scorecard, the stored snapshots of accounts that got a payment booked before
+    them, when that scorecard counts payments (one executemany statement; the history read only for cures)."""
+    cards = {t: live.card for t, live in (await SCORECARDS.current(session, {t for t, _ in accounts})).items()}
+    wanted = {key: a for key, a in accounts.items() if cards[key[0]].uses & PAYMENT_FEATURES}
+    if not wanted:
+        return
+    cured = [key for key in wanted if "previous_cures" in cards[key[0]].uses]
+    history = await repo.snapshots_classified(session, cured) if cured else {}
+    await repo.set_scores(session, [
+        {"tenant": key[0], "account_id": key[1], **score_of(
+            cards[key[0]], a, payments=payments.get(key, ()), snapshots=history.get(key)).columns()}
+        for key, a in wanted.items()])
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,9 +478,10 @@ class DryRun:
 
 async def dry_run(session: AsyncSession, *, tenant: str, document: Mapping[str, Any], sample: int) -> DryRun:
     """Classify up to ``sample`` of the tenant's stored accounts (the newest snapshots first) by the proposed
-    document and by the current policy, at each account's snapshot time; store nothing. Refused with every
-    reason (``PolicyRefused``) when the document cannot be used. Reads: the accounts, their payments and, when
-    either policy counts previous cures, their segment history (one statement each)."""
+    document and by the current policy, at each account's snapshot time (its propensity: the score stored with
+    its snapshot); store nothing. Refused with every reason (``PolicyRefused``) when the document cannot be used.
+    Reads: the accounts, their payments and, when either policy counts previous cures, their segment history
+    (one statement each)."""
     current = await current_policy(session, tenant, fresh=True)
     proposed, errors = parse_document(document, version=current.version + 1)
     if proposed is None:
@@ -378,8 +489,11 @@ async def dry_run(session: AsyncSession, *, tenant: str, document: Mapping[str, 
     rows = await repo.newest_accounts(session, tenant=tenant, limit=max(1, min(sample, MAX_DRY_RUN_SAMPLE)))
     accounts = {(r.tenant, r.account_id): r._mapping for r in rows}
     payments = await repo.payments_of(session, accounts.keys())
-    before = await _classify_all(session, accounts, {tenant: current.policy}, payments)
-    after = await _classify_all(session, accounts, {tenant: proposed}, payments)
+    stored = {key: a["score_probability"] for key, a in accounts.items()}
+    before = {key: c for key, (c, _) in (await _classify_all(
+        session, accounts, {tenant: current.policy}, payments, propensities=stored)).items()}
+    after = {key: c for key, (c, _) in (await _classify_all(
+        session, accounts, {tenant: proposed}, payments, propensities=stored)).items()}
     moves = Counter((before[key].segment, after[key].segment) for key in accounts)
     changed = [key for key in accounts if before[key].segment is not after[key].segment]
     order = {s: i for i, s in enumerate(Segment)}
@@ -387,3 +501,146 @@ async def dry_run(session: AsyncSession, *, tenant: str, document: Mapping[str, 
         current=current, proposed=proposed, sampled=len(accounts), changed=len(changed),
         moves=[Move(a, b, n) for (a, b), n in sorted(moves.items(), key=lambda m: (order[m[0][0]], order[m[0][1]]))],
         examples=[Example(key[1], before[key], after[key]) for key in changed[:MAX_DRY_RUN_EXAMPLES]])
+
+
+# --- the scorecard registry ----------------------------------------------------------------------------------------
+
+
+class ScorecardRefused(Refused):
+    """A scorecard document the scorer cannot load: every reason, nothing stored."""
+
+    title = "Scorecard refused"
+
+
+class ScorecardConflict(DomainError):
+    status = 409
+    title = "Scorecard version already registered"
+
+
+@cache
+def default_scorecard() -> Scorecard:
+    """The shipped scorecard (services/segmentation/scorecards/default.json), parsed once."""
+    return load_default()
+
+
+@dataclass(frozen=True, slots=True)
+class LiveScorecard:
+    """A tenant's live scorecard: the version it promoted last (``source`` "registered", with who promoted it
+    why and when), or the shipped default (``source`` "default") when it promoted none."""
+
+    tenant: str
+    card: Scorecard
+    source: Literal["registered", "default"]
+    promoted_by: str | None = None
+    reason: str | None = None
+    promoted_at: datetime | None = None
+
+    @property
+    def version(self) -> str:
+        return self.card.version
+
+
+MAX_PARSED = 1024
+_PARSED: dict[tuple[str, str], Scorecard] = {}  # registered versions are immutable: each parsed once
+
+
+def _parsed(tenant: str, version: str, document: Mapping[str, Any]) -> Scorecard | None:
+    card, errors = problems(document)
+    if card is None:  # it loaded when registered; only a stricter later release could refuse it
+        log.error("a registered scorecard no longer loads; scoring by the shipped default", extra={
+            "tenant": tenant, "version": version, "errors": errors[:10]})
+        return None
+    if len(_PARSED) >= MAX_PARSED:
+        _PARSED.clear()
+    _PARSED[(tenant, version)] = card
+    return card
+
+
+async def _load_scorecards(session: AsyncSession, tenants: list[str]) -> dict[str, LiveScorecard]:
+    """Each tenant's live scorecard: one statement for the promotions, and one for the documents of versions not
+    parsed yet (none once every live version has been)."""
+    promoted = {r.tenant: r for r in await repo.live_promotions(session, tenants)}
+    unparsed = {(r.tenant, r.version) for r in promoted.values() if (r.tenant, r.version) not in _PARSED}
+    for (tenant, version), document in (await repo.scorecard_documents(session, unparsed)).items():
+        _parsed(tenant, version, document)
+    live = {}
+    for t in tenants:
+        row = promoted.get(t)
+        card = _PARSED.get((t, row.version)) if row is not None else None
+        live[t] = (LiveScorecard(t, card, "registered", row.promoted_by, row.reason, row.promoted_at)
+                   if row is not None and card is not None else LiveScorecard(t, default_scorecard(), "default"))
+    return live
+
+
+SCORECARDS: TenantCache[LiveScorecard] = TenantCache(_load_scorecards)  # one statement per batch at most, held 5 s
+
+
+async def live_scorecard(session: AsyncSession, tenant: str, *, fresh: bool = False) -> LiveScorecard:
+    """The tenant's live scorecard (``fresh``: as stored now, not this replica's cached copy)."""
+    if fresh:
+        SCORECARDS.forget(tenant)
+    return (await SCORECARDS.current(session, [tenant]))[tenant]
+
+
+def held_out_metrics(document: Mapping[str, Any]) -> dict[str, Any]:
+    """The held-out metrics a document reports (AUC, KS, Gini, calibration), None where it reports none."""
+    metrics = document.get("metrics")
+    held = metrics.get("held_out") if isinstance(metrics, Mapping) else None
+    held = held if isinstance(held, Mapping) else {}
+
+    def number(key: str) -> float | None:
+        value = held.get(key)
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+    calibration = held.get("calibration")
+    return {"auc": number("auc"), "ks": number("ks"), "gini": number("gini"),
+            "calibration": calibration if isinstance(calibration, list) else None}
+
+
+async def register_scorecard(session: AsyncSession, *, tenant: str, document: Mapping[str, Any],
+                             registered_by: str, reason: str) -> Any:
+    """Register a version of the tenant's scorecard (not live until promoted). Refused with every reason, storing
+    nothing, when the scorer cannot load it (``ScorecardRefused``); a version the tenant registered already is a
+    conflict (``ScorecardConflict``)."""
+    card, errors = problems(document)
+    if card is None:
+        raise ScorecardRefused(errors)
+    row = await repo.add_scorecard(session, {
+        "tenant": tenant, "version": card.version, "document": dict(document),
+        "features": [f.name for f in card.features if f.name in card.uses], **held_out_metrics(document),
+        "registered_by": registered_by, "reason": reason})
+    if row is None:
+        raise ScorecardConflict(f"Scorecard version {card.version!r} is already registered; a version is "
+                                f"immutable: register the new one under another version.")
+    return row
+
+
+async def registered_scorecards(session: AsyncSession, tenant: str, *, limit: int) -> list[Any]:
+    """The tenant's registered versions (without documents), the newest first."""
+    return await repo.scorecards_of(session, tenant, limit=limit)
+
+
+async def scorecard_document(session: AsyncSession, *, tenant: str, version: str) -> tuple[Any | None, Scorecard]:
+    """A registered version of the tenant (its row and scorecard), or the shipped default under its version when
+    the tenant registered none by that name (row None); NotFound otherwise."""
+    row = await repo.scorecard(session, tenant, version)
+    if row is not None:
+        card = _PARSED.get((tenant, version)) or _parsed(tenant, version, row.document)
+        if card is not None:
+            return row, card
+    if version == default_scorecard().version:
+        return None, default_scorecard()
+    raise NotFound(f"No scorecard {version!r} registered for your tenant.")
+
+
+async def promote_scorecard(session: AsyncSession, *, tenant: str, version: str, promoted_by: str,
+                            reason: str) -> LiveScorecard:
+    """Make a registered version the tenant's live scorecard (NotFound for a version it did not register).
+    Scores the next snapshots (within the cache's ttl on other replicas); stored scores stay as they were."""
+    if await repo.scorecard(session, tenant, version) is None:
+        raise NotFound(f"No scorecard {version!r} registered for your tenant: register it first.")
+    row = await repo.add_promotion(session, {"tenant": tenant, "version": version, "promoted_by": promoted_by,
+                                             "reason": reason})
+    SCORECARDS.forget(tenant)  # and again once committed (the route): a batch may load it in between
+    _, card = await scorecard_document(session, tenant=tenant, version=version)
+    return LiveScorecard(tenant, card, "registered", row.promoted_by, row.reason, row.promoted_at)

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from services.segmentation import service
+from services.segmentation.domain.scorecard import load_default
 from services.segmentation.domain.segments import classify
 from shared.contracts import topics
 from shared.contracts.events import AccountOverdueV1, PaymentReceivedV1
@@ -239,6 +240,10 @@ async def test_an_account_is_shown_to_its_servicer_and_co_lenders_only_with_cont
     assert response.status_code == 200, response.text
     shown = response.json()
     expected = classify(credit_rating="D", credit_score=None, days_past_due=20)
+    # scored by the shipped default (the tenant promoted none), from the snapshot's features at its time
+    scored = load_default().score({"rating": "D", "credit_score": None, "days_past_due": 20,
+                                   "overdue_ratio": 0.1333, "overdue_minor": 120_000, "product": "cash-loan",
+                                   "payments_last_30d": 0, "payments_last_90d": 0})
     assert shown == {
         "tenant": tenant_a.id, "account_id": account, "account_ref": "LN731", "customer_id": seeded.customer_id,
         "product": "cash-loan",
@@ -246,7 +251,9 @@ async def test_an_account_is_shown_to_its_servicer_and_co_lenders_only_with_cont
         "due_date": seeded.due_date.isoformat(), "segment": expected.segment.value, "dpd_bucket": expected.dpd_bucket,
         "status": "overdue", "phone_masked": "*" * (len(number) - 4) + number[-4:],
         "email_masked": "l***@example.com", "time_zone": "Asia/Shanghai",
-        "co_lenders": [{"tenant": tenant_b.id, "share": "0.3"}], "access": "servicer"}
+        "co_lenders": [{"tenant": tenant_b.id, "share": "0.3"}], "access": "servicer",
+        "score": {"scorecard": "sim-2025.1", "points": scored.points, "probability": f"{scored.probability:.4f}",
+                  "reasons": [{"code": r.code, "text": r.text} for r in scored.reasons]}}
     assert number.encode() not in response.content and "李四".encode() not in response.content
 
     as_co_lender = await segmentation.client.get(f"/v1/accounts/{account}", headers=tenant_b.headers)

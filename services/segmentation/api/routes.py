@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 from typing import Any, Literal
 
 from fastapi import APIRouter
@@ -155,6 +156,20 @@ async def submit_payments(uow: UowDep, cipher: CipherDep, tenant: TenantDep, bat
     return await _ingest(uow, cipher, tenant, batch, "payment")
 
 
+class ScoreReasonOut(BaseModel):
+    code: str = Field(description="e.g. DPD, RATING, SCORE, PAY_90D (docs/scoring.md)")
+    text: str
+
+
+class ScoreOut(BaseModel):
+    """The repayment-propensity score of the account's newest snapshot (docs/scoring.md)."""
+
+    scorecard: str = Field(description="The scorecard version that scored it")
+    points: int = Field(description="Higher: more likely to cure")
+    probability: Decimal = Field(description="The probability of curing within 30 days, 4 decimal places")
+    reasons: list[ScoreReasonOut] = Field(description="Up to three: what cost the most points, the costliest first")
+
+
 class AccountPublic(BaseModel):
     """An account now: the newest overdue snapshot's amounts less the payments booked after it (``as_of``)."""
 
@@ -176,6 +191,14 @@ class AccountPublic(BaseModel):
     time_zone: str
     co_lenders: list[dict[str, Any]]
     access: Literal["servicer", "co-lender"]
+    score: ScoreOut | None = Field(description="null: not scored yet (a snapshot from before scoring existed)")
+
+
+def _score(a: Any) -> ScoreOut | None:
+    if a.scorecard_version is None or a.score_points is None or a.score_probability is None:
+        return None
+    return ScoreOut(scorecard=a.scorecard_version, points=a.score_points, probability=a.score_probability,
+                    reasons=[ScoreReasonOut(code=r["code"], text=r["text"]) for r in a.score_reasons or ()])
 
 
 def _mask(value: str | None, keep: int = 4) -> str | None:
@@ -189,7 +212,8 @@ def _mask(value: str | None, keep: int = 4) -> str | None:
 
 @router.get("/accounts/{account_id}", response_model=AccountPublic)
 async def get_account(session: SessionDep, cipher: CipherDep, tenant: TenantDep, account_id: str) -> AccountPublic:
-    """An account's collection status, for its servicer or one of its co-lenders."""
+    """An account's collection status, for its servicer or one of its co-lenders (who see the same, score
+    included)."""
     a, access = await service.account_for(session, tenant=tenant, account_id=account_id)
     return AccountPublic(
         tenant=a.tenant, account_id=a.account_id, account_ref=a.account_ref, customer_id=a.customer_id,
@@ -197,5 +221,5 @@ async def get_account(session: SessionDep, cipher: CipherDep, tenant: TenantDep,
         days_past_due=a.days_past_due, due_date=a.due_date, segment=a.segment, dpd_bucket=a.dpd_bucket,
         status=a.status, phone_masked=_mask(cipher.open_optional(a.phone_sealed, context=a.tenant)),
         email_masked=_mask(cipher.open_optional(a.email_sealed, context=a.tenant)), time_zone=a.time_zone,
-        co_lenders=a.co_lenders, access=access,
+        co_lenders=a.co_lenders, access=access, score=_score(a),
     )

@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, func
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKeyConstraint,
+    Identity,
+    Index,
+    Numeric,
+    String,
+    func,
+)
 from sqlmodel import Field, SQLModel
 
 from shared.audit import AuditEntry  # noqa: F401 - the audit log of REST changes (migration 0004), a table of ours
@@ -44,6 +56,12 @@ class Account(SQLModel, table=True):
     as_of: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     # the earliest event time of any overdue snapshot of the account (the policies' tenure_days counts from it)
     first_seen_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    # the repayment-propensity score of the snapshot (migration 0005; docs/scoring.md): the scorecard version,
+    # its points, the probability of curing within 30 days, the reasons [{"code", "text"}]; None before 0005
+    scorecard_version: str | None = Field(default=None, max_length=64)
+    score_points: int | None = None
+    score_probability: Decimal | None = Field(default=None, sa_column=Column(Numeric(5, 4), nullable=True))
+    score_reasons: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), server_default=func.now(),
                                                   onupdate=func.now(), nullable=False))
 
@@ -65,6 +83,11 @@ class SegmentChange(SQLModel, table=True):
     # the policies' previous_cures counts over
     as_of: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
     overdue_minor: int | None = Field(default=None, sa_type=BigInteger)
+    # the score the classification was decided with (migration 0005; None before it)
+    scorecard_version: str | None = Field(default=None, max_length=64)
+    score_points: int | None = None
+    score_probability: Decimal | None = Field(default=None, sa_column=Column(Numeric(5, 4), nullable=True))
+    score_reasons: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), server_default=func.now(),
                                                   nullable=False))
 
@@ -96,3 +119,39 @@ class SegmentationPolicyRow(SQLModel, table=True):
     reason: str
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), server_default=func.now(),
                                                   nullable=False))
+
+
+class ScorecardRow(SQLModel, table=True):
+    """One registered version of a tenant's repayment-propensity scorecard (services/segmentation/domain/
+    scorecard.py): the document as trained, immutable, with its held-out metrics and who registered it why."""
+
+    __tablename__ = "scorecards"
+
+    tenant: str = Field(primary_key=True, max_length=64)
+    version: str = Field(sa_column=Column(String(64), primary_key=True))
+    document: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    features: list[str] = Field(sa_column=Column(JSON, nullable=False))  # the features worth points
+    auc: float | None = None  # the document's metrics.held_out (None when it has none)
+    ks: float | None = None
+    gini: float | None = None
+    calibration: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    registered_by: str
+    reason: str
+    registered_at: datetime = Field(sa_column=Column(DateTime(timezone=True), server_default=func.now(),
+                                                     nullable=False))
+
+
+class ScorecardPromotion(SQLModel, table=True):
+    """Who made which registered version the tenant's live scorecard, why and when: the newest one is live."""
+
+    __tablename__ = "scorecard_promotions"
+    __table_args__ = (ForeignKeyConstraint(["tenant", "version"], ["scorecards.tenant", "scorecards.version"]),
+                      Index("ix_scorecard_promotions_tenant", "tenant", "id"))
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
+    tenant: str = Field(max_length=64)
+    version: str = Field(max_length=64)
+    promoted_by: str
+    reason: str
+    promoted_at: datetime = Field(sa_column=Column(DateTime(timezone=True), server_default=func.now(),
+                                                   nullable=False))

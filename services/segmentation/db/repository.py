@@ -1,5 +1,5 @@
-"""Segmentation's repository: accounts, segment history, payments, segmentation policies. Adds, never commits;
-decides nothing."""
+"""Segmentation's repository: accounts, segment history, payments, segmentation policies, the scorecard registry.
+Adds, never commits; decides nothing."""
 
 from __future__ import annotations
 
@@ -10,13 +10,22 @@ from sqlalchemy import and_, bindparam, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.segmentation.db.models import Account, Payment, SegmentationPolicyRow, SegmentChange
+from services.segmentation.db.models import (
+    Account,
+    Payment,
+    ScorecardPromotion,
+    ScorecardRow,
+    SegmentationPolicyRow,
+    SegmentChange,
+)
 from shared.db import any_of, keys_table, table_of
 
 ACCOUNTS = table_of(Account)
 PAYMENTS = table_of(Payment)
 HISTORY = table_of(SegmentChange)
 POLICIES = table_of(SegmentationPolicyRow)
+SCORECARDS = table_of(ScorecardRow)
+PROMOTIONS = table_of(ScorecardPromotion)
 AccountKey = tuple[str, str]
 # what orders two snapshots of one account (domain/accounts.py ``Snapshot``), as stored
 _SNAPSHOT = ("as_of", "due_date", "days_past_due", "reported_overdue_minor", "reported_outstanding_minor")
@@ -28,12 +37,14 @@ def _of_accounts(table: Any, keys: Collection[AccountKey]) -> Any:
 
 
 async def lock_accounts(session: AsyncSession, keys: Collection[AccountKey]) -> dict[AccountKey, Any]:
-    """The stored accounts of these keys (snapshot, currency, derived balances), locked for this transaction."""
+    """The stored accounts of these keys (snapshot, what a scorecard reads of it, currency, derived balances),
+    locked for this transaction."""
     if not keys:
         return {}
     rows = await session.execute(
         select(ACCOUNTS.c.tenant, ACCOUNTS.c.account_id, ACCOUNTS.c.currency, ACCOUNTS.c.overdue_minor,
-               ACCOUNTS.c.outstanding_minor, ACCOUNTS.c.status, ACCOUNTS.c.first_seen_at,
+               ACCOUNTS.c.outstanding_minor, ACCOUNTS.c.status, ACCOUNTS.c.first_seen_at, ACCOUNTS.c.product,
+               ACCOUNTS.c.credit_rating, ACCOUNTS.c.credit_score,
                *(ACCOUNTS.c[c] for c in _SNAPSHOT))
         .select_from(_of_accounts(ACCOUNTS, keys))
         .order_by(ACCOUNTS.c.tenant, ACCOUNTS.c.account_id).with_for_update(of=ACCOUNTS))
@@ -69,6 +80,24 @@ async def set_balances(session: AsyncSession, rows: Sequence[Mapping[str, Any]])
         await session.execute(_SET_BALANCES, [
             {"b_tenant": r["tenant"], "b_account_id": r["account_id"], "b_overdue_minor": r["overdue_minor"],
              "b_outstanding_minor": r["outstanding_minor"], "b_status": r["status"]} for r in rows])
+
+
+_SET_SCORES = (
+    update(ACCOUNTS).where(ACCOUNTS.c.tenant == bindparam("b_tenant"),
+                           ACCOUNTS.c.account_id == bindparam("b_account_id"))
+    .values(scorecard_version=bindparam("b_scorecard_version"), score_points=bindparam("b_score_points"),
+            score_probability=bindparam("b_score_probability"), score_reasons=bindparam("b_score_reasons"),
+            updated_at=func.now())
+)
+
+
+async def set_scores(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Store accounts' scores (scorecard_version, score_points, score_probability, score_reasons), one
+    executemany statement."""
+    if rows:
+        await session.execute(_SET_SCORES, [{f"b_{k}": r[k] for k in (
+            "tenant", "account_id", "scorecard_version", "score_points", "score_probability", "score_reasons")}
+            for r in rows])
 
 
 _FIRST_SEEN = (
@@ -145,7 +174,7 @@ async def newest_accounts(session: AsyncSession, *, tenant: str, limit: int) -> 
         select(ACCOUNTS.c.tenant, ACCOUNTS.c.account_id, ACCOUNTS.c.product, ACCOUNTS.c.currency,
                ACCOUNTS.c.reported_overdue_minor, ACCOUNTS.c.reported_outstanding_minor, ACCOUNTS.c.days_past_due,
                ACCOUNTS.c.credit_rating, ACCOUNTS.c.credit_score, ACCOUNTS.c.segment, ACCOUNTS.c.as_of,
-               ACCOUNTS.c.first_seen_at)
+               ACCOUNTS.c.first_seen_at, ACCOUNTS.c.score_probability)
         .where(ACCOUNTS.c.tenant == tenant)
         .order_by(ACCOUNTS.c.as_of.desc(), ACCOUNTS.c.account_id).limit(limit)))
 
@@ -179,3 +208,53 @@ async def add_policy(session: AsyncSession, values: Mapping[str, Any]) -> Any:
 async def policy_versions(session: AsyncSession, tenant: str, *, limit: int) -> list[Any]:
     return list(await session.execute(select(POLICIES).where(POLICIES.c.tenant == tenant)
                                       .order_by(POLICIES.c.version.desc()).limit(limit)))
+
+
+# --- the scorecard registry ----------------------------------------------------------------------------------------
+
+
+async def add_scorecard(session: AsyncSession, values: Mapping[str, Any]) -> Any | None:
+    """Register a version; None when the tenant already registered that version (nothing changed)."""
+    return (await session.execute(insert(SCORECARDS).values(**values).on_conflict_do_nothing()
+                                  .returning(*SCORECARDS.c))).one_or_none()
+
+
+_SUMMARY = tuple(c for c in SCORECARDS.c if c.name != "document")
+
+
+async def scorecards_of(session: AsyncSession, tenant: str, *, limit: int) -> list[Any]:
+    """The tenant's registered versions without their documents, the newest registration first."""
+    return list(await session.execute(select(*_SUMMARY).where(SCORECARDS.c.tenant == tenant)
+                                      .order_by(SCORECARDS.c.registered_at.desc(), SCORECARDS.c.version.desc())
+                                      .limit(limit)))
+
+
+async def scorecard(session: AsyncSession, tenant: str, version: str) -> Any | None:
+    """One registered version with its document."""
+    return (await session.execute(select(SCORECARDS).where(SCORECARDS.c.tenant == tenant,
+                                                           SCORECARDS.c.version == version))).one_or_none()
+
+
+async def scorecard_documents(session: AsyncSession, keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+    """The documents of these (tenant, version)s."""
+    if not keys:
+        return {}
+    wanted = keys_table(tenant=[t for t, _ in keys], version=[v for _, v in keys])
+    rows = await session.execute(
+        select(SCORECARDS.c.tenant, SCORECARDS.c.version, SCORECARDS.c.document)
+        .select_from(SCORECARDS.join(wanted, and_(SCORECARDS.c.tenant == wanted.c.tenant,
+                                                  SCORECARDS.c.version == wanted.c.version))))
+    return {(r.tenant, r.version): r.document for r in rows}
+
+
+async def live_promotions(session: AsyncSession, tenants: Collection[str]) -> list[Any]:
+    """The newest promotion of each of these tenants that promoted a scorecard."""
+    if not tenants:
+        return []
+    return list(await session.execute(
+        select(PROMOTIONS).distinct(PROMOTIONS.c.tenant).where(any_of(PROMOTIONS.c.tenant, list(tenants)))
+        .order_by(PROMOTIONS.c.tenant, PROMOTIONS.c.id.desc())))
+
+
+async def add_promotion(session: AsyncSession, values: Mapping[str, Any]) -> Any:
+    return (await session.execute(insert(PROMOTIONS).values(**values).returning(*PROMOTIONS.c))).one()

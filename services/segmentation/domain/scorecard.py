@@ -22,9 +22,12 @@ import bisect
 import itertools
 import json
 import math
-from collections.abc import Mapping
+import re
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
+from functools import cached_property
 from importlib import resources
 from typing import Any
 
@@ -34,7 +37,11 @@ FEATURES = ("rating", "credit_score", "days_past_due", "overdue_ratio", "overdue
 
 
 class ScorecardError(ValueError):
-    """A scorecard document that cannot be used."""
+    """A scorecard document that cannot be used (``errors``: every reason), or a value it cannot score."""
+
+    def __init__(self, message: str, errors: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.errors = errors or [message]
 
 
 def overdue_ratio(overdue_minor: int, outstanding_minor: int) -> Decimal | None:
@@ -93,42 +100,191 @@ class _Feature:
         return self.points[bisect.bisect_right(self.edges, number)], False
 
 
-def _int(value: Any, where: str) -> int:
+MAX_DOCUMENT_BYTES = 512 * 1024  # a scorecard as compact UTF-8 JSON (the shipped one is about 14 KB)
+MAX_POINTS = 10_000  # |points| of the intercept or of one bin, so that a score fits the event contract (±100,000)
+MAX_BINS = 64
+MAX_VALUES = 1_000  # categories of one categorical feature
+MAX_TEXT = 200  # a reason's text
+VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+RESERVED_VERSIONS = frozenset({"live"})  # GET /v1/scorecards/live
+
+
+def _where(name: object) -> str:
+    return f"feature {name!r}" if isinstance(name, str) else "a feature"
+
+
+def _points(value: Any, where: str, errors: list[str]) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ScorecardError(f"{where}: points must be integers")
+        errors.append(f"{where}: points must be integers, not {_show(value)}")
+        return 0
+    if abs(value) > MAX_POINTS:
+        errors.append(f"{where}: points {value} are beyond ±{MAX_POINTS}")
+        return 0
     return value
 
 
-def _feature(doc: Mapping[str, Any]) -> _Feature:
+def _show(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=repr)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _finite(value: Any, where: str, errors: list[str]) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        errors.append(f"{where} must be a number, not {_show(value)}")
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        errors.append(f"{where} must be a finite number")
+        return None
+    return number
+
+
+def _texts(doc: Mapping[str, Any], name: str, where: str, errors: list[str]) -> tuple[str, str, str]:
+    reason = doc.get("reason", {})
+    if not isinstance(reason, Mapping):
+        errors.append(f"{where}: reason must be an object with code, text and missing_text")
+        return name.upper(), name, name
+    values = []
+    for key, default in (("code", name.upper()), ("text", name), ("missing_text", reason.get("text", name))):
+        value = reason.get(key, default)
+        if not isinstance(value, str) or not value.strip() or len(value) > (32 if key == "code" else MAX_TEXT):
+            errors.append(f"{where}: reason.{key} must be text of 1 to {32 if key == 'code' else MAX_TEXT} "
+                          f"characters")
+            value = str(default)
+        elif any(ord(c) < 32 or ord(c) == 127 for c in value):
+            errors.append(f"{where}: reason.{key} must not contain control characters")
+        values.append(value)
+    return values[0], values[1], values[2]
+
+
+def _feature(doc: Any, errors: list[str]) -> _Feature | None:
+    """One feature of a document, or None with the reasons it cannot be used appended to ``errors``."""
+    if not isinstance(doc, Mapping):
+        errors.append("every feature must be an object with name, kind and bins")
+        return None
+    before = len(errors)
     name, kind = doc.get("name"), doc.get("kind")
+    where = _where(name)
     if not isinstance(name, str) or kind not in ("numeric", "categorical"):
-        raise ScorecardError(f"feature {name!r}: a name and a kind (numeric or categorical) are required")
+        errors.append(f"{where}: a name and a kind (numeric or categorical) are required")
+        return None
+    if name not in FEATURES:
+        errors.append(f"{where}: unknown feature (segmentation computes: {', '.join(FEATURES)})")
     bins = doc.get("bins")
     if not isinstance(bins, list) or not bins:
-        raise ScorecardError(f"feature {name}: no bins")
-    points = tuple(_int(b.get("points"), f"feature {name}") for b in bins)
+        errors.append(f"{where}: no bins")
+        return None
+    if len(bins) > MAX_BINS:
+        errors.append(f"{where}: {len(bins)} bins, over the limit of {MAX_BINS}")
+    if not all(isinstance(b, Mapping) for b in bins):
+        errors.append(f"{where}: every bin must be an object with points")
+        return None
+    points = tuple(_points(b.get("points"), where, errors) for b in bins)
     edges: tuple[float, ...] = ()
     categories: dict[str, int] = {}
     if kind == "numeric":
-        edges = tuple(float(e) for e in doc.get("edges", []))
-        if len(edges) != len(bins) - 1 or any(a >= b for a, b in itertools.pairwise(edges)):
-            raise ScorecardError(f"feature {name}: needs len(bins) - 1 strictly increasing edges")
+        raw_edges = doc.get("edges", [])
+        if not isinstance(raw_edges, list):
+            errors.append(f"{where}: edges must be a list of numbers")
+            raw_edges = []
+        found = [_finite(e, f"{where}: an edge", errors) for e in raw_edges]
+        edges = tuple(e for e in found if e is not None)
+        if len(edges) == len(found) and (
+                len(edges) != len(bins) - 1 or any(a >= b for a, b in itertools.pairwise(edges))):
+            errors.append(f"{where}: needs len(bins) - 1 strictly increasing edges")
     else:
         for i, b in enumerate(bins):
-            for value in b.get("values", []):
+            values = b.get("values", [])
+            if not isinstance(values, list) or not all(isinstance(v, str | int) and not isinstance(v, bool)
+                                                       for v in values):
+                errors.append(f"{where}: a bin's values must be a list of categories")
+                continue
+            for value in values:
                 if str(value) in categories:
-                    raise ScorecardError(f"feature {name}: {value!r} is in two bins")
+                    errors.append(f"{where}: {value!r} is in two bins")
                 categories[str(value)] = i
-    missing = _int(doc.get("missing", {}).get("points", 0), f"feature {name} missing")
-    other = _int(doc.get("other", {}).get("points", 0), f"feature {name} other")
-    reason = doc.get("reason", {})
-    candidates = [*points, missing] + ([other] if kind == "categorical" else [])
-    return _Feature(name, kind, edges, categories, points, missing, other, str(reason.get("code", name.upper())),
-                    str(reason.get("text", name)), str(reason.get("missing_text", reason.get("text", name))),
-                    max(candidates))
+        if len(categories) > MAX_VALUES:
+            errors.append(f"{where}: {len(categories)} categories, over the limit of {MAX_VALUES}")
+    extra = {}
+    for key in ("missing", "other"):
+        part = doc.get(key, {})
+        if not isinstance(part, Mapping):
+            errors.append(f"{where}: {key} must be an object with points")
+            part = {}
+        extra[key] = _points(part.get("points", 0), f"{where} {key}", errors)
+    code, text, missing_text = _texts(doc, name, where, errors)
+    if len(errors) > before:
+        return None
+    candidates = [*points, extra["missing"]] + ([extra["other"]] if kind == "categorical" else [])
+    return _Feature(name, kind, edges, categories, points, extra["missing"], extra["other"], code, text,
+                    missing_text, max(candidates))
 
 
-@dataclass(frozen=True, slots=True)
+def document_size(doc: Any) -> int:
+    """The document's size as compact UTF-8 JSON, in bytes."""
+    return len(json.dumps(doc, ensure_ascii=False, separators=(",", ":"), default=str).encode())
+
+
+def _non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, Mapping):
+        return any(_non_finite(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_non_finite(v) for v in value)
+    return False
+
+
+def problems(doc: Any) -> tuple[Scorecard | None, list[str]]:
+    """The scorecard a document describes and every reason it cannot be used (then the scorecard is None)."""
+    if not isinstance(doc, Mapping):
+        return None, ["a scorecard document must be a JSON object"]
+    size = document_size(doc)
+    if size > MAX_DOCUMENT_BYTES:
+        return None, [f"the document is {size} bytes, over the limit of {MAX_DOCUMENT_BYTES} bytes"]
+    if doc.get("format") != FORMAT:
+        return None, [f"not a scorecard document (format must be {FORMAT!r})"]
+    errors: list[str] = []
+    if _non_finite(doc):
+        errors.append("the document holds a number that is not finite (NaN or infinity)")
+    version = doc.get("version")
+    if not isinstance(version, str) or not VERSION.fullmatch(version):
+        errors.append(f"version must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or a "
+                      f"digit, not {_show(version)}")
+    elif version in RESERVED_VERSIONS:
+        errors.append(f"version {version!r} is reserved")
+    scaling = doc.get("scaling", {})
+    base_points = base_odds = pdo = 0.0
+    if not isinstance(scaling, Mapping) or any(k not in scaling for k in ("base_points", "base_odds", "pdo")):
+        errors.append("scaling needs base_points, base_odds and pdo")
+    else:
+        found = [_finite(scaling[k], f"scaling.{k}", errors) for k in ("base_points", "base_odds", "pdo")]
+        if all(f is not None for f in found):
+            base_points, base_odds, pdo = (float(f) for f in found)  # type: ignore[arg-type]
+            if base_odds <= 0 or pdo <= 0:
+                errors.append("base_odds and pdo must be positive")
+    intercept = _points(doc.get("intercept_points"), "intercept_points", errors)
+    raw = doc.get("features", [])
+    if not isinstance(raw, list) or not raw:
+        errors.append("features must be a non-empty list of distinct names")
+        raw = []
+    features = [_feature(f, errors) for f in raw]
+    names = [f.get("name") for f in raw if isinstance(f, Mapping)]
+    if len(set(map(str, names))) != len(names):
+        errors.append("features must be a non-empty list of distinct names")
+    metrics = doc.get("metrics", {})
+    if not isinstance(metrics, Mapping):
+        errors.append("metrics must be an object")
+    if errors:
+        return None, errors
+    loaded = tuple(f for f in features if f is not None)
+    return Scorecard(str(version), intercept, base_points, base_odds, pdo, loaded, metrics, doc), []
+
+
+@dataclass(frozen=True)
 class Scorecard:
     """A loaded scorecard: ``score`` features into points, a probability and reasons."""
 
@@ -143,22 +299,17 @@ class Scorecard:
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> Scorecard:
-        """Validate and load a scorecard document (ScorecardError when it cannot be used)."""
-        if doc.get("format") != FORMAT:
-            raise ScorecardError(f"not a scorecard document (format must be {FORMAT!r})")
-        scaling = doc.get("scaling", {})
-        try:
-            base_points, base_odds, pdo = (float(scaling["base_points"]), float(scaling["base_odds"]),
-                                           float(scaling["pdo"]))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ScorecardError("scaling needs base_points, base_odds and pdo") from exc
-        if base_odds <= 0 or pdo <= 0:
-            raise ScorecardError("base_odds and pdo must be positive")
-        features = tuple(_feature(f) for f in doc.get("features", []))
-        if not features or len({f.name for f in features}) != len(features):
-            raise ScorecardError("features must be a non-empty list of distinct names")
-        return cls(str(doc.get("version", "")), _int(doc.get("intercept_points"), "intercept_points"), base_points,
-                   base_odds, pdo, features, doc.get("metrics", {}), doc)
+        """Validate and load a scorecard document (ScorecardError, with every reason, when it cannot be used)."""
+        card, errors = problems(doc)
+        if card is None:
+            raise ScorecardError("; ".join(errors), errors)
+        return card
+
+    @cached_property
+    def uses(self) -> frozenset[str]:
+        """The features worth points (a bin, the missing or the other bin not 0): only these need computing."""
+        return frozenset(f.name for f in self.features
+                         if any(f.points) or f.missing_points or (f.kind == "categorical" and f.other_points))
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Scorecard:
@@ -168,7 +319,9 @@ class Scorecard:
         """The probability of curing that ``points`` stand for on this scorecard's scaling."""
         factor = self.pdo / math.log(2)
         log_odds = (points - self.base_points) / factor + math.log(self.base_odds)
-        return 1.0 / (1.0 + math.exp(-log_odds))
+        if log_odds < -700:  # math.exp would overflow: the probability is 0 to any precision kept
+            return 0.0
+        return 1.0 / (1.0 + math.exp(-log_odds)) if log_odds < 700 else 1.0
 
     def score(self, features: Mapping[str, object]) -> Scored:
         """Score one account. Absent or None features fall in their missing bin; unknown keys are ignored."""
@@ -188,3 +341,44 @@ def load_default() -> Scorecard:
     """The scorecard shipped with the package (services/segmentation/scorecards/default.json)."""
     text = resources.files("services.segmentation").joinpath("scorecards", "default.json").read_text("utf-8")
     return Scorecard.from_json(text)
+
+
+PROBABILITY_PLACES = Decimal("0.0001")  # what is stored (NUMERIC(5,4)), published and compared by policies
+
+
+def rounded(probability: float) -> Decimal:
+    """A probability to the 4 decimal places it is stored, published and compared with (half to even)."""
+    return Decimal(probability).quantize(PROBABILITY_PLACES, rounding=ROUND_HALF_EVEN)
+
+
+def features_at(*, uses: Collection[str], as_of: datetime, credit_rating: str | None, credit_score: int | None,
+                days_past_due: int, overdue_minor: int, outstanding_minor: int, product: str,
+                payment_times: Iterable[datetime] = (), previous_cures: int | None = None) -> dict[str, object]:
+    """The scorecard's features of an overdue snapshot at ``as_of``, defined as the training dataset defines them
+    (``simulator/dataset.py`` ``features_at``; docs/scoring.md, "Where the score goes"), only those in ``uses``
+    (the others are left out: they are worth no points). ``payment_times``: when the payments kept for the
+    account in its currency were booked (any time: those after ``as_of`` never count). ``tenure_days`` is never
+    given: segmentation does not know the opening date the training counted from, so it falls in its missing
+    bin."""
+    out: dict[str, object] = {}
+    if "rating" in uses:
+        out["rating"] = credit_rating  # as reported, as the dataset: not the worse of it and the score's rating
+    if "credit_score" in uses:
+        out["credit_score"] = credit_score
+    if "days_past_due" in uses:
+        out["days_past_due"] = days_past_due
+    if "overdue_ratio" in uses:  # the dataset's 0 when nothing is outstanding
+        out["overdue_ratio"] = float(overdue_ratio(overdue_minor, outstanding_minor) or 0)
+    if "overdue_minor" in uses:
+        out["overdue_minor"] = overdue_minor
+    if "product" in uses:
+        out["product"] = product
+    if "payments_last_30d" in uses or "payments_last_90d" in uses:
+        times = [t for t in payment_times if t <= as_of]
+        for days in (30, 90):  # as_of - N days < paid_at <= as_of
+            if f"payments_last_{days}d" in uses:
+                start = as_of - timedelta(days=days)
+                out[f"payments_last_{days}d"] = sum(1 for t in times if t > start)
+    if "previous_cures" in uses:
+        out["previous_cures"] = previous_cures
+    return out
