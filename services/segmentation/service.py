@@ -29,6 +29,7 @@ from datetime import datetime
 from decimal import Decimal
 from functools import cache
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -59,6 +60,7 @@ from shared.contracts import CloudEvent, topics
 from shared.contracts.events import (
     AccountOverdueV1,
     AccountSegmentedV1,
+    InstalmentDueV1,
     PaymentReceivedV1,
     PropensityScore,
     Segment,
@@ -102,7 +104,7 @@ async def _derive(uow: UnitOfWork, accounts: Mapping[AccountKey, dict[str, Any]]
                 "payment_currencies": sorted({p.currency for p in foreign}), "count": len(foreign)})
         now = balances(reported_overdue_minor=a["reported_overdue_minor"],
                        reported_outstanding_minor=a["reported_outstanding_minor"], currency=a["currency"],
-                       as_of=a["as_of"], payments=facts)
+                       as_of=a["as_of"], payments=facts, days_past_due=a["days_past_due"])
         a.update(overdue_minor=now.overdue_minor, outstanding_minor=now.outstanding_minor, status=now.status.value)
 
 
@@ -281,6 +283,26 @@ async def record_overdue(uow: UnitOfWork, *, overdue: Sequence[tuple[AccountOver
             contact=p.contact, account_ref=p.account_ref, as_of=event.time,
             borrower_key=borrower_key_of(p) if borrower_key_of else None,
             score=score.event() if score else None), cause=event, subject=p.account_id)
+
+
+def due_as_snapshot(due: InstalmentDueV1, event: CloudEvent) -> AccountOverdueV1:
+    """An instalment announced before its due date as the account's snapshot at the notice's time: the amount
+    falling due as its ``overdue_minor`` and the days left as a negative DPD (counted in the customer's time
+    zone; 0 once the day has come). Built without the overdue contract's checks (its DPD is never negative)."""
+    today = event.time.astimezone(ZoneInfo(due.contact.time_zone)).date()
+    fields = due.model_dump(exclude={"amount_due_minor"}) | {
+        "overdue_minor": due.amount_due_minor, "days_past_due": min(0, (today - due.due_date).days),
+        "contact": due.contact, "co_lenders": due.co_lenders}
+    return AccountOverdueV1.model_construct(**fields)
+
+
+async def record_due(uow: UnitOfWork, *, due: Sequence[tuple[InstalmentDueV1, CloudEvent]],
+                     borrower_key_of: BorrowerKeyOf | None = None) -> None:
+    """Keep, score, classify and announce instalments announced before their due date exactly as overdue
+    snapshots (``record_overdue``), with a negative DPD: the early warning (docs/strategies.md). The newest
+    snapshot wins by event time, so the overdue notices after the due date take over."""
+    await record_overdue(uow, overdue=[(due_as_snapshot(d, event), event) for d, event in due],
+                         borrower_key_of=borrower_key_of)
 
 
 async def record_payments(uow: UnitOfWork, *, payments: Sequence[PaymentReceivedV1]) -> None:

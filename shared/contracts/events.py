@@ -114,12 +114,44 @@ class AccountOverdueV1(Payload):
 
     @model_validator(mode="after")
     def _check(self) -> AccountOverdueV1:
-        if self.credit_rating is None and self.credit_score is None:
-            raise ValueError("give credit_rating (A-E) or credit_score (300-950), or both")
-        if self.overdue_minor > self.outstanding_minor:
-            raise ValueError("overdue_minor cannot exceed outstanding_minor")
-        if sum((c.share for c in self.co_lenders), Decimal(0)) > 1:
-            raise ValueError("co-lender shares add up to more than 1")
+        _check_account(self.credit_rating, self.credit_score, self.co_lenders, part=self.overdue_minor,
+                       whole=self.outstanding_minor, part_name="overdue_minor")
+        return self
+
+
+def _check_account(rating: str | None, score: int | None, co_lenders: list[CoLender], *, part: int, whole: int,
+                   part_name: str) -> None:
+    if rating is None and score is None:
+        raise ValueError("give credit_rating (A-E) or credit_score (300-950), or both")
+    if part > whole:
+        raise ValueError(f"{part_name} cannot exceed outstanding_minor")
+    if sum((c.share for c in co_lenders), Decimal(0)) > 1:
+        raise ValueError("co-lender shares add up to more than 1")
+
+
+class InstalmentDueV1(Payload):
+    """core.instalment-due.v1: an instalment of an account falls due soon (core banking, some days before its due
+    date), so the platform scores the account and a strategy can act before the due date for high-risk
+    customers (the early warning)."""
+
+    tenant: TenantId
+    account_id: Ident
+    customer_id: Ident
+    product: str = Field(min_length=1, max_length=64)
+    currency: Currency
+    outstanding_minor: int = Field(ge=0, le=MAX_MINOR)
+    amount_due_minor: int = Field(gt=0, le=MAX_MINOR)
+    due_date: date
+    credit_rating: Literal["A", "B", "C", "D", "E"] | None = None
+    credit_score: int | None = Field(default=None, ge=300, le=950)
+    contact: CustomerContact
+    co_lenders: list[CoLender] = Field(default_factory=list, max_length=20)
+    account_ref: AccountRef | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> InstalmentDueV1:
+        _check_account(self.credit_rating, self.credit_score, self.co_lenders, part=self.amount_due_minor,
+                       whole=self.outstanding_minor, part_name="amount_due_minor")
         return self
 
 

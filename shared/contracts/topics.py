@@ -28,6 +28,8 @@ ACCOUNT_OVERDUE = _t("core.account-overdue.v1", "core.AccountOverdue.v1", ev.Acc
                      "Core banking (or a partner via REST): an account is overdue / its DPD changed")
 PAYMENT_RECEIVED = _t("core.payment-received.v1", "core.PaymentReceived.v1", ev.PaymentReceivedV1,
                       "Core banking (or a partner via REST): a payment arrived")
+INSTALMENT_DUE = _t("core.instalment-due.v1", "core.InstalmentDue.v1", ev.InstalmentDueV1,
+                    "Core banking (or a partner via REST): an instalment falls due soon (the early warning)")
 ACCOUNT_SEGMENTED = _t("segmentation.account-segmented.v1", "segmentation.AccountSegmented.v1",
                        ev.AccountSegmentedV1, "An overdue account was classified into a segment and DPD bucket")
 CONTACT_REQUESTED = _t("scheduler.contact-requested.v1", "scheduler.ContactRequested.v1",
@@ -48,7 +50,7 @@ OPT_OUT = _t("channels.opt-out.v1", "channels.ContactOptOut.v1", ev.ContactOptOu
              "A customer asked for no more messages to a contact point (a TD / STOP reply)")
 
 ALL_TOPICS: tuple[Topic, ...] = (
-    ACCOUNT_OVERDUE, PAYMENT_RECEIVED, ACCOUNT_SEGMENTED, CONTACT_REQUESTED,
+    ACCOUNT_OVERDUE, PAYMENT_RECEIVED, INSTALMENT_DUE, ACCOUNT_SEGMENTED, CONTACT_REQUESTED,
     CONTACT_APPROVED, CONTACT_REJECTED, CONTACT_OUTCOME, PLAN_EVENT, HOLD_CHANGED, OPT_OUT,
 )
 BY_NAME = {t.name: t for t in ALL_TOPICS}

@@ -42,6 +42,7 @@ OPERATORS = "operators"
 SENDERS: dict[str, tuple[str, ...]] = {
     "core.account-overdue.v1": (CORE_BANKING, "segmentation"),
     "core.payment-received.v1": (CORE_BANKING, "segmentation"),
+    "core.instalment-due.v1": (CORE_BANKING, "segmentation"),
     "segmentation.account-segmented.v1": ("segmentation",),
     "scheduler.contact-requested.v1": ("scheduler",),
     "compliance.contact-approved.v1": ("compliance",),
@@ -56,6 +57,7 @@ SENDERS: dict[str, tuple[str, ...]] = {
 REST_INGEST: dict[str, str] = {
     "core.account-overdue.v1": "POST /v1/overdue-events",
     "core.payment-received.v1": "POST /v1/payments",
+    "core.instalment-due.v1": "POST /v1/due-events",
 }
 
 # Everyone who sends or receives, as the document's tags (one per operation).

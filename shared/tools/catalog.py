@@ -37,6 +37,7 @@ HINT = "{files} out of date with shared/contracts: run `make docs` and commit th
 CONSUMERS: dict[str, tuple[str, ...]] = {
     "core.account-overdue.v1": ("segmentation", "plans"),
     "core.payment-received.v1": ("segmentation", "scheduler", "plans"),
+    "core.instalment-due.v1": ("segmentation",),
     "segmentation.account-segmented.v1": ("scheduler",),
     "scheduler.contact-requested.v1": ("compliance",),
     "compliance.contact-approved.v1": ("channels",),
@@ -52,6 +53,8 @@ PRODUCERS: dict[str, str] = {
         "core banking (Kafka); partners via REST `POST /v1/overdue-events` (segmentation)",
     "core.payment-received.v1":
         "core banking (Kafka); partners via REST `POST /v1/payments` (segmentation)",
+    "core.instalment-due.v1":
+        "core banking (Kafka); partners via REST `POST /v1/due-events` (segmentation)",
     "segmentation.account-segmented.v1": "segmentation",
     "scheduler.contact-requested.v1": "scheduler",
     "compliance.contact-approved.v1": "compliance",
@@ -66,6 +69,7 @@ PRODUCERS: dict[str, str] = {
 SUBJECTS: dict[str, tuple[str, ...]] = {
     "core.account-overdue.v1": ("account_id",),
     "core.payment-received.v1": ("account_id",),
+    "core.instalment-due.v1": ("account_id",),
     "segmentation.account-segmented.v1": ("account_id",),
     "scheduler.contact-requested.v1": ("contact_id",),
     "compliance.contact-approved.v1": ("request", "contact_id"),
@@ -143,13 +147,26 @@ FIELD_DOCS: dict[str, str] = {
     "CoLender.tenant": "The co-lending partner's tenant id.",
     "CoLender.share": "Its share of the loan, in (0, 1]. A JSON string (`\"0.3\"`) keeps it exact.",
     "AccountOverdueV1.product": "Product code, e.g. `consumer-loan`.",
+    "InstalmentDueV1.product": "Product code, e.g. `consumer-loan`.",
+    "InstalmentDueV1.credit_rating": "Credit rating, A (best) to E.",
+    "InstalmentDueV1.credit_score": "Credit score, 300-950.",
+    "InstalmentDueV1.co_lenders": "Co-lending partners and their shares; empty when the tenant lends alone.",
+    "InstalmentDueV1.amount_due_minor": "The instalment falling due, in minor units of `currency`.",
+    "InstalmentDueV1.due_date": "When it falls due. Sent some days before (the early warning: docs/strategies.md); "
+                                "once it is past due, core banking sends `core.account-overdue.v1` as before.",
     "AccountOverdueV1.credit_rating": "Credit rating, A (best) to E.",
     "AccountOverdueV1.credit_score": "Credit score, 300-950.",
     "AccountOverdueV1.co_lenders": "Co-lending partners and their shares; empty when the tenant lends alone.",
     "PaymentReceivedV1.payment_id": "Payment id in the core system, unique per tenant.",
     "PaymentReceivedV1.amount_minor": "Amount paid, in minor units of `currency`.",
     "PaymentReceivedV1.paid_at": "When the payment was booked (UTC).",
-    "AccountSegmentedV1.dpd_bucket": "DPD bucket: `0`, `1-15`, `16-30`, `31-60`, `61-90` or `90+`.",
+    "AccountSegmentedV1.dpd_bucket": "DPD bucket: `0` (the due date and before), `1-15`, `16-30`, `31-60`, "
+                                     "`61-90` or `90+`.",
+    "AccountSegmentedV1.days_past_due": "Days past due at `as_of`; negative for an instalment announced before "
+                                        "its due date (`core.instalment-due.v1`: the days left).",
+    "AccountSegmentedV1.overdue_minor": "Amount past due at `as_of` as reported (for an instalment announced "
+                                        "before its due date: the amount falling due), in minor units of "
+                                        "`currency`.",
     "AccountSegmentedV1.as_of": "Time of the overdue fact classified (its event `time`): payments booked "
                                 "after it are not yet deducted from `overdue_minor`. Absent from older "
                                 "producers: read the envelope `time`.",
@@ -270,6 +287,7 @@ _REJECTED_ID = "b5c7d9e1-2f4a-4b6c-8d0e-1a3c5e7f9b2d"
 _APPROVED_ID = "4f6a8c0e-2b4d-4f68-9a1c-3e5b7d9f1a2c"
 _OUTCOME_ID = "c2e4a6b8-0d1f-4a3c-8e5b-7d9f1b3d5e6a"
 _PAYMENT_ID = "8a0c2e4f-6b8d-4f1a-9c3e-5b7d9f1a3c5e"
+_DUE_ID = "7c1e3a5b-9d2f-4e6a-8b0c-1d3f5a7c9e2b"
 _PLAN_EVENT_ID = "6e8a0c2f-4b6d-4e8f-a1c3-5d7f9b1d3f5a"
 _HOLD_ID = "9a1b3c5d-7e9f-4a2b-8c4d-6e8f0a2b4c6d"
 _OPT_OUT_ID = "4c6e8a0b-2d4f-4a6c-8e0a-1b3d5f7a9c2e"
@@ -327,6 +345,13 @@ def _examples() -> dict[str, dict[str, Any]]:
                       "payment_id": "PAY-20250321-88412", "amount_minor": 41667, "currency": "CNY",
                       "paid_at": "2025-03-21T06:12:40Z",
                   }, correlationid=_PAYMENT_ID),
+        _envelope(_DUE_ID, t["core.instalment-due.v1"], "urn:tenant-a:core-banking", ACCOUNT,
+                  "2025-04-07T01:00:00Z", {
+                      "tenant": TENANT, "account_id": ACCOUNT, "customer_id": CUSTOMER,
+                      "product": "consumer-loan", "currency": "CNY", "outstanding_minor": 358000,
+                      "amount_due_minor": 41667, "due_date": "2025-04-10", "credit_rating": "C",
+                      "credit_score": 668, "contact": _CONTACT, "co_lenders": [], "account_ref": "8842",
+                  }, correlationid=_DUE_ID),
         _envelope(_SEGMENTED_ID, t["segmentation.account-segmented.v1"], seg, ACCOUNT,
                   "2025-03-19T15:00:01Z", {
             "tenant": TENANT, "account_id": ACCOUNT, "customer_id": CUSTOMER, "segment": "standard",

@@ -8,6 +8,7 @@ import copy
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select, update
@@ -356,3 +357,26 @@ async def test_the_experiment_report_shows_each_arm_with_intervals_and_says_whet
     # another tenant sees no such experiment
     assert_problem(await scheduler.client.get(f"/v1/experiments/{experiment}/report", headers=tenant_b.headers), 404)
     assert (await scheduler.client.get("/v1/experiments", headers=tenant_b.headers)).json() == []
+
+
+async def test_an_instalment_announced_early_gets_the_pre_due_reminder_planned_for_its_day(
+        scheduler: ServiceApi, tenant_a: Tenant) -> None:
+    """The early warning: a high-risk customer announced five days before the due date gets the built-in pre-due
+    reminder three days before it, a durable timer until then; paying first stops the treatment and cancels it."""
+    account = unique("ACC")
+    payload, event = segmented(tenant_a, account, segment="high_risk", dpd=-5)
+    await seed(scheduler, [(payload.model_copy(update={"dpd_bucket": "0"}), event)])
+    [step] = await steps_of(scheduler, tenant_a, account)
+    local_day = payload.due_date - timedelta(days=3)
+    assert (step.step, step.channel, step.status) == ("pre-due", "sms", "pending")
+    assert step.due_at == datetime.combine(local_day, datetime.min.time(), tzinfo=ZoneInfo("Asia/Shanghai"))
+    assert await scheduler.outbox(tenant_a) == []  # nothing requested yet
+    async with scheduler.runtime.units() as uow:
+        await service.apply_payments(uow, payments=[PaymentReceivedV1(
+            tenant=tenant_a.id, account_id=account, customer_id=f"C-{account}", payment_id=unique("PAY"),
+            amount_minor=12_300, currency="CNY", paid_at=datetime.now(UTC) + timedelta(seconds=1))])
+        await uow.commit()
+    [step] = await steps_of(scheduler, tenant_a, account)
+    assert step.status == "cancelled"
+    treatment = (await scheduler.client.get(f"/v1/treatments/{account}", headers=tenant_a.headers)).json()
+    assert (treatment["status"], treatment["days_past_due"]) == ("stopped", -5)

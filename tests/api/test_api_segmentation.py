@@ -15,7 +15,7 @@ from services.segmentation import service
 from services.segmentation.domain.scorecard import load_default
 from services.segmentation.domain.segments import classify
 from shared.contracts import topics
-from shared.contracts.events import AccountOverdueV1, PaymentReceivedV1
+from shared.contracts.events import AccountOverdueV1, InstalmentDueV1, PaymentReceivedV1
 from shared.messaging import build_event
 from tests.api.support import CIPHER, ServiceApi, Tenant, assert_problem, unique
 
@@ -148,6 +148,35 @@ async def test_payments_are_accepted_per_item_and_a_reposted_payment_keeps_its_e
         assert row.key == f"{tenant_a.id}:{payload.customer_id}".encode()
     assert PaymentReceivedV1.model_validate(rows[0].event.data).amount_minor == 50_000
     assert await segmentation.outbox(tenant_b) == []
+    for item in bad:
+        assert await segmentation.outbox_containing(item["account_id"]) == []
+
+
+def due_item(**changes: Any) -> dict[str, Any]:
+    item = overdue_item()
+    item.pop("overdue_minor"), item.pop("days_past_due")
+    return item | {"amount_due_minor": 41_667, "due_date": (date.today() + timedelta(days=5)).isoformat()} | changes
+
+
+async def test_instalments_announced_early_are_accepted_per_item_sealed_and_published(
+        segmentation: ServiceApi, tenant_a: Tenant, tenant_b: Tenant) -> None:
+    good = due_item(event_id=unique("due"))
+    bad = [due_item(amount_due_minor=2_000_000),          # more than the balance
+           due_item(amount_due_minor=0),
+           due_item(overdue_minor=5),                     # an overdue notice's field: not this contract's
+           due_item(tenant=tenant_b.id)]
+    response = await segmentation.client.post("/v1/due-events", json={"events": [good, *bad]},
+                                              headers=tenant_a.headers)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["accepted"], body["rejected"]) == (1, 4)
+    assert body["results"][0]["event_id"] == f"{tenant_a.id}:due:{good['event_id']}"
+    [row] = await segmentation.outbox(tenant_a)
+    assert (row.topic, row.event.type) == (topics.INSTALMENT_DUE.name, topics.INSTALMENT_DUE.event_type)
+    payload = InstalmentDueV1.model_validate(row.event.data)
+    assert (payload.amount_due_minor, payload.tenant) == (41_667, tenant_a.id)
+    assert CIPHER.open(payload.contact.phone, context=tenant_a.id) == good["contact"]["phone"]  # type: ignore[arg-type]
+    assert good["contact"]["phone"].encode() not in row.value
     for item in bad:
         assert await segmentation.outbox_containing(item["account_id"]) == []
 

@@ -31,7 +31,8 @@ class TimelineEntry(BaseModel):
     channel: str
     template_id: str
     contact_id: str
-    due_at: datetime | None = Field(None, description="When it falls due, for a step timed to a local hour")
+    due_at: datetime | None = Field(None, description="When it falls due: its local hour on its day (the start of "
+                                                      "that day for a step that names no hour); made: as stored")
     status: str | None = Field(None, description="made: the step's status")
     verdict: str | None = Field(None, description="made: the last verdict or outcome it met, as recorded")
     outcome: str | None = None

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.segmentation import service
 from shared.contracts import topics
-from shared.contracts.events import AccountOverdueV1, PaymentReceivedV1, TimeZone
+from shared.contracts.events import AccountOverdueV1, InstalmentDueV1, PaymentReceivedV1, TimeZone
 from shared.crypto import PiiCipher
 from shared.deps import CipherDep, SessionDep, TenantDep, UowDep
 
@@ -35,6 +35,17 @@ class ContactIn(BaseModel):
 class OverdueIn(AccountOverdueV1):
     """An overdue account as a partner sends it: the contract's fields and checks, with contact data in
     plaintext (over TLS) that we seal before storing or publishing; the tenant comes from the API key."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: str | None = Field(default=None, max_length=200, description="Your id; resending it is a no-op")
+    tenant: str | None = None  # type: ignore[assignment]
+    contact: ContactIn  # type: ignore[assignment]
+
+
+class DueIn(InstalmentDueV1):
+    """An instalment falling due soon, as a partner sends it (the early warning): the contract's fields and checks,
+    contact data in plaintext (over TLS) that we seal; the tenant comes from the API key."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -71,7 +82,7 @@ def _errors(exc: ValidationError) -> list[dict[str, Any]]:
     return [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
 
 
-def _seal_overdue(item: OverdueIn, tenant: str, cipher: PiiCipher) -> AccountOverdueV1:
+def _seal_account(item: OverdueIn | DueIn, tenant: str, cipher: PiiCipher) -> AccountOverdueV1 | InstalmentDueV1:
     c = item.contact
     contact = {"name": cipher.seal(c.name, context=tenant), "phone": cipher.seal_optional(c.phone, context=tenant),
                "email": cipher.seal_optional(c.email, context=tenant),
@@ -79,28 +90,28 @@ def _seal_overdue(item: OverdueIn, tenant: str, cipher: PiiCipher) -> AccountOve
                "national_id": cipher.seal_optional(c.national_id, context=tenant),
                "time_zone": c.time_zone, "locale": c.locale}
     data = item.model_dump(exclude={"event_id", "tenant", "contact"}) | {"tenant": tenant, "contact": contact}
-    return AccountOverdueV1.model_validate(data)
+    return (AccountOverdueV1 if isinstance(item, OverdueIn) else InstalmentDueV1).model_validate(data)
 
 
 async def _ingest(uow: UowDep, cipher: PiiCipher, tenant: str, batch: BatchIn,
-                  kind: Literal["overdue", "payment"]) -> BatchResult:
+                  kind: Literal["overdue", "due", "payment"]) -> BatchResult:
     """Validate and seal each item on its own; the accepted ones are published in one unit of work."""
-    topic = topics.ACCOUNT_OVERDUE if kind == "overdue" else topics.PAYMENT_RECEIVED
+    topic = {"overdue": topics.ACCOUNT_OVERDUE, "due": topics.INSTALMENT_DUE, "payment": topics.PAYMENT_RECEIVED}[kind]
+    models: dict[str, type[OverdueIn] | type[DueIn] | type[PaymentIn]] = {
+        "overdue": OverdueIn, "due": DueIn, "payment": PaymentIn}
+    model = models[kind]
     results: list[ItemResult] = []
     accepted: list[tuple[ItemResult, service.PartnerEvent]] = []
     for index, raw in enumerate(batch.events):
         try:
-            if kind == "overdue":
-                item: OverdueIn | PaymentIn = OverdueIn.model_validate(raw)
-            else:
-                item = PaymentIn.model_validate(raw)
+            item = model.model_validate(raw)
             if item.tenant not in (None, tenant):
                 results.append(ItemResult(index=index, status="rejected", errors=[
                     {"loc": ["tenant"], "msg": "you may only submit events for your own tenant"}]))
                 continue
             payload = (
-                _seal_overdue(item, tenant, cipher) if isinstance(item, OverdueIn)
-                else PaymentReceivedV1.model_validate(item.model_dump(exclude={"event_id"}) | {"tenant": tenant}))
+                PaymentReceivedV1.model_validate(item.model_dump(exclude={"event_id"}) | {"tenant": tenant})
+                if isinstance(item, PaymentIn) else _seal_account(item, tenant, cipher))
         except ValidationError as exc:
             results.append(ItemResult(index=index, status="rejected", errors=_errors(exc)))
             continue
@@ -150,6 +161,14 @@ async def submit_overdue_events(uow: UowDep, cipher: CipherDep, tenant: TenantDe
     return await _ingest(uow, cipher, tenant, batch, "overdue")
 
 
+@router.post("/due-events", response_model=BatchResult)
+async def submit_due_events(uow: UowDep, cipher: CipherDep, tenant: TenantDep, batch: BatchIn) -> BatchResult:
+    """Push up to 1,000 instalments falling due soon (the early warning: docs/strategies.md); each item is
+    accepted or rejected on its own. Published as core.instalment-due.v1: the account is scored and classified as
+    of now, with a negative DPD, and a strategy's pre-due steps apply."""
+    return await _ingest(uow, cipher, tenant, batch, "due")
+
+
 @router.post("/payments", response_model=BatchResult)
 async def submit_payments(uow: UowDep, cipher: CipherDep, tenant: TenantDep, batch: BatchIn) -> BatchResult:
     """Push up to 1,000 payments; each item is accepted or rejected on its own."""
@@ -185,7 +204,8 @@ class AccountPublic(BaseModel):
     due_date: date
     segment: str
     dpd_bucket: str
-    status: str
+    status: str = Field(description="`overdue`; `due` (an instalment announced before its due date, not yet "
+                                    "paid); `cured` (paid)")
     phone_masked: str | None
     email_masked: str | None
     time_zone: str

@@ -20,6 +20,11 @@ async def on_account_overdue(uow: UnitOfWork, deliveries: list[Delivery],
                                  borrower_key_of=borrower_key_of)
 
 
+async def on_instalment_due(uow: UnitOfWork, deliveries: list[Delivery],
+                           borrower_key_of: service.BorrowerKeyOf | None = None) -> None:
+    await service.record_due(uow, due=[(d.payload, d.event) for d in deliveries], borrower_key_of=borrower_key_of)
+
+
 async def on_payment_received(uow: UnitOfWork, deliveries: list[Delivery]) -> None:
     await service.record_payments(uow, payments=[d.payload for d in deliveries])
 
@@ -30,4 +35,5 @@ def build_handlers(runtime: Runtime[Any]) -> dict[str, Handler]:
                                 phone=p.contact.phone)
 
     return {topics.ACCOUNT_OVERDUE.name: partial(on_account_overdue, borrower_key_of=borrower_key_of),
+            topics.INSTALMENT_DUE.name: partial(on_instalment_due, borrower_key_of=borrower_key_of),
             topics.PAYMENT_RECEIVED.name: on_payment_received}

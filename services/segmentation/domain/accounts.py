@@ -20,7 +20,8 @@ class AccountStatus(StrEnum):
     """An account's collection status."""
 
     OVERDUE = "overdue"
-    CURED = "cured"  # the overdue amount was paid
+    DUE = "due"      # an instalment announced before its due date (core.instalment-due.v1), not yet paid
+    CURED = "cured"  # the overdue (or due) amount was paid
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,13 +79,14 @@ def counts_after(payment: PaymentFact, *, currency: str, as_of: datetime) -> boo
 
 
 def balances(*, reported_overdue_minor: int, reported_outstanding_minor: int, currency: str, as_of: datetime,
-             payments: Iterable[PaymentFact]) -> Balances:
+             payments: Iterable[PaymentFact], days_past_due: int = 1) -> Balances:
     """The account's balances and status now: the snapshot's reported amounts less the payments that count
-    after it (``counts_after``), never below zero; nothing overdue is ``cured``. The same rules as
-    ``after_payment`` applied to each such payment, in any order."""
+    after it (``counts_after``), never below zero; nothing overdue is ``cured``; a snapshot before the due date
+    (negative DPD: an instalment announced) is ``due``. The same rules as ``after_payment`` applied to each such
+    payment, in any order."""
     paid = sum(p.amount_minor for p in payments if counts_after(p, currency=currency, as_of=as_of))
     return after_payment(overdue_minor=reported_overdue_minor, outstanding_minor=reported_outstanding_minor,
-                         status=AccountStatus.OVERDUE, amount_minor=paid)
+                         status=AccountStatus.DUE if days_past_due < 0 else AccountStatus.OVERDUE, amount_minor=paid)
 
 
 def in_other_currencies(payments: Iterable[PaymentFact], *, currency: str) -> list[PaymentFact]:

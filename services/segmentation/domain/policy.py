@@ -53,6 +53,7 @@ class _RangeSpec:
     high: float  # the largest value a bound may take
     label: str  # how the feature reads in a reason
     unit: str = ""  # how a value reads in a reason
+    low: float = 0  # the smallest value a bound may take (DPD: the days before a due date are negative)
 
     def keys(self) -> tuple[str, str]:
         if self.unit == " minor":
@@ -60,10 +61,11 @@ class _RangeSpec:
         return f"{self.name}_min", f"{self.name}_max"
 
 
+PRE_DUE_DAYS = 30  # an instalment announced up to this many days before its due date (negative DPD)
 _RANGES = (
     _RangeSpec("score", "credit_score", True, 1000, "score"),
     _RangeSpec("propensity", "propensity", False, 1, "propensity"),
-    _RangeSpec("dpd", "days_past_due", True, 36500, "DPD"),
+    _RangeSpec("dpd", "days_past_due", True, 36500, "DPD", low=-PRE_DUE_DAYS),
     _RangeSpec("overdue", "overdue_minor", True, MAX_MINOR, "overdue", " minor"),
     _RangeSpec("outstanding", "outstanding_minor", True, MAX_MINOR, "outstanding", " minor"),
     _RangeSpec("previous_cures", "previous_cures", True, 10_000, "previous cures"),
@@ -396,8 +398,10 @@ def _number(value: Any, where: str, spec: _RangeSpec) -> tuple[float | None, lis
         return None, [f"{where} must be {what}, not {_json(value)}"]
     if isinstance(value, float) and not math.isfinite(value):
         return None, [f"{where} must be a finite number"]
-    if value < 0:
-        return None, [f"{where} must not be negative, not {_show(value)}"]
+    if value < spec.low:
+        if spec.low == 0:
+            return None, [f"{where} must not be negative, not {_show(value)}"]
+        return None, [f"{where} must be at least {_show(spec.low)} (the days before a due date), not {_show(value)}"]
     if value > spec.high:
         limit = "1 (a probability)" if spec.name == "propensity" else _show(spec.high)
         return None, [f"{where} is {_show(value)}, over the limit of {limit}"]

@@ -1,6 +1,7 @@
 """The built-in strategy (``builtin@1``): what a tenant's treatments follow until it publishes its own, and the
 starting point for writing one (``GET /v1/strategies/builtin/versions/1``). It is the contact timeline of
-docs/domain.md: a pre-due reminder on the due date for high-risk customers (the early-warning step), a reminder
+docs/domain.md: a pre-due reminder for high-risk customers three days before the due date when core banking
+announces the instalment (``core.instalment-due.v1``), else on the due date (the early-warning step), a reminder
 from DPD 1 (e-mail first for prime customers, SMS for the others; a failed one falls back to the other), a call
 from DPD 16 and a field visit from DPD 31 (not for prime customers: they keep the call). A step reused in a
 later bucket under the same id is the same contact: made once per delinquency cycle."""
@@ -37,7 +38,7 @@ def _visit(day: int) -> dict[str, Any]:
 def _segment(*, pre_due: bool, first: str, visits: bool) -> dict[str, list[dict[str, Any]]]:
     late = _visit if visits else _call
     cells: dict[str, list[dict[str, Any]]] = {
-        "0": [{"id": "pre-due", "day": 0, "channel": "sms", "template": "pre_due.sms",
+        "0": [{"id": "pre-due", "day": -3, "channel": "sms", "template": "pre_due.sms",
                "fallback": [_alt("email", "pre_due.email")]}] if pre_due else [],
         "1-15": [_reminder(first)], "16-30": [_call(16)], "31-60": [late(31)], "61-90": [late(61)], "90+": [late(91)]}
     assert tuple(cells) == BUCKETS

@@ -30,7 +30,9 @@ from shared.contracts.events import Channel, Segment
 
 SEGMENTS: tuple[str, ...] = tuple(s.value for s in Segment)
 # segmentation's DPD buckets (services/segmentation/domain/segments.py dpd_bucket) and the days each holds
-BUCKET_DAYS: dict[str, tuple[int, int]] = {"0": (0, 0), "1-15": (1, 15), "16-30": (16, 30), "31-60": (31, 60),
+# "0" holds the due date and the days before it (negative DPD: an instalment-due notice, the early warning)
+PRE_DUE_DAYS = 30
+BUCKET_DAYS: dict[str, tuple[int, int]] = {"0": (-PRE_DUE_DAYS, 0), "1-15": (1, 15), "16-30": (16, 30), "31-60": (31, 60),
                                            "61-90": (61, 90), "90+": (91, 36500)}
 BUCKETS: tuple[str, ...] = tuple(BUCKET_DAYS)
 CHANNELS: tuple[str, ...] = tuple(c.value for c in Channel)
@@ -50,7 +52,7 @@ WHEN_KEYS = frozenset({"overdue_min_minor", "overdue_max_minor", "broken_promise
 
 
 def bucket_of(days_past_due: int) -> str:
-    """The DPD bucket a day falls in (0 is the due date itself)."""
+    """The DPD bucket a day falls in (0 is the due date itself and the days before it)."""
     for bucket, (low, high) in BUCKET_DAYS.items():
         if low <= days_past_due <= high:
             return bucket

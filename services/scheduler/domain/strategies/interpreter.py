@@ -3,7 +3,9 @@ knows about an account to the step it should take now, and to the reaction a con
 
 - ``step_for``: the last step of the account's segment and DPD bucket whose day has come and whose conditions
   hold (a step is made once per delinquency cycle: its id names the contact). A step whose channel has no
-  contact point is made on the first of its fallbacks that has one, under the step's own id.
+  contact point is made on the first of its fallbacks that has one, under the step's own id. Before the due
+  date (negative DPD: an instalment-due notice) with no step's day come yet, the first step ahead is planned
+  for its day: the early warning, a durable timer until then.
 - ``after_outcome``: a contact that did not reach the customer is retried (``retries`` times, ``retry_after``
   apart, same channel), then made on the step's next fallback (``fallback_on_failure``); a contact that reached
   the customer waits for the money. Retries and fallbacks are steps of their own, with ids derived from the
@@ -56,11 +58,9 @@ class Planned:
 
 
 def local_due(*, due_date: date, day: int, at: time | None, time_zone: str, now: datetime) -> datetime:
-    """When a step of DPD ``day`` falls due: at its local time on that day, or now when that has passed (or
-    when it names no time)."""
-    if at is None:
-        return now
-    wall = datetime.combine(due_date + timedelta(days=day), at, tzinfo=ZoneInfo(time_zone))
+    """When a step of DPD ``day`` falls due: at its local time on that day (the start of that day when it names
+    no time), or now when that has passed."""
+    wall = datetime.combine(due_date + timedelta(days=day), at or time(0), tzinfo=ZoneInfo(time_zone))
     return max(now, wall.astimezone(UTC))
 
 
@@ -79,10 +79,16 @@ def step_for(strategy: Strategy, account: Account, *, now: datetime) -> Planned 
         return None
     bucket = bucket_of(account.days_past_due)
     chosen: Step | None = None
+    ahead: Step | None = None
     for step in strategy.steps(account.segment, bucket):
-        if step.day <= account.days_past_due and step.when.holds(overdue_minor=account.overdue_minor,
-                                                                 broken_promises=account.broken_promises):
+        if not step.when.holds(overdue_minor=account.overdue_minor, broken_promises=account.broken_promises):
+            continue
+        if step.day <= account.days_past_due:
             chosen = step  # steps are in (day, listed) order: the last one that holds wins
+        elif ahead is None:
+            ahead = step
+    if chosen is None and account.days_past_due < 0:
+        chosen = ahead  # before the due date: the next step, due on its day
     if chosen is None:
         return None
     made = _channel_for(chosen, account)
