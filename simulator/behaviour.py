@@ -89,6 +89,10 @@ class Behaviour:
     complaint_bad_hour: float = _src(4.0, "assumed: 4x at bad hours (002; CN-HOURS)")
     complaint_penalty: float = _src(0.5, "assumed: a complaint lowers the hazard's log-odds for 30 days")
     charge_off_dpd: int = _src(180, "assumed: charged off at 180 DPD (a common write-off point)")
+    delivery_failure: tuple[tuple[str, float], ...] = _src(
+        (("sms", 0.04), ("email", 0.06), ("call", 0.0), ("field", 0.0)),
+        "assumed: an SMS to a dead or wrong number, a bounced e-mail; the platform hears `failed` (a call's "
+        "no-answer is its `reach`; a field visit is an agent's task, `task_created`, whatever happens)")
 
 
 DEFAULT_BEHAVIOUR = Behaviour()
@@ -108,6 +112,7 @@ class Contact:
     channel: str
     local_hour: int
     step: str = ""
+    reached: bool | None = None  # decided by the caller (``contact_outcome``); None: drawn by ``step``
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +256,34 @@ def _payment_hour(rng: random.Random) -> int:
     return rng.randint(8, 22)
 
 
+def contact_outcome(channel: str, local_hour: int, rng: random.Random,
+                    params: Behaviour = DEFAULT_BEHAVIOUR) -> tuple[str, bool]:
+    """What the platform hears of a contact (its outcome in ``channels.contact-outcome.v1``) and whether it
+    reached the customer (read, answered, met), for a caller that reacts to outcomes before the day's ``step``
+    (``simulator.strategies``: retries and fallbacks). The overall reach is ``reach`` (halved at bad hours) as
+    when ``step`` draws it: an SMS or e-mail fails to be delivered with ``delivery_failure`` (the platform hears
+    ``failed``), else is read with ``reach / (1 - delivery_failure)`` (it hears ``delivered`` or ``sent`` either
+    way); a call is answered with ``reach`` (``right_party_contact``, else ``no_answer``, the dialer's results);
+    a visit is an agent's task (``task_created``) that meets the customer with ``reach``."""
+    if channel in ("sms", "email"):
+        if rng.random() < dict(params.delivery_failure)[channel]:
+            return "failed", False
+        return ("delivered" if channel == "sms" else "sent"), reached_once_made(channel, local_hour, rng, params)
+    reached = reached_once_made(channel, local_hour, rng, params)
+    if channel == "call":
+        return ("right_party_contact" if reached else "no_answer"), reached
+    return "task_created", reached
+
+
+def reached_once_made(channel: str, local_hour: int, rng: random.Random,
+                      params: Behaviour = DEFAULT_BEHAVIOUR) -> bool:
+    """Whether a contact that was made (an SMS delivered, an e-mail not bounced, a call dialled, a visit made)
+    reached the customer: ``reach`` (halved at bad hours), over ``1 - delivery_failure`` for a message, so that
+    with the failures the overall reach is ``reach``."""
+    reach = dict(params.reach)[channel] * (params.bad_hour_reach if hour_class(local_hour) == "bad" else 1.0)
+    return rng.random() < min(1.0, reach / (1.0 - dict(params.delivery_failure)[channel]))
+
+
 def _contacts(state: AccountState, day: int, contacts: Sequence[Contact], rng: random.Random,
               params: Behaviour) -> tuple[list[ContactMade], list[ContactMade], Promise | None]:
     made: list[ContactMade] = []
@@ -260,8 +293,10 @@ def _contacts(state: AccountState, day: int, contacts: Sequence[Contact], rng: r
     recent = sum(1 for c in state.contacts if day - c.day < 7)
     for contact in contacts:
         bad = hour_class(contact.local_hour) == "bad"
-        reach = dict(params.reach)[contact.channel] * (params.bad_hour_reach if bad else 1.0)
-        reached = rng.random() < reach
+        if contact.reached is None:
+            reached = rng.random() < dict(params.reach)[contact.channel] * (params.bad_hour_reach if bad else 1.0)
+        else:
+            reached = contact.reached
         c = ContactMade(day, contact.channel, contact.local_hour, contact.step, reached, state.cycles)
         made.append(c)
         recent += 1
