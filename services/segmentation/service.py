@@ -387,15 +387,10 @@ async def account_for(session: Any, *, tenant: str, account_id: str) -> tuple[Ac
 # --- segmentation policies -----------------------------------------------------------------------------------------
 
 
-class PolicyRefused(DomainError):
+class PolicyRefused(Refused):
     """A policy document that cannot be used: every reason, nothing stored."""
 
-    status = 422
     title = "Segmentation policy refused"
-
-    def __init__(self, errors: list[str]) -> None:
-        super().__init__("; ".join(errors))
-        self.errors = errors
 
 
 @dataclass(frozen=True, slots=True)
