@@ -70,3 +70,45 @@ async def lock_account_keys(session: AsyncSession, keys: Iterable[tuple[str, str
                .distinct().order_by("k").subquery())
     space = func.hashtext(func.concat(func.current_schema(), ":accounts"))
     await session.execute(select(func.pg_advisory_xact_lock(space, ordered.c.k)))
+
+
+async def lock_key(session: AsyncSession, *parts: str) -> None:
+    """Serialise this transaction with any other taking the same key in this schema until it ends (a transaction
+    advisory lock: for what has no row to lock yet, such as the next version of a tenant's document)."""
+    await session.execute(select(func.pg_advisory_xact_lock(
+        func.hashtext(func.concat(func.current_schema(), *(f":{p}" for p in parts))))))
+
+
+class Versions:
+    """A table of documents a tenant publishes, versioned and immutable (policies, strategies, assignments):
+    ``version`` numbered per tenant and per the ``keys`` columns after it (a strategy's ``name``)."""
+
+    def __init__(self, table: Table, what: str, *keys: str) -> None:
+        self.table, self.what, self.keys = table, what, keys
+
+    def _where(self, tenant: str, key: Sequence[str]) -> list[Any]:
+        return [self.table.c.tenant == tenant, *(self.table.c[k] == v for k, v in zip(self.keys, key, strict=True))]
+
+    async def latest(self, session: AsyncSession, tenant: str, *key: str, lock: bool = False) -> int:
+        """The newest version (0: none); ``lock`` serialises its publishers until the transaction ends."""
+        if lock:
+            await lock_key(session, self.what, tenant, *key)
+        found = await session.execute(select(func.max(self.table.c.version)).where(*self._where(tenant, key)))
+        return int(found.scalar() or 0)
+
+    async def add(self, session: AsyncSession, values: dict[str, Any]) -> Any:
+        return (await session.execute(self.table.insert().values(**values).returning(*self.table.c))).one()
+
+    async def newest(self, session: AsyncSession, tenants: Iterable[str]) -> list[Any]:
+        """The newest version of each of these tenants that has one (for a table with no other key)."""
+        tenants = sorted(set(tenants))
+        if not tenants:
+            return []
+        t = self.table
+        return list(await session.execute(select(t).distinct(t.c.tenant).where(any_of(t.c.tenant, tenants))
+                                          .order_by(t.c.tenant, t.c.version.desc())))
+
+    async def history(self, session: AsyncSession, tenant: str, *key: str, limit: int) -> list[Any]:
+        """The versions, newest first."""
+        return list(await session.execute(select(self.table).where(*self._where(tenant, key))
+                                          .order_by(self.table.c.version.desc()).limit(limit)))

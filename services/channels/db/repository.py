@@ -18,7 +18,7 @@ from services.channels.db.models import (
     InboundMessage,
     KnownHold,
 )
-from shared.db import any_of, keys_table, table_of
+from shared.db import any_of, keys_table, lock_key, table_of
 
 ATTEMPTS: Any = table_of(ContactAttempt)
 INBOUND: Any = table_of(InboundMessage)
@@ -250,8 +250,7 @@ async def current_template_versions(session: AsyncSession, tenants: Sequence[str
 async def lock_tenant_content(session: AsyncSession, tenant: str, what: str) -> None:
     """Serialise publishers of this tenant's ``what`` (branding, templates) until the transaction ends (an
     advisory lock: there may be no row to lock yet), so two publishers never take the same version."""
-    await session.execute(select(func.pg_advisory_xact_lock(
-        func.hashtext(func.concat(func.current_schema(), ":", what, ":", tenant)))))
+    await lock_key(session, what, tenant)
 
 
 async def latest_branding_version(session: AsyncSession, tenant: str) -> int:

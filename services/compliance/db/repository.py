@@ -26,7 +26,7 @@ from services.compliance.db.models import (
     TenantCalendar,
     TenantPolicyRow,
 )
-from shared.db import any_of, keys_table, table_of
+from shared.db import Versions, any_of, keys_table, lock_key, table_of
 
 _D = table_of(ContactDecision)
 
@@ -346,32 +346,26 @@ async def assignments_for(session: AsyncSession, keys: Collection[tuple[str, str
 POLICIES = table_of(TenantPolicyRow)
 
 
+POLICY_VERSIONS = Versions(POLICIES, "policy")
+
+
 async def current_policies(session: AsyncSession, tenants: Collection[str]) -> list[Any]:
     """The newest published policy of each of these tenants that has one."""
-    if not tenants:
-        return []
-    return list(await session.execute(
-        select(POLICIES).distinct(POLICIES.c.tenant).where(any_of(POLICIES.c.tenant, list(tenants)))
-        .order_by(POLICIES.c.tenant, POLICIES.c.version.desc())))
+    return await POLICY_VERSIONS.newest(session, tenants)
 
 
 async def latest_policy_version(session: AsyncSession, tenant: str, *, lock: bool = False) -> int:
     """The tenant's newest policy version (0: none); ``lock`` serialises publishers of this tenant until the
-    transaction ends (an advisory lock: there may be no row to lock yet)."""
-    if lock:
-        await session.execute(select(func.pg_advisory_xact_lock(
-            func.hashtext(func.concat(func.current_schema(), ":policy:", tenant)))))
-    found = (await session.execute(select(func.max(POLICIES.c.version)).where(POLICIES.c.tenant == tenant))).scalar()
-    return int(found or 0)
+    transaction ends."""
+    return await POLICY_VERSIONS.latest(session, tenant, lock=lock)
 
 
 async def add_policy(session: AsyncSession, values: Mapping[str, Any]) -> Any:
-    return (await session.execute(insert(POLICIES).values(**values).returning(*POLICIES.c))).one()
+    return await POLICY_VERSIONS.add(session, dict(values))
 
 
 async def policy_versions(session: AsyncSession, tenant: str, *, limit: int) -> list[Any]:
-    return list(await session.execute(select(POLICIES).where(POLICIES.c.tenant == tenant)
-                                      .order_by(POLICIES.c.version.desc()).limit(limit)))
+    return await POLICY_VERSIONS.history(session, tenant, limit=limit)
 
 
 # --- complaints ---------------------------------------------------------------------------------------------
@@ -406,8 +400,7 @@ async def complaint_clocks(session: AsyncSession, *, now: datetime,
 async def lock_attempt(session: AsyncSession, *, tenant: str, contact_id: str) -> Any | None:
     """Serialise this transaction with any other recording the same attempt (tenant, contact id) until it ends (an
     advisory lock: there may be no row to lock yet), then return its ledger row, None when there is none."""
-    await session.execute(select(func.pg_advisory_xact_lock(
-        func.hashtext(func.concat(func.current_schema(), ":attempt:", tenant, ":", contact_id)))))
+    await lock_key(session, "attempt", tenant, contact_id)
     return await attempt_of(session, tenant=tenant, contact_id=contact_id)
 
 

@@ -21,7 +21,7 @@ from services.scheduler.db.models import (
     TreatmentPromise,
     TreatmentStep,
 )
-from shared.db import any_of, keys_table, table_of
+from shared.db import Versions, any_of, keys_table, table_of
 
 TREATMENTS = table_of(Treatment)
 STEPS = table_of(TreatmentStep)
@@ -270,23 +270,17 @@ async def list_steps(session: AsyncSession, *, tenant: str, account_id: str) -> 
         .order_by(TreatmentStep.created_at))).scalars().all())  # type: ignore[arg-type]
 
 
-async def _version_lock(session: AsyncSession, what: str, tenant: str) -> None:
-    """Serialise publishers of one tenant's ``what`` until the transaction ends (there may be no row to lock)."""
-    await session.execute(select(func.pg_advisory_xact_lock(
-        func.hashtext(func.concat(func.current_schema(), f":{what}:", tenant)))))
+STRATEGY_VERSIONS = Versions(STRATEGIES, "strategy", "name")
+ASSIGNMENT_VERSIONS = Versions(ASSIGNMENTS, "assignment")
 
 
 async def latest_strategy_version(session: AsyncSession, tenant: str, name: str, *, lock: bool = False) -> int:
     """The newest version of the tenant's strategy of this name (0: none); ``lock`` serialises its publishers."""
-    if lock:
-        await _version_lock(session, "strategy", tenant)
-    found = await session.execute(select(func.max(STRATEGIES.c.version))
-                                  .where(STRATEGIES.c.tenant == tenant, STRATEGIES.c.name == name))
-    return int(found.scalar() or 0)
+    return await STRATEGY_VERSIONS.latest(session, tenant, name, lock=lock)
 
 
 async def add_strategy(session: AsyncSession, values: Mapping[str, Any]) -> Any:
-    return (await session.execute(insert(STRATEGIES).values(**values).returning(*STRATEGIES.c))).one()
+    return await STRATEGY_VERSIONS.add(session, dict(values))
 
 
 async def strategy_versions(session: AsyncSession, tenant: str, name: str | None, *, limit: int) -> list[Any]:
@@ -312,30 +306,20 @@ async def strategies_by_ref(session: AsyncSession, refs: Collection[tuple[str, s
 
 
 async def latest_assignment_version(session: AsyncSession, tenant: str, *, lock: bool = False) -> int:
-    if lock:
-        await _version_lock(session, "assignment", tenant)
-    found = await session.execute(select(func.max(ASSIGNMENTS.c.version)).where(ASSIGNMENTS.c.tenant == tenant))
-    return int(found.scalar() or 0)
+    return await ASSIGNMENT_VERSIONS.latest(session, tenant, lock=lock)
 
 
 async def add_assignment(session: AsyncSession, values: Mapping[str, Any]) -> Any:
-    return (await session.execute(insert(ASSIGNMENTS).values(**values).returning(*ASSIGNMENTS.c))).one()
+    return await ASSIGNMENT_VERSIONS.add(session, dict(values))
 
 
 async def current_assignments(session: AsyncSession, tenants: Collection[str]) -> list[Any]:
     """The newest assignment of each of these tenants that has one."""
-    if not tenants:
-        return []
-    rows = await session.execute(
-        select(ASSIGNMENTS).distinct(ASSIGNMENTS.c.tenant).where(any_of(ASSIGNMENTS.c.tenant, sorted(tenants)))
-        .order_by(ASSIGNMENTS.c.tenant, ASSIGNMENTS.c.version.desc()))
-    return list(rows)
+    return await ASSIGNMENT_VERSIONS.newest(session, tenants)
 
 
 async def assignment_versions(session: AsyncSession, tenant: str, *, limit: int) -> list[Any]:
-    rows = await session.execute(select(ASSIGNMENTS).where(ASSIGNMENTS.c.tenant == tenant)
-                                 .order_by(ASSIGNMENTS.c.version.desc()).limit(limit))
-    return list(rows)
+    return await ASSIGNMENT_VERSIONS.history(session, tenant, limit=limit)
 
 
 async def add_complaints(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:

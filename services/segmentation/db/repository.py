@@ -18,7 +18,7 @@ from services.segmentation.db.models import (
     SegmentationPolicyRow,
     SegmentChange,
 )
-from shared.db import any_of, keys_table, table_of
+from shared.db import Versions, any_of, keys_table, table_of
 
 ACCOUNTS = table_of(Account)
 PAYMENTS = table_of(Payment)
@@ -182,32 +182,26 @@ async def newest_accounts(session: AsyncSession, *, tenant: str, limit: int) -> 
 # --- segmentation policies -----------------------------------------------------------------------------------------
 
 
+POLICY_VERSIONS = Versions(POLICIES, "segmentation-policy")
+
+
 async def current_policies(session: AsyncSession, tenants: Collection[str]) -> list[Any]:
     """The newest published policy of each of these tenants that has one."""
-    if not tenants:
-        return []
-    return list(await session.execute(
-        select(POLICIES).distinct(POLICIES.c.tenant).where(any_of(POLICIES.c.tenant, list(tenants)))
-        .order_by(POLICIES.c.tenant, POLICIES.c.version.desc())))
+    return await POLICY_VERSIONS.newest(session, tenants)
 
 
 async def latest_policy_version(session: AsyncSession, tenant: str, *, lock: bool = False) -> int:
     """The tenant's newest policy version (0: none); ``lock`` serialises publishers of this tenant until the
-    transaction ends (an advisory lock: there may be no row to lock yet)."""
-    if lock:
-        await session.execute(select(func.pg_advisory_xact_lock(
-            func.hashtext(func.concat(func.current_schema(), ":segmentation-policy:", tenant)))))
-    found = (await session.execute(select(func.max(POLICIES.c.version)).where(POLICIES.c.tenant == tenant))).scalar()
-    return int(found or 0)
+    transaction ends."""
+    return await POLICY_VERSIONS.latest(session, tenant, lock=lock)
 
 
 async def add_policy(session: AsyncSession, values: Mapping[str, Any]) -> Any:
-    return (await session.execute(insert(POLICIES).values(**values).returning(*POLICIES.c))).one()
+    return await POLICY_VERSIONS.add(session, dict(values))
 
 
 async def policy_versions(session: AsyncSession, tenant: str, *, limit: int) -> list[Any]:
-    return list(await session.execute(select(POLICIES).where(POLICIES.c.tenant == tenant)
-                                      .order_by(POLICIES.c.version.desc()).limit(limit)))
+    return await POLICY_VERSIONS.history(session, tenant, limit=limit)
 
 
 # --- the scorecard registry ----------------------------------------------------------------------------------------

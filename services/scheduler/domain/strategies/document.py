@@ -32,8 +32,8 @@ SEGMENTS: tuple[str, ...] = tuple(s.value for s in Segment)
 # segmentation's DPD buckets (services/segmentation/domain/segments.py dpd_bucket) and the days each holds
 # "0" holds the due date and the days before it (negative DPD: an instalment-due notice, the early warning)
 PRE_DUE_DAYS = 30
-BUCKET_DAYS: dict[str, tuple[int, int]] = {"0": (-PRE_DUE_DAYS, 0), "1-15": (1, 15), "16-30": (16, 30), "31-60": (31, 60),
-                                           "61-90": (61, 90), "90+": (91, 36500)}
+BUCKET_DAYS: dict[str, tuple[int, int]] = {"0": (-PRE_DUE_DAYS, 0), "1-15": (1, 15), "16-30": (16, 30),
+                                           "31-60": (31, 60), "61-90": (61, 90), "90+": (91, 36500)}
 BUCKETS: tuple[str, ...] = tuple(BUCKET_DAYS)
 CHANNELS: tuple[str, ...] = tuple(c.value for c in Channel)
 # What a document may never do, whatever the tenant's compliance policy (docs/strategies.md, "Limits by
