@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import NamedTuple
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
@@ -44,7 +45,11 @@ def plan(segment: Segment, dpd: int, *, phone: bool = True, email: bool = True,
     planned = step_for(BUILTIN, account, now=NOW)
     if planned is None:
         return None
-    assert planned.due_at == NOW  # the built-in steps name no time of day: due as soon as their day comes
+    if dpd >= -3:
+        assert planned.due_at == NOW  # the built-in steps name no time of day: due as soon as their day comes
+    else:  # announced before the pre-due reminder's day (DPD -3): planned for the start of that local day
+        assert planned.due_at == datetime.combine(account.due_date - timedelta(days=3), datetime.min.time(),
+                                                  tzinfo=ZoneInfo("Asia/Shanghai"))
     return StepPlan(planned.step, planned.channel, planned.template)
 
 

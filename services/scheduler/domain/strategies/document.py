@@ -123,7 +123,8 @@ class Strategy:
         return self.cells.get((segment, bucket), ())
 
     def find(self, segment: str, step_id: str) -> Step | None:
-        """The step of this id in the segment's cells (the base of a retry or fallback names it)."""
+        """The step of this id in the segment's cells (the base of a retry or fallback names it; a validated
+        strategy makes every step of one id the same way)."""
         for bucket in BUCKETS:
             for step in self.cells.get((segment, bucket), ()):
                 if step.id == step_id:
@@ -252,32 +253,47 @@ def _check_cell(steps: list[Step], where: str, errors: list[str]) -> None:
 
 
 def _calls(step: Step) -> int:
-    """The calls a step may make on its day: its own attempt and retries, and a call fallback."""
-    own = 1 + step.retries if step.channel is Channel.CALL else 0
-    return own + (1 if any(a.channel is Channel.CALL for a in step.fallback) else 0)
+    """The most calls one step may make: its attempt and retries when it is made on a call, whether a call is its
+    own channel or a fallback it is made on for want of its own contact point (retries follow the channel it was
+    made on); a call fallback after a failure is one call, never more than that."""
+    return 1 + step.retries if Channel.CALL in (step.channel, *(a.channel for a in step.fallback)) else 0
+
+
+_SAME_CONTACT = ("channel", "template", "retries", "retry_after_minutes", "fallback", "fallback_on_failure",
+                 "fallback_after_minutes")
 
 
 def _check_segment(segment: str, cells: Mapping[tuple[str, str], tuple[Step, ...]], errors: list[str]) -> None:
-    """Limits by construction across a segment's buckets: no field visit before FIELD_FROM_DPD; a day's steps may
-    make at most MAX_CALLS_A_DAY calls, any seven days at most MAX_CALLS_IN_7_DAYS (one step a day is taken: the
-    most calls of that day's steps)."""
+    """Limits by construction across a segment's buckets: no field visit before FIELD_FROM_DPD; the steps of one day
+    (a change of amount or a broken promise within the day may select each of them) at most MAX_CALLS_A_DAY calls;
+    the steps that may be made within any seven days at most MAX_CALLS_IN_7_DAYS (a step is made on its day or, if
+    the treatment starts or resumes late, on any later day before the segment's next step). A step id used twice is
+    one contact: its two definitions must make it the same way."""
+    steps = sorted((s for bucket in BUCKETS for s in cells.get((segment, bucket), ())), key=lambda s: s.day)
+    for step in steps:
+        if step.day < FIELD_FROM_DPD and Channel.FIELD in (step.channel, *(a.channel for a in step.fallback)):
+            errors.append(f"{segment} x {bucket_of(step.day)}: step {step.id!r} may visit on DPD {step.day}: would "
+                          f"breach HOUSE-FIELD by construction (field visits from DPD {FIELD_FROM_DPD})")
+    first: dict[str, Step] = {}
+    for step in steps:
+        seen = first.setdefault(step.id, step)
+        if any(getattr(seen, f) != getattr(step, f) for f in _SAME_CONTACT):
+            errors.append(f"{segment}: step id {step.id!r} (DPD {seen.day} and {step.day}) is one contact made two "
+                          f"ways: give it one channel, template, retries and fallbacks, or another id")
     per_day: dict[int, int] = {}
-    for bucket in BUCKETS:
-        for step in cells.get((segment, bucket), ()):
-            per_day[step.day] = max(per_day.get(step.day, 0), _calls(step))
-    for bucket in BUCKETS:
-        for step in cells.get((segment, bucket), ()):
-            if step.day < FIELD_FROM_DPD and Channel.FIELD in (step.channel, *(a.channel for a in step.fallback)):
-                errors.append(f"{segment} x {bucket}: step {step.id!r} may visit on DPD {step.day}: would breach "
-                              f"HOUSE-FIELD by construction (field visits from DPD {FIELD_FROM_DPD})")
+    for step in steps:
+        per_day[step.day] = per_day.get(step.day, 0) + _calls(step)
     for day, calls in sorted(per_day.items()):
         if calls > MAX_CALLS_A_DAY:
-            errors.append(f"{segment}: DPD {day} may make {calls} calls: would breach the limit of {MAX_CALLS_A_DAY} "
-                          f"a day by construction (CN-CONNECTS)")
-        week = sum(c for d, c in per_day.items() if day <= d < day + 7)
+            errors.append(f"{segment}: the steps of DPD {day} may make {calls} calls: would breach the limit of "
+                          f"{MAX_CALLS_A_DAY} a day by construction (CN-CONNECTS)")
+    days = sorted(per_day)
+    until = {d: (days[k + 1] - 1 if k + 1 < len(days) else 10**9) for k, d in enumerate(days)}
+    for start in days:
+        week = sum(c for d, c in per_day.items() if d <= start + 6 and until[d] >= start)
         if week > MAX_CALLS_IN_7_DAYS:
-            errors.append(f"{segment}: DPD {day}-{day + 6} may make {week} calls: would breach the limit of "
-                          f"{MAX_CALLS_IN_7_DAYS} in seven days by construction (US-7IN7)")
+            errors.append(f"{segment}: the steps that may be made in DPD {start}-{start + 6} may make {week} calls: "
+                          f"would breach the limit of {MAX_CALLS_IN_7_DAYS} in seven days by construction (US-7IN7)")
             break
 
 

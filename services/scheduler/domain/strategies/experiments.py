@@ -9,10 +9,11 @@ share of every segment's borrowers in basis points::
                       "share_bp": {"prime": 2000}}]}
 
 Assignment is a pure function of the experiment's name, the borrower and the segment: the borrower's point in
-[0, 10000) is a hash of (experiment, borrower), and the challengers take consecutive ranges of it in the order
-listed, the champion the rest. So a borrower keeps its arm across accounts, replays and replicas, and a
-borrower a challenger takes in one segment is taken by it in every segment where that challenger's range
-covers the point (ranges start at the same place in every segment).
+[0, 10000) is a hash of (experiment, borrower). Each challenger owns a block of points, in the order listed, as
+wide as its largest share of any segment, and takes in each segment the start of its block, as wide as its share
+there; the champion takes the rest. So a borrower keeps its arm across accounts, replays and replicas, and a
+borrower a challenger takes in a segment with a smaller share is taken by it in every segment with a larger one
+(its range starts at the same point in every segment). The challengers' largest shares may add up to 10,000 bp.
 """
 
 from __future__ import annotations
@@ -71,10 +72,9 @@ def arm_of(assignment: Assignment, *, borrower: str, segment: str) -> tuple[str,
         return CHAMPION, assignment.champion
     p, start = point(assignment.experiment, borrower), 0
     for c in assignment.challengers:
-        share = c.share_bp.get(segment, 0)
-        if start <= p < start + share:
+        if start <= p < start + c.share_bp.get(segment, 0):
             return c.arm, c.strategy
-        start += share
+        start += max(c.share_bp.values(), default=0)  # its block: as wide as its largest share
     return CHAMPION, assignment.champion
 
 
@@ -112,7 +112,6 @@ def parse_assignment(document: Any) -> tuple[Assignment | None, list[str]]:
     if not raw and experiment is not None:
         errors.append("\"experiment\" names an experiment with no challengers")
     challengers: list[Challenger] = []
-    totals = dict.fromkeys(SEGMENTS, 0)
     for i, c in enumerate(raw):
         where = f"challengers[{i}]"
         if not isinstance(c, dict) or set(c) - {"arm", "strategy", "version", "share_bp"} or "share_bp" not in c:
@@ -133,12 +132,13 @@ def parse_assignment(document: Any) -> tuple[Assignment | None, list[str]]:
                 errors.append(f"{where}.share_bp: unknown segment {segment!r} ({', '.join(SEGMENTS)})")
             elif isinstance(share, bool) or not isinstance(share, int) or not 0 <= share <= BASIS:
                 errors.append(f"{where}.share_bp.{segment} must be 0-{BASIS} basis points, not {share!r}")
-            else:
-                totals[segment] += share
         if ref is not None and isinstance(arm, str):
             challengers.append(Challenger(arm, ref, dict(shares)))
-    errors += [f"the challengers' shares of {s} add up to {t} basis points, more than {BASIS}"
-               for s, t in totals.items() if t > BASIS]
+    blocks = sum(max((v for v in c.share_bp.values() if isinstance(v, int)), default=0) for c in challengers)
+    if blocks > BASIS:
+        errors.append(f"the challengers' largest shares add up to {blocks} basis points, more than {BASIS} (each "
+                      f"challenger takes a block as wide as its largest share, so a borrower keeps its arm across "
+                      f"segments)")
     if champion is not None and any(c.strategy == champion for c in challengers):
         errors.append("a challenger runs the champion's own strategy version: nothing would be compared")
     if errors or champion is None:

@@ -113,7 +113,7 @@ class StepName:
     def parse(cls, name: str) -> StepName:
         base, _, suffix = name.partition("/")
         kind, _, number = suffix.partition("-")
-        if kind in ("retry", "fallback") and number.isdigit():
+        if kind in ("retry", "fallback") and number.isascii() and number.isdigit():
             return cls(base, retry=int(number)) if kind == "retry" else cls(base, fallback=int(number))
         return cls(name)
 
