@@ -77,7 +77,9 @@ class When:
 
     @property
     def unconditional(self) -> bool:
-        return self == When()
+        """Whether it always holds (no condition, or only minimums of 0)."""
+        return (self.overdue_min_minor in (None, 0) and self.overdue_max_minor is None
+                and self.broken_promises_min in (None, 0) and self.broken_promises_max is None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +178,7 @@ def _when(value: Any, where: str, errors: list[str]) -> When:
         return When()
     known = ", ".join(sorted(WHEN_KEYS))
     errors += [f"{where}: unknown condition {k!r} ({known})" for k in sorted(set(value) - WHEN_KEYS)]
-    got = {k: _int(value.get(k), f"{where}.{k}", errors, low=0, high=10**17) for k in WHEN_KEYS}
+    got = {k: _int(value.get(k), f"{where}.{k}", errors, low=0, high=10**17) for k in sorted(WHEN_KEYS)}
     for low, high in (("overdue_min_minor", "overdue_max_minor"), ("broken_promises_min", "broken_promises_max")):
         if got[low] is not None and got[high] is not None and got[low] > got[high]:  # type: ignore[operator]
             errors.append(f"{where}: {low} {got[low]} is above {high} {got[high]}: the step is unreachable")
@@ -280,19 +282,23 @@ def _check_segment(segment: str, cells: Mapping[tuple[str, str], tuple[Step, ...
         if any(getattr(seen, f) != getattr(step, f) for f in _SAME_CONTACT):
             errors.append(f"{segment}: step id {step.id!r} (DPD {seen.day} and {step.day}) is one contact made two "
                           f"ways: give it one channel, template, retries and fallbacks, or another id")
-    per_day: dict[int, int] = {}
-    for step in steps:
-        per_day[step.day] = per_day.get(step.day, 0) + _calls(step)
-    for day, calls in sorted(per_day.items()):
+    # a step may be made on any day from its own until the next step that always applies (a later step with
+    # conditions may not hold, and a treatment that starts or resumes late makes the step of its day then)
+    spans = []
+    for k, step in enumerate(steps):
+        after = [t.day for t in steps[k + 1:] if t.day > step.day and t.when.unconditional]
+        spans.append((step.day, (after[0] - 1) if after else 10**9, _calls(step)))
+    for day in sorted({start for start, _, _ in spans}):
+        calls = sum(c for start, end, c in spans if start <= day <= end)
         if calls > MAX_CALLS_A_DAY:
-            errors.append(f"{segment}: the steps of DPD {day} may make {calls} calls: would breach the limit of "
-                          f"{MAX_CALLS_A_DAY} a day by construction (CN-CONNECTS)")
-    days = sorted(per_day)
-    until = {d: (days[k + 1] - 1 if k + 1 < len(days) else 10**9) for k, d in enumerate(days)}
-    for start in days:
-        week = sum(c for d, c in per_day.items() if d <= start + 6 and until[d] >= start)
+            errors.append(f"{segment}: the steps that may be made on DPD {day} may make {calls} calls: would breach "
+                          f"the limit of {MAX_CALLS_A_DAY} a day by construction (CN-CONNECTS)")
+            break
+    for last in sorted({start for start, _, _ in spans}):  # the busiest weeks end on a step's first day
+        first = last - 6
+        week = sum(c for start, end, c in spans if start <= last and end >= first)
         if week > MAX_CALLS_IN_7_DAYS:
-            errors.append(f"{segment}: the steps that may be made in DPD {start}-{start + 6} may make {week} calls: "
+            errors.append(f"{segment}: the steps that may be made in DPD {first}-{last} may make {week} calls: "
                           f"would breach the limit of {MAX_CALLS_IN_7_DAYS} in seven days by construction (US-7IN7)")
             break
 
