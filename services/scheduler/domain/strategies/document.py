@@ -295,10 +295,10 @@ def _check_segment(segment: str, cells: Mapping[tuple[str, str], tuple[Step, ...
                           f"the limit of {MAX_CALLS_A_DAY} a day by construction (CN-CONNECTS)")
             break
     for last in sorted({start for start, _, _ in spans}):  # the busiest weeks end on a step's first day
-        first = last - 6
-        week = sum(c for start, end, c in spans if start <= last and end >= first)
+        since = last - 6
+        week = sum(c for start, end, c in spans if start <= last and end >= since)
         if week > MAX_CALLS_IN_7_DAYS:
-            errors.append(f"{segment}: the steps that may be made in DPD {first}-{last} may make {week} calls: "
+            errors.append(f"{segment}: the steps that may be made in DPD {since}-{last} may make {week} calls: "
                           f"would breach the limit of {MAX_CALLS_IN_7_DAYS} in seven days by construction (US-7IN7)")
             break
 
