@@ -131,7 +131,7 @@ async def test_a_strategy_that_cannot_be_used_is_refused_with_every_reason_and_n
     body = assert_problem(await publish(scheduler, tenant_a, "bad", document), 422)
     assert any(says in e["msg"] for e in body["errors"]), body
     assert await scheduler.all(select(Strategy).where(Strategy.tenant == tenant_a.id)) == []
-    checked = (await scheduler.client.post("/v1/strategies/check", json={"document": document},
+    checked = (await scheduler.client.post("/v1/strategy-checks", json={"document": document},
                                            headers=tenant_a.headers)).json()
     assert checked["valid"] is False and any(says in e for e in checked["errors"])
 

@@ -97,7 +97,7 @@ async def list_strategies(session: SessionDep, tenant: TenantDep, limit: Limit =
     return [_strategy(p) for p in await strategies.strategy_versions(session, tenant, None, limit=limit)]
 
 
-@router.post("/strategies/check", response_model=CheckOut)
+@router.post("/strategy-checks", response_model=CheckOut)
 async def check_strategy(body: CheckIn, tenant: TenantDep) -> CheckOut:
     """Check a strategy document without publishing it: every reason it would be refused."""
     _, errors = strategies.parse_strategy(body.document, name="check", version=1)

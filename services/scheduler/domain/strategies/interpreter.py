@@ -87,7 +87,8 @@ def step_for(strategy: Strategy, account: Account, *, now: datetime) -> Planned 
             chosen = step  # steps are in (day, listed) order: the last one that holds wins
         elif ahead is None:
             ahead = step
-    if chosen is None and account.days_past_due < 0:
+    planned_ahead = chosen is None and account.days_past_due < 0
+    if planned_ahead:
         chosen = ahead  # before the due date: the next step, due on its day
     if chosen is None:
         return None
@@ -95,9 +96,11 @@ def step_for(strategy: Strategy, account: Account, *, now: datetime) -> Planned 
     if made is None:
         return None
     channel, template, why = made
-    return Planned(step=chosen.id, channel=channel, template=template,
-                   due_at=local_due(due_date=account.due_date, day=chosen.day, at=chosen.at,
-                                    time_zone=account.time_zone, now=now),
+    # a step whose day the snapshot's DPD says has come, with no time, is due now (the DPD is core banking's,
+    # whatever the customer's zone); one with a time, or planned ahead, at its local time on its day
+    due_at = now if chosen.at is None and not planned_ahead else local_due(
+        due_date=account.due_date, day=chosen.day, at=chosen.at, time_zone=account.time_zone, now=now)
+    return Planned(step=chosen.id, channel=channel, template=template, due_at=due_at,
                    reason=f"{strategy.ref} {account.segment} x {bucket}: step {chosen.id!r} (DPD {chosen.day}){why}")
 
 
