@@ -172,11 +172,11 @@ async def test_a_challenger_gets_its_share_of_borrowers_deterministically_and_th
         else:
             assert (step.step, step.channel, step.strategy) == ("reminder", "email", "builtin@1")
     assert arms["email-first"] > 10 and arms["champion"] > 10
-    # standard customers take no share of this challenger: all on the champion
+    # standard customers take no share of this challenger: all on the champion, outside the experiment
     other = unique("ACC")
     await seed(scheduler, [segmented(tenant_a, other, segment="standard")])
     [step] = await steps_of(scheduler, tenant_a, other)
-    assert (step.arm, step.strategy) == ("champion", "builtin@1")
+    assert (step.arm, step.strategy, step.experiment) == ("champion", "builtin@1", None)
 
 
 async def test_promoting_a_challenger_makes_its_strategy_the_champion_and_is_audited(

@@ -67,9 +67,11 @@ class TenantStrategies:
     strategies: Mapping[StrategyRef, Strategy]
 
     def follow(self, *, borrower: str, segment: str) -> tuple[str, Strategy, str | None]:
-        """The arm, strategy and experiment an account of this borrower in this segment follows."""
+        """The arm, strategy and experiment an account of this borrower in this segment follows: a segment no
+        challenger takes a share of is not in the experiment (its accounts would only dilute the champion's arm)."""
         arm, ref = arm_of(self.assignment, borrower=borrower, segment=segment)
-        return arm, self.strategies.get(ref, builtin.BUILTIN), self.assignment.experiment
+        tested = any(c.share_bp.get(segment, 0) > 0 for c in self.assignment.challengers)
+        return arm, self.strategies.get(ref, builtin.BUILTIN), self.assignment.experiment if tested else None
 
 
 DEFAULT = TenantStrategies(0, Assignment(BUILTIN_REF), {BUILTIN_REF: builtin.BUILTIN})
