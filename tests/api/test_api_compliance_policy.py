@@ -148,7 +148,10 @@ async def test_a_policy_counting_over_more_than_a_week_reads_the_ledger_that_far
     await decide(compliance, today)
     [decision] = await compliance.all(select(ContactDecision).where(ContactDecision.contact_id == today.contact_id))
     assert decision.rule_id == "HOUSE-DUP" and decision.outcome == "deferred", decision.reason
-    assert decision.retry_at is not None and decision.retry_at > datetime.now(UTC) + timedelta(hours=12)
+    # not before the local day ten days after the earlier SMS: tomorrow in Shanghai, whatever the hour now
+    shanghai = ZoneInfo("Asia/Shanghai")
+    tomorrow = (datetime.now(UTC).astimezone(shanghai) + timedelta(days=1)).date()
+    assert decision.retry_at is not None and decision.retry_at.astimezone(shanghai).date() >= tomorrow
 
 
 async def decide(api: ServiceApi, request: ContactRequestV1) -> None:
