@@ -189,5 +189,8 @@ class TreatmentPromise(SQLModel, table=True):
     currency: str
     due_on: date
     made_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    grace_days: int = 1
+    # the delinquency cycle (due date) of the call it was made on, when its step was known
+    cycle_due_date: date | None = None
     check_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     checked_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))

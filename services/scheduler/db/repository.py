@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ARRAY, Text, and_, any_, bindparam, func, select, update
+from sqlalchemy import ARRAY, Text, and_, any_, bindparam, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -363,14 +363,16 @@ async def customer_complaints(session: AsyncSession, tenant: str, customer_ids: 
 
 
 async def save_promises(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Keep promises once per (tenant, promise_id); a later report of the same promise (made later) replaces it."""
+    """Keep promises once per (tenant, promise_id); a later report of the same promise replaces it (later, else
+    larger, else due later: never the arrival order)."""
     if rows:
         stmt = insert(PROMISES)
         await session.execute(stmt.on_conflict_do_update(
             index_elements=["tenant", "promise_id"],
-            set_={c: stmt.excluded[c] for c in ("amount_minor", "currency", "due_on", "made_at", "check_at")}
-            | {"checked_at": None},
-            where=stmt.excluded.made_at > PROMISES.c.made_at), list(rows))
+            set_={c: stmt.excluded[c] for c in ("amount_minor", "currency", "due_on", "made_at", "grace_days",
+                                                "cycle_due_date", "check_at")} | {"checked_at": None},
+            where=tuple_(stmt.excluded.made_at, stmt.excluded.amount_minor, stmt.excluded.due_on)
+            > tuple_(PROMISES.c.made_at, PROMISES.c.amount_minor, PROMISES.c.due_on)), list(rows))
 
 
 async def promises_of(session: AsyncSession, keys: Collection[AccountKey]) -> dict[AccountKey, list[Any]]:
@@ -383,12 +385,31 @@ async def promises_of(session: AsyncSession, keys: Collection[AccountKey]) -> di
     return found
 
 
-async def claim_promise_checks(session: AsyncSession, *, limit: int) -> list[Any]:
-    """Promises whose deadline passed and that were not checked yet, locked (SKIP LOCKED: replicas never share
-    one)."""
+async def set_promise_checks(session: AsyncSession, rows: Sequence[tuple[str, str, Any]]) -> None:
+    """Move these promises' timers (tenant, promise id, when), one statement."""
+    if rows:
+        await session.execute(update(PROMISES).where(
+            PROMISES.c.tenant == bindparam("b_tenant"), PROMISES.c.promise_id == bindparam("b_promise_id"))
+            .values(check_at=bindparam("b_check_at")),
+            [{"b_tenant": t, "b_promise_id": p, "b_check_at": at} for t, p, at in rows])
+
+
+async def accounts_with_due_promises(session: AsyncSession, *, limit: int) -> set[AccountKey]:
+    """The accounts of promises whose deadline passed and that were not checked yet (not locked)."""
     rows = await session.execute(
-        select(PROMISES).where(PROMISES.c.checked_at.is_(None), PROMISES.c.check_at <= func.now())
-        .order_by(PROMISES.c.check_at).limit(limit).with_for_update(skip_locked=True))
+        select(PROMISES.c.tenant, PROMISES.c.account_id).where(PROMISES.c.checked_at.is_(None),
+                                                               PROMISES.c.check_at <= func.now())
+        .order_by(PROMISES.c.check_at).limit(limit))
+    return {(r.tenant, r.account_id) for r in rows}
+
+
+async def claim_promise_checks(session: AsyncSession, keys: Collection[AccountKey], *, limit: int) -> list[Any]:
+    """Those accounts' promises whose deadline passed and that were not checked yet, locked (SKIP LOCKED:
+    replicas never share one)."""
+    rows = await session.execute(
+        select(PROMISES).select_from(_of_accounts(PROMISES, keys))
+        .where(PROMISES.c.checked_at.is_(None), PROMISES.c.check_at <= func.now())
+        .order_by(PROMISES.c.check_at).limit(limit).with_for_update(of=PROMISES, skip_locked=True))
     return list(rows)
 
 

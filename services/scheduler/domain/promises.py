@@ -31,7 +31,22 @@ class Promise:
     deadline: datetime
 
 
-LATEST_ZONE = "Etc/GMT+12"  # where a day ends last: the deadline when the customer's zone is not known yet
+LATEST_ZONE = "Etc/GMT+12"  # where a day ends last: the timer's instant, at or after every zone's deadline
+MAX_DAYS = 366  # a promise may be due up to a year after it is made (a longer one would pause collection for years)
+PRE_DUE_DAYS = 30  # a promise made before the due date (an early-warning call) belongs to the cycle
+
+
+def usable(*, due_on: date, made_at: datetime) -> bool:
+    """Whether a promise can be kept as one: due on the day it is made (any zone) or up to ``MAX_DAYS`` after."""
+    return made_at.date() - timedelta(days=1) <= due_on <= made_at.date() + timedelta(days=MAX_DAYS)
+
+
+def in_cycle(*, cycle_due_date: date | None, made_at: datetime, due_date: date) -> bool:
+    """Whether a promise belongs to the delinquency cycle of ``due_date``: its call's cycle when known, else made
+    at most ``PRE_DUE_DAYS`` (and a day for the zones) before that due date."""
+    if cycle_due_date is not None:
+        return cycle_due_date == due_date
+    return made_at.date() >= due_date - timedelta(days=PRE_DUE_DAYS + 1)
 
 
 def deadline(*, due_on: date, grace_days: int, time_zone: str | None) -> datetime:

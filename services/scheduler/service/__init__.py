@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from services.scheduler.db import repository as repo
@@ -78,10 +78,17 @@ async def _standings(uow: UnitOfWork, treatments: Mapping[AccountKey, dict[str, 
     promised = await repo.promises_of(uow.session, treatments.keys())
     now = datetime.now(UTC)
     broken: dict[AccountKey, int] = {}
+    retimed: list[tuple[str, str, datetime]] = []
     for key, t in treatments.items():
         facts = [PaymentFact(p.amount_minor, p.currency, p.paid_at) for p in payments.get(key, ())]
-        in_cycle = [p for p in promised.get(key, ()) if p.made_at.date() >= t["due_date"]]
-        promise_status = {p.promise_id: (p, promises.status(_promise(p), payments=facts, now=now)) for p in in_cycle}
+        in_cycle = [p for p in promised.get(key, ())
+                    if p.currency == t["currency"] and promises.in_cycle(cycle_due_date=p.cycle_due_date,
+                                                                         made_at=p.made_at, due_date=t["due_date"])]
+        promise_status = {p.promise_id: (p, promises.status(_promise(p, t["time_zone"]), payments=facts, now=now))
+                          for p in in_cycle}
+        # the timer checks each promise at its deadline in the customer's zone, known once the treatment is
+        retimed += [(p.tenant, p.promise_id, deadline) for p in promised.get(key, ()) if p.checked_at is None
+                    and (deadline := _promise(p, t["time_zone"]).deadline) != p.check_at]
         broken_plans = [p for p in plans.get(key, ()) if p.kind == "broken" and p.occurred_at.date() >= t["due_date"]]
         broken[key] = len(broken_plans) + sum(1 for _, state in promise_status.values() if state == "broken")
         overdue = overdue_now(reported_minor=t["reported_overdue_minor"], currency=t["currency"], as_of=t["as_of"],
@@ -91,6 +98,7 @@ async def _standings(uow: UnitOfWork, treatments: Mapping[AccountKey, dict[str, 
                           open_promises=[f"promise to pay {p.amount_minor} {p.currency} (minor units) by {p.due_on}"
                                          for p, state in promise_status.values() if state == "open"])
         t.update(status=result.status.value, status_reason=result.reason, overdue_minor=result.overdue_minor)
+    await repo.set_promise_checks(uow.session, retimed)
     return broken
 
 
@@ -150,8 +158,9 @@ async def _resettle(uow: UnitOfWork, keys: Collection[AccountKey], causes: Mappi
                   broken)
 
 
-def _promise(row: Any) -> promises.Promise:
-    return promises.Promise(row.promise_id, row.amount_minor, row.currency, row.due_on, row.made_at, row.check_at)
+def _promise(row: Any, time_zone: str) -> promises.Promise:
+    return promises.Promise(row.promise_id, row.amount_minor, row.currency, row.due_on, row.made_at,
+                            promises.deadline(due_on=row.due_on, grace_days=row.grace_days, time_zone=time_zone))
 
 
 def _borrower(t: Mapping[str, Any]) -> str:
@@ -267,8 +276,12 @@ async def record_outcomes(uow: UnitOfWork, *, outcomes: Sequence[ContactOutcomeV
     steps = await repo.lock_steps(uow.session, newest)
     changed: list[dict[str, Any]] = []
     corrected: list[dict[str, Any]] = []  # failed before, reached the customer after all
-    for contact_id, step in steps.items():
+    for contact_id, step in list(steps.items()):
         o = newest[contact_id]
+        if step["tenant"] != o.tenant:  # another tenant's contact id: never applied (nor kept aside)
+            log.warning("contact outcome names another tenant's contact", extra={"tenant": o.tenant})
+            del steps[contact_id], newest[contact_id]
+            continue
         kept = (step["outcome"], step["outcome_at"]) if step["outcome"] else None
         if not outcome_supersedes(stored=kept, incoming=(o.outcome, o.occurred_at)):
             continue
@@ -282,6 +295,9 @@ async def record_outcomes(uow: UnitOfWork, *, outcomes: Sequence[ContactOutcomeV
                     outcome_at=o.occurred_at)
         changed.append(step)
     await repo.update_steps(uow.session, changed)
+    # a promise made in this batch pauses its treatment before any failure of the batch is reacted to
+    await _record_promises(uow, [o for o in outcomes if o.promise is not None and o.contact_id in newest],
+                           grace_days=promise_grace_days, steps=steps)
     await _react(uow, [s for s in changed if s["status"] == StepStatus.FAILED.value], corrected)
     unknown = {cid: o for cid, o in newest.items() if cid not in steps}
     if unknown:
@@ -291,31 +307,49 @@ async def record_outcomes(uow: UnitOfWork, *, outcomes: Sequence[ContactOutcomeV
             for cid, o in unknown.items()
             if outcome_supersedes(stored=(parked[cid].outcome, parked[cid].occurred_at) if cid in parked else None,
                                   incoming=(o.outcome, o.occurred_at))])
-    await _record_promises(uow, [o for o in outcomes if o.promise is not None], grace_days=promise_grace_days)
 
 
-async def _record_promises(uow: UnitOfWork, outcomes: Sequence[ContactOutcomeV1], *, grace_days: int) -> None:
-    """Keep each promise to pay made on a call (one per contact, the latest report of it) with its deadline in the
-    customer's time zone, then derive the treatments again: an open promise pauses one."""
-    if not outcomes:
+async def _record_promises(uow: UnitOfWork, outcomes: Sequence[ContactOutcomeV1], *, grace_days: int,
+                           steps: Mapping[str, Mapping[str, Any]]) -> None:
+    """Keep each promise to pay made on a call (one per contact: the latest report, ties by amount then day) with
+    its grace and the delinquency cycle of its call (the step's due date, when the step is known), then derive the
+    treatments again: an open promise pauses one. A promise due before it was made or more than
+    ``promises.MAX_DAYS`` after is not kept (logged): the call's outcome still counts."""
+    usable = []
+    for o in _latest_per_contact(outcomes):
+        assert o.promise is not None
+        if promises.usable(due_on=o.promise.due_on, made_at=o.occurred_at):
+            usable.append(o)
+        else:
+            log.warning("a promise to pay due outside the days it may cover is not kept", extra={
+                "tenant": o.tenant, "contact_id": o.contact_id, "due_on": str(o.promise.due_on)})
+    if not usable:
         return
-    keys = {(o.tenant, o.account_id) for o in outcomes}
+    keys = {(o.tenant, o.account_id) for o in usable}
     await lock_account_keys(uow.session, keys)
-    zones = {key: t["time_zone"] for key, t in (await repo.treatments_of(uow.session, keys)).items()}
     await repo.save_promises(uow.session, [
         {"tenant": o.tenant, "promise_id": o.contact_id, "account_id": o.account_id,
          "amount_minor": o.promise.amount_minor, "currency": o.promise.currency, "due_on": o.promise.due_on,
-         "made_at": o.occurred_at, "check_at": promises.deadline(due_on=o.promise.due_on, grace_days=grace_days,
-                                                                time_zone=zones.get((o.tenant, o.account_id)))}
-        for o in _latest_per_contact(outcomes) if o.promise is not None])
+         "made_at": o.occurred_at, "grace_days": grace_days,
+         "cycle_due_date": steps[o.contact_id]["due_date"] if o.contact_id in steps else None,
+         # where the promised day ends last (at or after any zone's deadline): ``_standings`` moves it to the
+         # deadline in the customer's zone once the treatment is known (the same whatever arrived first)
+         "check_at": promises.deadline(due_on=o.promise.due_on, grace_days=grace_days, time_zone=None)}
+        for o in usable if o.promise is not None])
     await _resettle(uow, keys, {})
 
 
 def _latest_per_contact(outcomes: Sequence[ContactOutcomeV1]) -> list[ContactOutcomeV1]:
+    """The latest report of each contact's promise: by its time, then the larger amount, then the later day."""
     latest: dict[tuple[str, str], ContactOutcomeV1] = {}
+
+    def rank(o: ContactOutcomeV1) -> tuple[datetime, int, date]:
+        assert o.promise is not None
+        return o.occurred_at, o.promise.amount_minor, o.promise.due_on
+
     for o in outcomes:
         key = (o.tenant, o.contact_id)
-        if key not in latest or o.occurred_at > latest[key].occurred_at:
+        if key not in latest or rank(o) > rank(latest[key]):
             latest[key] = o
     return list(latest.values())
 
@@ -323,10 +357,14 @@ def _latest_per_contact(outcomes: Sequence[ContactOutcomeV1]) -> list[ContactOut
 async def check_promises(uow: UnitOfWork, *, limit: int = 500) -> int:
     """Claim promises whose deadline passed unchecked and derive their treatments again: a broken one resumes
     the treatment and plans it again (a strategy may escalate); a kept one changes nothing more."""
-    due = await repo.claim_promise_checks(uow.session, limit=limit)
+    # the accounts' locks first, then the promises' rows: the order every other use case takes them in
+    keys = await repo.accounts_with_due_promises(uow.session, limit=limit)
+    if not keys:
+        return 0
+    await lock_account_keys(uow.session, keys)
+    due = await repo.claim_promise_checks(uow.session, keys, limit=limit)
     if due:
         keys = {(p.tenant, p.account_id) for p in due}
-        await lock_account_keys(uow.session, keys)
         await _resettle(uow, keys, {}, replan=keys)
         await repo.mark_promises_checked(uow.session, [(p.tenant, p.promise_id) for p in due])
     return len(due)

@@ -64,6 +64,8 @@ def upgrade() -> None:
         sa.Column("currency", sa.String, nullable=False),
         sa.Column("due_on", sa.Date, nullable=False),
         sa.Column("made_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("grace_days", sa.Integer, nullable=False),
+        sa.Column("cycle_due_date", sa.Date, nullable=True),
         sa.Column("check_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("checked_at", sa.DateTime(timezone=True), nullable=True),
     )
