@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.segmentation.db import repository as repo
 from services.segmentation.db.models import Account
 from services.segmentation.domain.accounts import (
+    AccountStatus,
     PaymentFact,
     Snapshot,
     SnapshotFact,
@@ -285,13 +286,17 @@ async def record_overdue(uow: UnitOfWork, *, overdue: Sequence[tuple[AccountOver
             score=score.event() if score else None), cause=event, subject=p.account_id)
 
 
+def _days_left(due: InstalmentDueV1, event: CloudEvent) -> int:
+    """Days from the notice's time to the due date, in the customer's time zone (0 on the due date itself)."""
+    return (due.due_date - event.time.astimezone(ZoneInfo(due.contact.time_zone)).date()).days
+
+
 def due_as_snapshot(due: InstalmentDueV1, event: CloudEvent) -> AccountOverdueV1:
     """An instalment announced before its due date as the account's snapshot at the notice's time: the amount
-    falling due as its ``overdue_minor`` and the days left as a negative DPD (counted in the customer's time
-    zone; 0 once the day has come). Built without the overdue contract's checks (its DPD is never negative)."""
-    today = event.time.astimezone(ZoneInfo(due.contact.time_zone)).date()
+    falling due as its ``overdue_minor`` and the days left as a negative DPD (0 on the due date itself). Built
+    without the overdue contract's checks (its DPD is never negative)."""
     fields = due.model_dump(exclude={"amount_due_minor"}) | {
-        "overdue_minor": due.amount_due_minor, "days_past_due": min(0, (today - due.due_date).days),
+        "overdue_minor": due.amount_due_minor, "days_past_due": min(0, -_days_left(due, event)),
         "contact": due.contact, "co_lenders": due.co_lenders}
     return AccountOverdueV1.model_construct(**fields)
 
@@ -300,8 +305,22 @@ async def record_due(uow: UnitOfWork, *, due: Sequence[tuple[InstalmentDueV1, Cl
                      borrower_key_of: BorrowerKeyOf | None = None) -> None:
     """Keep, score, classify and announce instalments announced before their due date exactly as overdue
     snapshots (``record_overdue``), with a negative DPD: the early warning (docs/strategies.md). The newest
-    snapshot wins by event time, so the overdue notices after the due date take over."""
-    await record_overdue(uow, overdue=[(due_as_snapshot(d, event), event) for d, event in due],
+    snapshot wins by event time, so the overdue notices after the due date take over. Not an early warning, and
+    so ignored (logged): a notice whose due date had passed at its time, and a notice for an account in arrears
+    (its overdue notices speak for it: an announced instalment must not hide what is already late)."""
+    timely = [(d, event) for d, event in due if _days_left(d, event) >= 0]
+    for d, event in due:
+        if _days_left(d, event) < 0:
+            log.warning("an instalment-due notice for a due date already past is ignored", extra={
+                "tenant": d.tenant, "account_id": d.account_id, "due_date": str(d.due_date)})
+    keys = {(d.tenant, d.account_id) for d, _ in timely}
+    await lock_account_keys(uow.session, keys)
+    stored = await repo.lock_accounts(uow.session, keys)
+    in_arrears = {key for key, a in stored.items() if a.days_past_due > 0 and a.status == AccountStatus.OVERDUE.value}
+    if in_arrears:
+        log.info("instalment-due notices for accounts in arrears are ignored", extra={"count": len(in_arrears)})
+    await record_overdue(uow, overdue=[(due_as_snapshot(d, event), event) for d, event in timely
+                                       if (d.tenant, d.account_id) not in in_arrears],
                          borrower_key_of=borrower_key_of)
 
 

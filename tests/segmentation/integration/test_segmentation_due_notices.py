@@ -73,11 +73,15 @@ async def test_the_overdue_notice_after_the_due_date_takes_over_whatever_the_ord
     assert (account.days_past_due, account.status) == (2, "overdue")
 
 
-async def test_a_notice_on_or_after_the_due_date_counts_as_due_today(sessions: Any) -> None:
-    tenant = new_tenant()
-    async with committed(sessions) as uow:
-        await handlers.on_instalment_due(uow, [due_notice(tenant, datetime(2026, 3, 11, 1, 0, tzinfo=UTC))])
+async def test_a_notice_on_the_due_date_is_due_today_and_one_after_it_is_ignored(sessions: Any) -> None:
+    tenant, late = new_tenant(), new_tenant()
+    async with committed(sessions) as uow:  # 10 March 01:00 UTC is 09:00 in Shanghai: the due date itself
+        await handlers.on_instalment_due(uow, [due_notice(tenant, datetime(2026, 3, 10, 1, 0, tzinfo=UTC))])
     assert (await stored(sessions, tenant)).days_past_due == 0
+    async with committed(sessions) as uow:  # the day after: no early warning, the overdue notices speak for it
+        await handlers.on_instalment_due(uow, [due_notice(late, datetime(2026, 3, 11, 1, 0, tzinfo=UTC))])
+    async with sessions() as session:
+        assert (await session.execute(select(Account).where(Account.tenant == late))).first() is None
 
 
 def test_an_announced_instalment_must_fit_its_balance() -> None:
