@@ -38,7 +38,8 @@ def _require_currency(value: str) -> str:
 
 
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$"), AfterValidator(_require_currency)]
-Ident = Annotated[str, Field(min_length=1, max_length=128)]
+# an identifier: no control characters (a NUL cannot be stored in PostgreSQL text: a poison message downstream)
+Ident = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
 # Money in minor units: at most 10^15 (ten trillion in a two-decimal currency), so sums of a plan's
 # instalments stay far inside PostgreSQL's BIGINT and every JSON encoder's 64-bit integers.
 MAX_MINOR = 10**15
@@ -137,11 +138,11 @@ class InstalmentDueV1(Payload):
     tenant: TenantId
     account_id: Ident
     customer_id: Ident
-    product: str = Field(min_length=1, max_length=64)
+    product: str = Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")
     currency: Currency
-    outstanding_minor: int = Field(ge=0, le=MAX_MINOR)
-    amount_due_minor: int = Field(gt=0, le=MAX_MINOR)
-    due_date: date
+    outstanding_minor: int = Field(ge=0, le=MAX_MINOR, strict=True)
+    amount_due_minor: int = Field(gt=0, le=MAX_MINOR, strict=True)
+    due_date: date = Field(ge=date(1970, 1, 1), le=date(2999, 12, 31))
     credit_rating: Literal["A", "B", "C", "D", "E"] | None = None
     credit_score: int | None = Field(default=None, ge=300, le=950)
     contact: CustomerContact

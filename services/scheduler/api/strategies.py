@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.scheduler import service
 from services.scheduler.service import experiments, strategies
@@ -18,6 +18,7 @@ from services.scheduler.settings import Settings
 from shared.access.keys import Principal
 from shared.audit import record_change
 from shared.deps import Role, SessionDep, SettingsDep, TenantDep, UowDep, require
+from shared.domain import NotFound
 
 router = APIRouter(prefix="/v1", tags=["strategies"])
 Strategist = Annotated[Principal, require(Role.STRATEGIST)]
@@ -28,11 +29,15 @@ Limit = Annotated[int, Query(ge=1, le=500)]
 
 
 class StrategyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     document: dict[str, Any] = Field(description="The strategy: {description, segments: {segment: {bucket: [steps]}}}")
     reason: Reason
 
 
 class CheckIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     document: dict[str, Any]
 
 
@@ -51,6 +56,8 @@ class StrategyOut(BaseModel):
 
 
 class AssignmentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     champion: dict[str, Any] = Field(description='{"strategy": name, "version": number}')
     experiment: str | None = Field(None, max_length=64, description="The experiment's name: seeds the assignment")
     challengers: list[dict[str, Any]] = Field(default_factory=list, max_length=4,
@@ -59,6 +66,8 @@ class AssignmentIn(BaseModel):
 
 
 class PromoteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     arm: str = Field(min_length=1, max_length=64, description="The challenger arm whose strategy becomes champion")
     reason: Reason
 
@@ -100,7 +109,7 @@ async def list_strategies(session: SessionDep, tenant: TenantDep, limit: Limit =
 @router.post("/strategy-checks", response_model=CheckOut)
 async def check_strategy(body: CheckIn, tenant: TenantDep) -> CheckOut:
     """Check a strategy document without publishing it: every reason it would be refused."""
-    _, errors = strategies.parse_strategy(body.document, name="check", version=1)
+    errors = strategies.check_strategy(body.document)
     return CheckOut(valid=not errors, errors=errors)
 
 
@@ -182,6 +191,8 @@ async def timeline(session: SessionDep, tenant: TenantDep, account_id: str,
     """Dry run: the steps the strategy would take for this account over the next ``days`` days if nothing
     changed (no payment, every contact delivered), beside the steps already made with the verdicts and outcomes
     they met. Nothing is stored or sent."""
+    if any(ord(c) < 32 for c in account_id):  # no account id holds a control character (nor can the database)
+        raise NotFound(f"No treatment for account {account_id!r} in your tenant.")
     treatment, steps = await service.get_treatment(session, tenant=tenant, account_id=account_id)
     ref, arm, followed = await dry_run.strategy_for(session, treatment, strategy)
     entries = dry_run.entries(followed, treatment, steps, days=days)

@@ -125,6 +125,42 @@ async def strategy_of(session: AsyncSession, tenant: str, ref: StrategyRef) -> S
     return (await _strategies(session, tenant, [ref])).get(ref)
 
 
+def _has_control(value: Any) -> bool:
+    """Whether a control character (NUL, ...) hides in any key or text of a JSON document (walked without
+    recursion: depth never costs the stack)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if any(ord(c) < 32 for c in item):
+                return True
+        elif isinstance(item, Mapping):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return False
+
+
+def _size_and_text(document: Mapping[str, Any]) -> list[str]:
+    """A document over ``MAX_DOCUMENT_BYTES`` as compact UTF-8 JSON, or holding a control character, is refused."""
+    try:
+        text = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+    except (RecursionError, ValueError):
+        return ["the document is nested too deep"]
+    if len(text.encode()) > MAX_DOCUMENT_BYTES:
+        return [f"the document is larger than {MAX_DOCUMENT_BYTES // 1024} KB (as compact UTF-8 JSON)"]
+    if _has_control(document):
+        return ["the document holds a control character (such as NUL)"]
+    return []
+
+
+def check_strategy(document: Mapping[str, Any]) -> list[str]:
+    """Every reason ``publish_strategy`` would refuse this document for (its name aside)."""
+    errors = _size_and_text(document)
+    return errors or parse_strategy(document, name="check", version=1)[1]
+
+
 async def publish_strategy(session: AsyncSession, *, tenant: str, name: str, document: Mapping[str, Any],
                            created_by: str, reason: str) -> Published:
     """Publish the next version of the tenant's strategy ``name``; refused, storing nothing, with every reason
@@ -133,9 +169,8 @@ async def publish_strategy(session: AsyncSession, *, tenant: str, name: str, doc
     if not NAME.fullmatch(name) or name == builtin.NAME:
         errors.append(f"the name must be 1-64 lower case letters, digits, '.', '_' or '-', and not "
                       f"{builtin.NAME!r} (the built-in strategy's), not {name!r}")
-    if len(json.dumps(document)) > MAX_DOCUMENT_BYTES:
-        errors.append(f"the document is larger than {MAX_DOCUMENT_BYTES // 1024} KB")
-        raise StrategyRefused(errors)
+    if size_or_text := _size_and_text(document):
+        raise StrategyRefused(errors + size_or_text)
     version = await repo.latest_strategy_version(session, tenant, name, lock=True) + 1
     _, parse_errors = parse_strategy(document, name=name, version=version)
     if errors or parse_errors:

@@ -47,7 +47,7 @@ class DryRunIn(BaseModel):
     """A proposed policy document, and how many of your accounts to try it on."""
 
     document: dict[str, Any] = Field(description=DOCUMENT)
-    sample: int = Field(1000, ge=1, le=service.MAX_DRY_RUN_SAMPLE,
+    sample: int = Field(1000, ge=1, le=service.MAX_DRY_RUN_SAMPLE, strict=True,
                         description="How many of your accounts to classify, the newest snapshots first")
 
 

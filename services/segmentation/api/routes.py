@@ -38,7 +38,8 @@ class OverdueIn(AccountOverdueV1):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    event_id: str | None = Field(default=None, max_length=200, description="Your id; resending it is a no-op")
+    event_id: str | None = Field(default=None, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$",
+                                 description="Your id; resending it is a no-op")
     tenant: str | None = None  # type: ignore[assignment]
     contact: ContactIn  # type: ignore[assignment]
 
@@ -49,7 +50,8 @@ class DueIn(InstalmentDueV1):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    event_id: str | None = Field(default=None, max_length=200, description="Your id; resending it is a no-op")
+    event_id: str | None = Field(default=None, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$",
+                                 description="Your id; resending it is a no-op")
     tenant: str | None = None  # type: ignore[assignment]
     contact: ContactIn  # type: ignore[assignment]
 
@@ -57,7 +59,8 @@ class DueIn(InstalmentDueV1):
 class PaymentIn(PaymentReceivedV1):
     """A payment as a partner sends it; the tenant comes from the API key."""
 
-    event_id: str | None = Field(default=None, max_length=200, description="Your id; resending it is a no-op")
+    event_id: str | None = Field(default=None, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$",
+                                 description="Your id; resending it is a no-op")
     tenant: str | None = None  # type: ignore[assignment]
 
 

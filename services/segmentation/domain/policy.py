@@ -383,8 +383,8 @@ def _names(value: Any, where: str, *, known: Sequence[str] | None) -> tuple[froz
     else:
         if len(value) > MAX_PRODUCTS:
             errors.append(f"{where} names {len(value)} products, over the limit of {MAX_PRODUCTS}")
-        errors += [f"{where}: {v!r} is not a product name (1 to {MAX_PRODUCT} characters)" for v in value
-                   if not 0 < len(v) <= MAX_PRODUCT]
+        errors += [f"{where}: {v!r} is not a product name (1 to {MAX_PRODUCT} characters, no control characters)"
+                   for v in value if not 0 < len(v) <= MAX_PRODUCT or any(ord(c) < 32 or ord(c) == 127 for c in v)]
     return (None, errors) if errors else (frozenset(value), [])
 
 

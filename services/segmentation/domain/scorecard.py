@@ -228,13 +228,22 @@ def document_size(doc: Any) -> int:
     return len(json.dumps(doc, ensure_ascii=False, separators=(",", ":"), default=str).encode())
 
 
+MAX_DEPTH = 32  # a scorecard document is a few levels deep: anything deeper is refused, never walked recursively
+
+
 def _non_finite(value: Any) -> bool:
-    if isinstance(value, float):
-        return not math.isfinite(value)
-    if isinstance(value, Mapping):
-        return any(_non_finite(v) for v in value.values())
-    if isinstance(value, list | tuple):
-        return any(_non_finite(v) for v in value)
+    """Whether a non-finite number (NaN, infinity) hides anywhere in the document; a document nested deeper than
+    ``MAX_DEPTH`` counts as such (walked without recursion, so depth never costs the stack)."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return True
+        if isinstance(item, Mapping | list | tuple):
+            if depth >= MAX_DEPTH:
+                return True
+            children = item.values() if isinstance(item, Mapping) else item
+            stack.extend((child, depth + 1) for child in children)
     return False
 
 
