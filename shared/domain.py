@@ -23,6 +23,8 @@ class Refused(DomainError):
 
     status = 422
     title = "Refused"
+    loc: tuple[str, ...] = ("body",)  # where in the request, as the problem's errors name it
+    kind = "refused"                  # the errors' ``type``
 
     def __init__(self, errors: list[str]) -> None:
         super().__init__("; ".join(errors))

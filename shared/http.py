@@ -55,7 +55,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         # a document refused for several reasons (a policy, a strategy) lists each, as validation issues do
         if isinstance(exc, Refused) and exc.errors:
             return problem(exc.status, exc.title, str(exc), errors=[
-                {"loc": ["body"], "msg": str(r), "type": "refused"} for r in exc.errors])
+                {"loc": list(exc.loc), "msg": str(r), "type": exc.kind} for r in exc.errors])
         return problem(exc.status, exc.title, str(exc))
 
     @app.exception_handler(RequestValidationError)

@@ -410,6 +410,8 @@ class PolicyRefused(Refused):
     """A policy document that cannot be used: every reason, nothing stored."""
 
     title = "Segmentation policy refused"
+    loc = ("body", "document")
+    kind = "policy_refused"
 
 
 @dataclass(frozen=True, slots=True)
@@ -546,6 +548,8 @@ class ScorecardRefused(Refused):
     """A scorecard document the scorer cannot load: every reason, nothing stored."""
 
     title = "Scorecard refused"
+    loc = ("body", "document")
+    kind = "scorecard_refused"
 
 
 class ScorecardConflict(DomainError):

@@ -338,22 +338,6 @@ async def experiment_steps(session: AsyncSession, tenant: str, experiment: str) 
     return list(rows)
 
 
-async def account_payments(session: AsyncSession, tenant: str, account_ids: Sequence[str]) -> list[Any]:
-    if not account_ids:
-        return []
-    rows = await session.execute(select(PAYMENTS.c.account_id, PAYMENTS.c.amount_minor, PAYMENTS.c.paid_at)
-                                 .where(PAYMENTS.c.tenant == tenant, any_of(PAYMENTS.c.account_id, account_ids)))
-    return list(rows)
-
-
-async def account_plans(session: AsyncSession, tenant: str, account_ids: Sequence[str]) -> list[Any]:
-    if not account_ids:
-        return []
-    rows = await session.execute(select(PLANS.c.account_id, PLANS.c.kind, PLANS.c.occurred_at)
-                                 .where(PLANS.c.tenant == tenant, any_of(PLANS.c.account_id, account_ids)))
-    return list(rows)
-
-
 async def customer_complaints(session: AsyncSession, tenant: str, customer_ids: Sequence[str]) -> list[Any]:
     if not customer_ids:
         return []

@@ -81,14 +81,13 @@ async def _standings(uow: UnitOfWork, treatments: Mapping[AccountKey, dict[str, 
     retimed: list[tuple[str, str, datetime]] = []
     for key, t in treatments.items():
         facts = [PaymentFact(p.amount_minor, p.currency, p.paid_at) for p in payments.get(key, ())]
-        in_cycle = [p for p in promised.get(key, ())
-                    if p.currency == t["currency"] and promises.in_cycle(cycle_due_date=p.cycle_due_date,
-                                                                         made_at=p.made_at, due_date=t["due_date"])]
-        promise_status = {p.promise_id: (p, promises.status(_promise(p, t["time_zone"]), payments=facts, now=now))
-                          for p in in_cycle}
-        # the timer checks each promise at its deadline in the customer's zone, known once the treatment is
-        retimed += [(p.tenant, p.promise_id, deadline) for p in promised.get(key, ()) if p.checked_at is None
-                    and (deadline := _promise(p, t["time_zone"]).deadline) != p.check_at]
+        # each promise with its deadline in the customer's zone (the timer moves there once the treatment is known)
+        kept = [(p, _promise(p, t["time_zone"])) for p in promised.get(key, ())]
+        retimed += [(p.tenant, p.promise_id, d.deadline) for p, d in kept
+                    if p.checked_at is None and d.deadline != p.check_at]
+        promise_status = {p.promise_id: (p, promises.status(d, payments=facts, now=now)) for p, d in kept
+                          if p.currency == t["currency"] and promises.in_cycle(
+                              cycle_due_date=p.cycle_due_date, made_at=p.made_at, due_date=t["due_date"])}
         broken_plans = [p for p in plans.get(key, ()) if p.kind == "broken" and p.occurred_at.date() >= t["due_date"]]
         broken[key] = len(broken_plans) + sum(1 for _, state in promise_status.values() if state == "broken")
         overdue = overdue_now(reported_minor=t["reported_overdue_minor"], currency=t["currency"], as_of=t["as_of"],
@@ -164,8 +163,7 @@ def _promise(row: Any, time_zone: str) -> promises.Promise:
 
 
 def _borrower(t: Mapping[str, Any]) -> str:
-    """Who an experiment assigns: the debtor across accounts (their borrower key), else the tenant's customer."""
-    return t["borrower_key"] or f"customer:{t['customer_id']}"
+    return strategies.borrower_of(borrower_key=t["borrower_key"], customer_id=t["customer_id"])
 
 
 def _account(t: Mapping[str, Any], broken: int) -> Account:

@@ -64,13 +64,10 @@ async def experiment_report(session: AsyncSession, *, tenant: str, experiment: s
         contacts[s.account_id] = contacts.get(s.account_id, 0) + made
         cost[s.account_id] = cost.get(s.account_id, 0) + (costs.get(s.channel, 0) if made else 0)
     accounts = sorted(first)
-    paid: dict[str, list[tuple[datetime, int]]] = {}
-    for p in await repo.account_payments(session, tenant, accounts):
-        if p.paid_at is not None:
-            paid.setdefault(p.account_id, []).append((p.paid_at, p.amount_minor))
-    plans: dict[str, list[datetime]] = {}
-    for p in await repo.account_plans(session, tenant, accounts):
-        plans.setdefault(p.account_id, []).append(p.occurred_at)
+    keys = [(tenant, a) for a in accounts]
+    paid = {a: [(p.paid_at, p.amount_minor) for p in rows if p.paid_at is not None]
+            for (_, a), rows in (await repo.payments_of(session, keys)).items()}
+    plans = {a: [p.occurred_at for p in rows] for (_, a), rows in (await repo.plans_of(session, keys)).items()}
     complaints: dict[str, list[tuple[str | None, datetime]]] = {}
     for c in await repo.customer_complaints(session, tenant, sorted({s.customer_id for s in first.values()})):
         complaints.setdefault(c.customer_id, []).append((c.account_id, c.placed_at))

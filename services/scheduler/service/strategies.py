@@ -115,6 +115,11 @@ async def current(session: AsyncSession, tenants: set[str]) -> dict[str, TenantS
     return await CACHE.current(session, tenants)
 
 
+def borrower_of(*, borrower_key: str | None, customer_id: str) -> str:
+    """Who an experiment assigns: the debtor across accounts (their borrower key), else the tenant's customer."""
+    return borrower_key or f"customer:{customer_id}"
+
+
 def parse_ref(text: str) -> StrategyRef | None:
     name, _, version = text.rpartition("@")
     return StrategyRef(name, int(version)) if name and version.isdigit() else None

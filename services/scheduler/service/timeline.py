@@ -45,10 +45,6 @@ class UnknownStrategy(DomainError):
     title = "No such strategy"
 
 
-def _borrower(t: Treatment) -> str:
-    return t.borrower_key or f"customer:{t.customer_id}"
-
-
 async def strategy_for(session: AsyncSession, treatment: Treatment, text: str | None) -> tuple[str, str, Strategy]:
     """The strategy to dry-run (name@version, or the one the account follows now), with its ref and arm."""
     if text is not None:
@@ -58,7 +54,8 @@ async def strategy_for(session: AsyncSession, treatment: Treatment, text: str | 
             raise UnknownStrategy(f"No strategy {text!r} in your tenant (GET /v1/strategies lists them).")
         return found.ref, "dry-run", found
     followed = (await strategies.current(session, {treatment.tenant}))[treatment.tenant]
-    arm, strategy, _ = followed.follow(borrower=_borrower(treatment), segment=treatment.segment)
+    borrower = strategies.borrower_of(borrower_key=treatment.borrower_key, customer_id=treatment.customer_id)
+    arm, strategy, _ = followed.follow(borrower=borrower, segment=treatment.segment)
     return strategy.ref, arm, strategy
 
 

@@ -5,7 +5,7 @@ version (the ``strategist`` role; refused with every reason when the document ca
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -14,7 +14,6 @@ from services.segmentation import service
 from shared.audit import record_change
 from shared.contracts.events import Segment
 from shared.deps import Principal, Role, SessionDep, TenantDep, UowDep, require
-from shared.http import ProblemError
 
 router = APIRouter(prefix="/v1", tags=["segmentation policy"])
 
@@ -88,11 +87,6 @@ def _out(tp: service.TenantPolicy) -> PolicyOut:
                      reason=tp.reason, created_at=tp.created_at)
 
 
-def _refused(exc: service.PolicyRefused) -> NoReturn:
-    raise ProblemError(422, exc.title, str(exc), errors=[
-        {"loc": ["body", "document"], "msg": reason, "type": "policy_refused"} for reason in exc.errors]) from exc
-
-
 def _classification(c: Any) -> ClassificationOut:
     return ClassificationOut(segment=c.segment, rule=c.rule, reason=c.reason)
 
@@ -116,11 +110,8 @@ async def publish_policy(uow: UowDep, principal: Strategist, body: PolicyIn) -> 
     rating, a minimum over its maximum, a negative bound, a rule that can never match, more than 200 rules or over
     64 KB is refused with every reason, and nothing is stored. Applies to the next overdue accounts classified
     (within seconds on every replica); accounts already classified keep their segment until their next snapshot."""
-    try:
-        published = await service.publish_policy(uow.session, tenant=principal.tenant, document=body.document,
-                                                 created_by=principal.name, reason=body.reason)
-    except service.PolicyRefused as exc:
-        _refused(exc)
+    published = await service.publish_policy(uow.session, tenant=principal.tenant, document=body.document,
+                                             created_by=principal.name, reason=body.reason)
     await record_change(uow, principal, action="segmentation_policy.publish",
                         subject=f"segmentation-policy:v{published.version}", reason=body.reason)
     await uow.commit()
@@ -132,10 +123,7 @@ async def dry_run(session: SessionDep, principal: Strategist, body: DryRunIn) ->
     """Try a document out: classify up to `sample` of your accounts (the newest snapshots first) by it and by your
     current policy, and see how many would move between segments, with examples. Nothing is stored or announced.
     A document that could not be published is refused the same way (422, every reason)."""
-    try:
-        result = await service.dry_run(session, tenant=principal.tenant, document=body.document, sample=body.sample)
-    except service.PolicyRefused as exc:
-        _refused(exc)
+    result = await service.dry_run(session, tenant=principal.tenant, document=body.document, sample=body.sample)
     return DryRunOut(
         current_version=result.current.version, current_label=result.current.label,
         proposed_label=result.proposed.label, sampled=result.sampled, changed=result.changed,

@@ -15,7 +15,6 @@ from services.segmentation import service
 from services.segmentation.domain.scorecard import VERSION
 from shared.audit import record_change
 from shared.deps import Principal, Role, SessionDep, TenantDep, UowDep, require
-from shared.http import ProblemError
 
 router = APIRouter(prefix="/v1", tags=["scorecards"])
 
@@ -107,13 +106,8 @@ async def register_scorecard(uow: UowDep, principal: Strategist, body: Scorecard
     format, a feature segmentation does not compute, bins without points, edges out of order, points beyond
     ±10,000, a version not of letters, digits, '.', '_' and '-') is refused with every reason, and nothing is
     stored; a version you registered already is 409."""
-    try:
-        row = await service.register_scorecard(uow.session, tenant=principal.tenant, document=body.document,
-                                               registered_by=principal.name, reason=body.reason)
-    except service.ScorecardRefused as exc:
-        raise ProblemError(422, exc.title, str(exc), errors=[
-            {"loc": ["body", "document"], "msg": reason, "type": "scorecard_refused"} for reason in exc.errors],
-        ) from exc
+    row = await service.register_scorecard(uow.session, tenant=principal.tenant, document=body.document,
+                                           registered_by=principal.name, reason=body.reason)
     live = await service.live_scorecard(uow.session, principal.tenant, fresh=True)
     await record_change(uow, principal, action="scorecard.register", subject=f"scorecard:{row.version}",
                         reason=body.reason)
