@@ -29,7 +29,7 @@ from services.plans.domain.states import (
     payment_event,
 )
 from shared.contracts import CloudEvent, topics
-from shared.contracts.events import AccountOverdueV1, Instalment, PaymentReceivedV1, PlanEventV1
+from shared.contracts.events import AccountOverdueV1, AccountSegmentedV1, Instalment, PaymentReceivedV1, PlanEventV1
 from shared.domain import DomainError, NotFound
 from shared.uow import UnitOfWork
 
@@ -209,8 +209,23 @@ async def record_overdue(uow: UnitOfWork, *, overdue: Sequence[tuple[AccountOver
         rows.append({"tenant": p.tenant, "account_id": p.account_id, "customer_id": p.customer_id,
                      "currency": p.currency, "overdue_minor": p.overdue_minor,
                      "outstanding_minor": p.outstanding_minor, "due_date": p.due_date,
-                     "days_past_due": p.days_past_due, "as_of": at.as_of})
+                     "days_past_due": p.days_past_due, "as_of": at.as_of, "product": p.product,
+                     "co_lenders": [{"tenant": c.tenant, "share_bp": c.share_bp} for c in p.co_lenders],
+                     "contact": p.contact.model_dump(mode="json"), "account_ref": p.account_ref})
     await repo.save_accounts(uow.session, rows)
+
+
+async def record_segments(uow: UnitOfWork, *, segmented: Sequence[tuple[AccountSegmentedV1, CloudEvent]]) -> None:
+    """Keep each account's newest segment and DPD bucket by event time (an older one arriving late changes
+    nothing; ties keep the stored one)."""
+    latest: dict[tuple[str, str], tuple[AccountSegmentedV1, datetime]] = {}
+    for p, event in segmented:
+        key = (p.tenant, p.account_id)
+        if key not in latest or event.time > latest[key][1]:
+            latest[key] = (p, event.time)
+    await repo.save_segments(uow.session, [
+        {"tenant": p.tenant, "account_id": p.account_id, "segment": p.segment.value, "dpd_bucket": p.dpd_bucket,
+         "as_of": at} for (p, at) in (latest[k] for k in sorted(latest))])
 
 
 async def apply_payments(uow: UnitOfWork, *, payments: Sequence[PaymentReceivedV1]) -> None:

@@ -89,10 +89,44 @@ class CustomerContact(Payload):
 
 
 class CoLender(Payload):
-    """A co-lender of an account and its share."""
+    """A co-lender of an account and its share of the loan: ``share_bp`` in basis points (1-10,000), or the older
+    ``share`` as a fraction (0.3); give either (both must then agree). The servicer (the event's tenant) holds
+    what the co-lenders do not: all shares, the servicer's included, add up to 10,000 basis points."""
 
     tenant: TenantId
-    share: Decimal = Field(gt=0, le=1)
+    share: Decimal | None = Field(default=None, gt=0, le=1, description=(
+        "The co-lender's share as a fraction of 1 (`\"0.3\"`), a whole number of basis points; the older form of "
+        "`share_bp`, still accepted; filled in from `share_bp` when absent."))
+    share_bp: int | None = Field(default=None, ge=1, le=10_000, strict=True, description=(
+        "The co-lender's share in basis points (3000 = 30%); filled in from `share` when absent. Payments are "
+        "split by these shares (docs/plans.md, \"Co-lending\")."))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_share(cls, data: object) -> object:
+        if not isinstance(data, dict):
+            return data
+        share, share_bp = data.get("share"), data.get("share_bp")
+        if share is None and share_bp is None:
+            raise ValueError("give the co-lender's share_bp (basis points, 1-10000) or share (a fraction, 0.3)")
+        if share_bp is None and share is not None and not isinstance(share, bool):
+            try:
+                bp = Decimal(str(share)) * 10_000
+            except ArithmeticError:
+                return data  # the field's own validation names it
+            if bp == bp.to_integral_value():
+                data = {**data, "share_bp": int(bp)}
+            else:
+                raise ValueError(f"share {share} is not a whole number of basis points: send share_bp")
+        elif share is None and isinstance(share_bp, int) and not isinstance(share_bp, bool):
+            data = {**data, "share": Decimal(share_bp) / 10_000}
+        return data
+
+    @model_validator(mode="after")
+    def _shares_agree(self) -> CoLender:
+        if self.share is not None and self.share_bp is not None and self.share * 10_000 != self.share_bp:
+            raise ValueError(f"share {self.share} and share_bp {self.share_bp} disagree: send one of them")
+        return self
 
 
 class AccountOverdueV1(Payload):
@@ -116,18 +150,23 @@ class AccountOverdueV1(Payload):
     @model_validator(mode="after")
     def _check(self) -> AccountOverdueV1:
         _check_account(self.credit_rating, self.credit_score, self.co_lenders, part=self.overdue_minor,
-                       whole=self.outstanding_minor, part_name="overdue_minor")
+                       whole=self.outstanding_minor, part_name="overdue_minor", tenant=self.tenant)
         return self
 
 
 def _check_account(rating: str | None, score: int | None, co_lenders: list[CoLender], *, part: int, whole: int,
-                   part_name: str) -> None:
+                   part_name: str, tenant: str) -> None:
     if rating is None and score is None:
         raise ValueError("give credit_rating (A-E) or credit_score (300-950), or both")
     if part > whole:
         raise ValueError(f"{part_name} cannot exceed outstanding_minor")
-    if sum((c.share for c in co_lenders), Decimal(0)) > 1:
-        raise ValueError("co-lender shares add up to more than 1")
+    if sum(c.share_bp or 0 for c in co_lenders) > 10_000:
+        raise ValueError("co-lender shares add up to more than 10,000 basis points (1)")
+    if any(c.tenant == tenant for c in co_lenders):
+        raise ValueError("the servicer (the event's tenant) is not listed as a co-lender: it holds the shares the "
+                         "co-lenders do not")
+    if len({c.tenant for c in co_lenders}) != len(co_lenders):
+        raise ValueError("a co-lender is listed twice: give each one once, with its whole share")
 
 
 class InstalmentDueV1(Payload):
@@ -152,7 +191,7 @@ class InstalmentDueV1(Payload):
     @model_validator(mode="after")
     def _check(self) -> InstalmentDueV1:
         _check_account(self.credit_rating, self.credit_score, self.co_lenders, part=self.amount_due_minor,
-                       whole=self.outstanding_minor, part_name="amount_due_minor")
+                       whole=self.outstanding_minor, part_name="amount_due_minor", tenant=self.tenant)
         return self
 
 
@@ -334,6 +373,82 @@ class PlanEventV1(Payload):
     total_minor: int = Field(ge=0, le=60 * MAX_MINOR)
     instalments: list[Instalment]
     occurred_at: datetime
+
+
+class PromiseEventV1(Payload):
+    """plans.promise-event.v1: a promise to pay recorded in plans (by an agent, the customer on the portal, a
+    strategy step or a partner) was made, or became kept, partial, broken or cancelled (docs/plans.md,
+    "Promises to pay"). The scheduler pauses the treatment while it is open; compliance holds on it."""
+
+    tenant: TenantId
+    promise_id: Ident
+    account_id: Ident
+    customer_id: Ident
+    status: Literal["open", "kept", "partial", "broken", "cancelled"] = Field(description=(
+        "`open` when made; then `kept` (payments reached the amount by the deadline), `partial` (some but not "
+        "all), `broken` (none) or `cancelled`."))
+    source: Literal["agent", "portal", "strategy", "partner"] = Field(description="Who recorded the promise.")
+    currency: Currency
+    amount_minor: int = Field(gt=0, le=MAX_MINOR, description="The amount promised, in minor units.")
+    paid_minor: int = Field(ge=0, le=60 * MAX_MINOR, description=(
+        "Payments counted towards the promise so far (booked since it was made, by its deadline)."))
+    due_on: date = Field(description="The customer's local day by the end of which the amount is promised.")
+    deadline: datetime = Field(description=(
+        "The end of `due_on` plus the grace days, in the customer's time zone, as UTC: the promise is decided "
+        "then at the latest."))
+    made_at: datetime = Field(description="When the promise was made.")
+    occurred_at: datetime
+
+
+class WrittenOffShare(Payload):
+    """One lender's part of a written-off amount (the servicer's included)."""
+
+    lender: TenantId = Field(description="The lender's tenant id: the servicer or a co-lender.")
+    share_bp: int = Field(ge=1, le=10_000, description="Its share of the loan in basis points.")
+    amount_minor: int = Field(ge=0, le=MAX_MINOR, description="Its part of the written-off amount, in minor units.")
+
+
+class WriteOffV1(Payload):
+    """plans.write-off.v1: an approved settlement or waiver was fulfilled, so core banking writes off the rest:
+    ``amount_minor`` of the account's balance is forgiven (split between its lenders by share)."""
+
+    tenant: TenantId
+    write_off_id: Ident
+    plan_id: Ident
+    account_id: Ident
+    customer_id: Ident
+    kind: Literal["settlement", "waiver"] = Field(description=(
+        "`settlement`: the customer paid the agreed part of the balance; `waiver`: interest or fees waived."))
+    currency: Currency
+    amount_minor: int = Field(gt=0, le=MAX_MINOR, description="The amount written off, in minor units.")
+    shares: list[WrittenOffShare] = Field(max_length=21, description=(
+        "How the amount splits between the lenders, by share (docs/plans.md, \"Co-lending\"); adds up to "
+        "`amount_minor` exactly."))
+    approved_by: list[str] = Field(max_length=10, description="The principals who approved the agreement.")
+    occurred_at: datetime
+
+
+class CustomerRequestV1(Payload):
+    """plans.customer-request.v1: the customer asked for something on the self-service portal that compliance
+    acts on: ``hardship`` (a hold on contact, routed to a human), ``complaint`` (a complaint whose answer clock
+    starts now) or ``opt_out`` (no more messages on ``channel``)."""
+
+    tenant: TenantId
+    request_id: Ident
+    account_id: Ident
+    customer_id: Ident
+    kind: Literal["hardship", "complaint", "opt_out"] = Field(description=(
+        "`hardship` places a hold, `complaint` files a complaint, `opt_out` stops a channel."))
+    channel: Channel | None = Field(default=None, description="The channel opted out of (`opt_out` only).")
+    detail: Sealed | None = Field(default=None, description=(
+        "What the customer wrote, sealed like any PII (it may name people or circumstances)."))
+    occurred_at: datetime
+
+    @model_validator(mode="after")
+    def _channel_for_opt_out(self) -> CustomerRequestV1:
+        if (self.kind == "opt_out") != (self.channel is not None):
+            raise ValueError("an opt_out names its channel; hardship and complaint name none")
+        return self
 
 
 def payload_owner(payload: BaseModel) -> tuple[str, str] | None:

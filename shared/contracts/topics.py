@@ -43,6 +43,13 @@ CONTACT_OUTCOME = _t("channels.contact-outcome.v1", "channels.ContactOutcome.v1"
 PLAN_EVENT = _t("plans.plan-event.v1", "plans.PlanEvent.v1", ev.PlanEventV1,
                 "A repayment plan was agreed, cancelled, completed or broken")
 
+PROMISE_EVENT = _t("plans.promise-event.v1", "plans.PromiseEvent.v1", ev.PromiseEventV1,
+                   "A promise to pay was made, kept, partly kept, broken or cancelled")
+WRITE_OFF = _t("plans.write-off.v1", "plans.WriteOff.v1", ev.WriteOffV1,
+               "An approved settlement or waiver was fulfilled: core banking writes off the rest")
+CUSTOMER_REQUEST = _t("plans.customer-request.v1", "plans.CustomerRequest.v1", ev.CustomerRequestV1,
+                      "A customer declared hardship, complained or opted out on the self-service portal")
+
 HOLD_CHANGED = _t("compliance.hold-changed.v1", "compliance.HoldChanged.v1", ev.HoldChangedV1,
                   "A hold on automated contact was placed on or lifted from an account (or a customer)")
 
@@ -52,6 +59,7 @@ OPT_OUT = _t("channels.opt-out.v1", "channels.ContactOptOut.v1", ev.ContactOptOu
 ALL_TOPICS: tuple[Topic, ...] = (
     ACCOUNT_OVERDUE, PAYMENT_RECEIVED, INSTALMENT_DUE, ACCOUNT_SEGMENTED, CONTACT_REQUESTED,
     CONTACT_APPROVED, CONTACT_REJECTED, CONTACT_OUTCOME, PLAN_EVENT, HOLD_CHANGED, OPT_OUT,
+    PROMISE_EVENT, WRITE_OFF, CUSTOMER_REQUEST,
 )
 BY_NAME = {t.name: t for t in ALL_TOPICS}
 CONSUMER_GROUPS: tuple[str, ...] = tuple(s.consumer_group for s in SERVICES)  # every service consumes

@@ -51,6 +51,9 @@ SENDERS: dict[str, tuple[str, ...]] = {
     "plans.plan-event.v1": ("plans",),
     "compliance.hold-changed.v1": ("compliance",),
     "channels.opt-out.v1": ("channels",),
+    "plans.promise-event.v1": ("plans",),
+    "plans.write-off.v1": ("plans",),
+    "plans.customer-request.v1": ("plans",),
 }
 
 # The REST call through which partners have segmentation publish a core topic for them.

@@ -38,7 +38,7 @@ CONSUMERS: dict[str, tuple[str, ...]] = {
     "core.account-overdue.v1": ("segmentation", "plans"),
     "core.payment-received.v1": ("segmentation", "scheduler", "plans"),
     "core.instalment-due.v1": ("segmentation",),
-    "segmentation.account-segmented.v1": ("scheduler",),
+    "segmentation.account-segmented.v1": ("scheduler", "plans"),
     "scheduler.contact-requested.v1": ("compliance",),
     "compliance.contact-approved.v1": ("channels",),
     "compliance.contact-rejected.v1": ("scheduler",),
@@ -46,6 +46,9 @@ CONSUMERS: dict[str, tuple[str, ...]] = {
     "plans.plan-event.v1": ("scheduler", "compliance"),
     "compliance.hold-changed.v1": ("scheduler", "channels"),
     "channels.opt-out.v1": ("compliance",),
+    "plans.promise-event.v1": ("scheduler", "compliance"),
+    "plans.write-off.v1": (),
+    "plans.customer-request.v1": ("compliance",),
 }
 
 PRODUCERS: dict[str, str] = {
@@ -63,6 +66,9 @@ PRODUCERS: dict[str, str] = {
     "plans.plan-event.v1": "plans",
     "compliance.hold-changed.v1": "compliance",
     "channels.opt-out.v1": "channels",
+    "plans.promise-event.v1": "plans",
+    "plans.write-off.v1": "plans",
+    "plans.customer-request.v1": "plans (the customer portal)",
 }
 
 # The envelope ``subject``: a path into ``data``.
@@ -78,6 +84,9 @@ SUBJECTS: dict[str, tuple[str, ...]] = {
     "plans.plan-event.v1": ("plan_id",),
     "compliance.hold-changed.v1": ("hold_id",),
     "channels.opt-out.v1": ("message_id",),
+    "plans.promise-event.v1": ("promise_id",),
+    "plans.write-off.v1": ("write_off_id",),
+    "plans.customer-request.v1": ("request_id",),
 }
 
 # Headers the consumer runner puts on a dead letter (shared/kafka/consumer.py, ConsumerRunner._dead_letter).
@@ -145,7 +154,12 @@ FIELD_DOCS: dict[str, str] = {
     "CustomerContact.national_id": "National ID number, sealed; when given, it (not the phone) identifies the "
                                    "debtor across accounts and lenders (`borrower_key`).",
     "CoLender.tenant": "The co-lending partner's tenant id.",
-    "CoLender.share": "Its share of the loan, in (0, 1]. A JSON string (`\"0.3\"`) keeps it exact.",
+    "WriteOffV1.plan_id": "The settlement or waiver agreement (a plan) that was fulfilled.",
+    "promise_id": "The promise's id in plans.",
+    "write_off_id": "The write-off's id in plans: core banking applies each id once.",
+    "request_id": "The customer request's id in plans.",
+    "CoLender.share": "Its share of the loan as a fraction in (0, 1], the older form of `share_bp` (a whole "
+                      "number of basis points). A JSON string (`\"0.3\"`) keeps it exact.",
     "AccountOverdueV1.product": "Product code, e.g. `consumer-loan`.",
     "InstalmentDueV1.product": "Product code, e.g. `consumer-loan`.",
     "InstalmentDueV1.credit_rating": "Credit rating, A (best) to E.",
@@ -291,6 +305,9 @@ _DUE_ID = "7c1e3a5b-9d2f-4e6a-8b0c-1d3f5a7c9e2b"
 _PLAN_EVENT_ID = "6e8a0c2f-4b6d-4e8f-a1c3-5d7f9b1d3f5a"
 _HOLD_ID = "9a1b3c5d-7e9f-4a2b-8c4d-6e8f0a2b4c6d"
 _OPT_OUT_ID = "4c6e8a0b-2d4f-4a6c-8e0a-1b3d5f7a9c2e"
+_PROMISE_ID = "1f3b5d7a-9c2e-4b6d-8f0a-2c4e6a8b0d1f"
+_WRITE_OFF_ID = "5b7d9f1a-3c5e-4d7f-9b1a-3e5c7a9b1d3f"
+_REQUEST_ID = "8d0f2b4c-6e8a-4c1e-a3b5-7d9f1b3d5e7a"
 
 BORROWER_KEY = "bk1:3f9c2a7e51d04b8c96e1f0a2b4c6d8e0"
 _CONTACT = {
@@ -337,7 +354,7 @@ def _examples() -> dict[str, dict[str, Any]]:
                       "product": "consumer-loan", "currency": "CNY", "outstanding_minor": 483000,
                       "overdue_minor": 125000, "days_past_due": 9, "due_date": "2025-03-10",
                       "credit_rating": "C", "credit_score": 668, "contact": _CONTACT,
-                      "co_lenders": [{"tenant": "tenant-b", "share": "0.3"}], "account_ref": "8842",
+                      "co_lenders": [{"tenant": "tenant-b", "share": "0.3", "share_bp": 3000}], "account_ref": "8842",
                   }, traceparent=TRACEPARENT, correlationid=_OVERDUE_ID),
         _envelope(_PAYMENT_ID, t["core.payment-received.v1"], "urn:tenant-a:core-banking", ACCOUNT,
                   "2025-03-21T06:12:45Z", {
@@ -408,6 +425,27 @@ def _examples() -> dict[str, dict[str, Any]]:
                       "destination_key": "cp1:8d2f4a6c0e1b3d5f7a9c2e4b6d8f0a1c", "keyword": "TD",
                       "message_id": "msg_7f3e9a1c", "received_at": "2025-03-20T01:12:02Z", "source": "sms-reply",
                   }, correlationid=_OPT_OUT_ID),
+        _envelope(_PROMISE_ID, t["plans.promise-event.v1"], "urn:gentle-collections:plans",
+                  "PTP-5d21", "2025-03-20T02:40:00Z", {
+                      "tenant": TENANT, "promise_id": "PTP-5d21", "account_id": ACCOUNT, "customer_id": CUSTOMER,
+                      "status": "open", "source": "portal", "currency": "CNY", "amount_minor": 50000,
+                      "paid_minor": 0, "due_on": "2025-03-25", "deadline": "2025-03-27T16:00:00Z",
+                      "made_at": "2025-03-20T02:40:00Z", "occurred_at": "2025-03-20T02:40:00Z",
+                  }, correlationid=_PROMISE_ID),
+        _envelope(_WRITE_OFF_ID, t["plans.write-off.v1"], "urn:gentle-collections:plans",
+                  "WO-31c8", "2025-05-21T03:00:00Z", {
+                      "tenant": TENANT, "write_off_id": "WO-31c8", "plan_id": "PLN-000318", "account_id": ACCOUNT,
+                      "customer_id": CUSTOMER, "kind": "settlement", "currency": "CNY", "amount_minor": 25001,
+                      "shares": [{"lender": TENANT, "share_bp": 7000, "amount_minor": 17501},
+                                 {"lender": "tenant-b", "share_bp": 3000, "amount_minor": 7500}],
+                      "approved_by": ["supervisor-wang"], "occurred_at": "2025-05-21T03:00:00Z",
+                  }, correlationid=_WRITE_OFF_ID),
+        _envelope(_REQUEST_ID, t["plans.customer-request.v1"], "urn:gentle-collections:plans",
+                  "REQ-6a0e", "2025-03-20T02:45:00Z", {
+                      "tenant": TENANT, "request_id": "REQ-6a0e", "account_id": ACCOUNT, "customer_id": CUSTOMER,
+                      "kind": "hardship", "channel": None, "detail": _CONTACT["name"],
+                      "occurred_at": "2025-03-20T02:45:00Z",
+                  }, correlationid=_REQUEST_ID),
     ]
     return {topic.name: next(e for e in examples if e["type"] == topic.event_type) for topic in ALL_TOPICS}
 

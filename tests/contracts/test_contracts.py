@@ -201,7 +201,7 @@ def test_new_event_ids_are_unique() -> None:
 def test_topics_are_unique_and_versioned() -> None:
     names = [topic.name for topic in ALL_TOPICS]
     types = [topic.event_type for topic in ALL_TOPICS]
-    assert len(set(names)) == len(names) == 11
+    assert len(set(names)) == len(names) == 14
     assert len(set(types)) == len(types)
     assert len({topic.payload for topic in ALL_TOPICS}) == len(ALL_TOPICS)
     for topic in ALL_TOPICS:

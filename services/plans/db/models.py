@@ -4,8 +4,10 @@ agreed for (each account's newest overdue snapshot and every payment, from the e
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import BigInteger, Column, DateTime, Index, UniqueConstraint, func, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 
@@ -72,8 +74,29 @@ class PlanAccount(SQLModel, table=True):
     days_past_due: int
     # the event time of the snapshot: an older one never overwrites a newer one
     as_of: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    product: str = Field(default="", max_length=64)
+    # [{"tenant": ..., "share_bp": ...}] as the notice lists them; the servicer holds the rest (domain/lenders.py)
+    co_lenders: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSONB, nullable=False,
+                                                                                   server_default="[]"))
+    # the notice's CustomerContact as it travelled: PII stays sealed (shared.crypto, bound to the tenant)
+    contact: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False,
+                                                                          server_default="{}"))
+    account_ref: str | None = Field(default=None, max_length=6)
     updated_at: datetime | None = Field(default=None, sa_column=Column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), nullable=False))
+
+
+class PlanAccountSegment(SQLModel, table=True):
+    """The account's newest segment and DPD bucket (segmentation.account-segmented.v1, by event time): plan
+    policies offer by segment. Kept apart from the snapshot, so either may arrive first."""
+
+    __tablename__ = "plan_account_segments"
+
+    tenant: str = Field(primary_key=True, max_length=64)
+    account_id: str = Field(primary_key=True, max_length=128)
+    segment: str = Field(max_length=32)
+    dpd_bucket: str = Field(max_length=16)
+    as_of: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
 
 
 class AccountPayment(SQLModel, table=True):

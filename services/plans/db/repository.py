@@ -10,11 +10,19 @@ from sqlalchemy import and_, func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.plans.db.models import AccountPayment, AppliedPayment, Plan, PlanAccount, PlanInstalment
+from services.plans.db.models import (
+    AccountPayment,
+    AppliedPayment,
+    Plan,
+    PlanAccount,
+    PlanAccountSegment,
+    PlanInstalment,
+)
 from shared.db import keys_table, table_of
 
 ACCOUNTS = table_of(PlanAccount)
 PAYMENTS = table_of(AccountPayment)
+SEGMENTS = table_of(PlanAccountSegment)
 AccountKey = tuple[str, str]
 
 
@@ -119,3 +127,20 @@ async def payments_of_account(session: AsyncSession, *, tenant: str, account_id:
     return list((await session.execute(
         select(PAYMENTS.c.amount_minor, PAYMENTS.c.currency, PAYMENTS.c.paid_at)
         .where(PAYMENTS.c.tenant == tenant, PAYMENTS.c.account_id == account_id))).all())
+
+
+async def save_segments(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert or overwrite segments (tenant, account_id, segment, dpd_bucket, as_of) where newer; one statement."""
+    if not rows:
+        return
+    stmt = insert(SEGMENTS)
+    await session.execute(stmt.on_conflict_do_update(
+        index_elements=["tenant", "account_id"],
+        set_={c: stmt.excluded[c] for c in ("segment", "dpd_bucket", "as_of")},
+        where=SEGMENTS.c.as_of < stmt.excluded.as_of), list(rows))
+
+
+async def segment_of(session: AsyncSession, *, tenant: str, account_id: str) -> Any | None:
+    """The account's newest segment row (segment, dpd_bucket, as_of), or None before segmentation's event."""
+    return (await session.execute(select(SEGMENTS.c.segment, SEGMENTS.c.dpd_bucket, SEGMENTS.c.as_of).where(
+        SEGMENTS.c.tenant == tenant, SEGMENTS.c.account_id == account_id))).first()
