@@ -10,6 +10,11 @@ from sqlalchemy import BigInteger, Column, DateTime, Index, UniqueConstraint, fu
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
+from shared.audit import AuditEntry
+
+__all__ = ["AccountPayment", "AppliedPayment", "AuditEntry", "Plan", "PlanAccount", "PlanAccountSegment",
+           "PlanInstalment"]
+
 
 class Plan(SQLModel, table=True):
     __tablename__ = "plans"

@@ -1,6 +1,6 @@
 """plans: what negotiation, co-lending and the portal need to know of an account: its product, co-lenders
-and shares, sealed contact points (the portal's second factor) and reference, and its segment (from
-segmentation.account-segmented.v1, kept apart so it may arrive before or after the overdue notice)
+and shares, sealed contact points (the portal's second factor) and reference, its segment (from
+segmentation.account-segmented.v1, kept apart so it may arrive before or after the overdue notice); and the audit log
 
 Revision ID: 0006
 Revises: 0005
@@ -9,6 +9,8 @@ Revises: 0005
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
+
+from shared.alembic_env import create_audit_table
 
 revision = "0006"
 down_revision = "0005"
@@ -29,9 +31,11 @@ def upgrade() -> None:
         sa.Column("dpd_bucket", sa.String(16), nullable=False),
         sa.Column("as_of", sa.DateTime(timezone=True), nullable=False),
     )
+    create_audit_table()  # who agreed, approved, rejected, published what, and why (shared/audit.py)
 
 
 def downgrade() -> None:
+    op.drop_table("audit_log")
     op.drop_table("plan_account_segments")
     for column in ("account_ref", "contact", "co_lenders", "product"):
         op.drop_column("plan_accounts", column)
