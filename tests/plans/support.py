@@ -3,6 +3,7 @@ plans consumer receives them (``Delivery`` objects for ``services/plans/consumer
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -10,7 +11,7 @@ from aiokafka.structs import ConsumerRecord
 
 from services.plans.consumers import handlers
 from shared.contracts import topics
-from shared.contracts.events import AccountOverdueV1, PaymentReceivedV1
+from shared.contracts.events import AccountOverdueV1, AccountSegmentedV1, PaymentReceivedV1
 from shared.crypto import PiiCipher
 from shared.kafka.consumer import Delivery
 from shared.messaging import build_event
@@ -30,15 +31,38 @@ def _delivery(topic: topics.Topic, payload: Any, at: datetime | None) -> Deliver
 
 
 def overdue_notice(tenant: str, account_id: str, *, overdue_minor: int = 100_000, currency: str = "CNY",
-                   customer_id: str = "C1", days_past_due: int = 9, at: datetime | None = None) -> Delivery:
-    """core.account-overdue.v1 for the account, its event time ``at`` (now by default)."""
+                   customer_id: str = "C1", days_past_due: int = 9, at: datetime | None = None,
+                   outstanding_minor: int | None = None, product: str = "consumer-loan",
+                   co_lenders: Sequence[tuple[str, int]] = (), national_id: str | None = None,
+                   locale: str = "zh-CN", time_zone: str = "Asia/Shanghai",
+                   account_ref: str | None = None) -> Delivery:
+    """core.account-overdue.v1 for the account, its event time ``at`` (now by default); ``co_lenders`` as
+    (tenant, share_bp) pairs; ``national_id`` sealed like the other contact points."""
+    contact: dict[str, Any] = {"name": CIPHER.seal("测试客户", context=tenant),
+                               "phone": CIPHER.seal("+8613900000001", context=tenant),
+                               "time_zone": time_zone, "locale": locale}
+    if national_id is not None:
+        contact["national_id"] = CIPHER.seal(national_id, context=tenant)
     payload = AccountOverdueV1(
-        tenant=tenant, account_id=account_id, customer_id=customer_id, product="consumer-loan", currency=currency,
-        outstanding_minor=max(overdue_minor * 4, 1), overdue_minor=overdue_minor, days_past_due=days_past_due,
-        due_date=date.today() - timedelta(days=days_past_due), credit_rating="C",
+        tenant=tenant, account_id=account_id, customer_id=customer_id, product=product, currency=currency,
+        outstanding_minor=max(overdue_minor * 4, 1) if outstanding_minor is None else outstanding_minor,
+        overdue_minor=overdue_minor, days_past_due=days_past_due,
+        due_date=date.today() - timedelta(days=days_past_due), credit_rating="C", contact=contact,
+        co_lenders=[{"tenant": t, "share_bp": bp} for t, bp in co_lenders], account_ref=account_ref)
+    return _delivery(topics.ACCOUNT_OVERDUE, payload, at)
+
+
+def account_segmented(tenant: str, account_id: str, segment: str, *, customer_id: str = "C1",
+                      dpd_bucket: str = "1-15", days_past_due: int = 9, overdue_minor: int = 100_000,
+                      currency: str = "CNY", at: datetime | None = None) -> Delivery:
+    """segmentation.account-segmented.v1 for the account, its event time ``at`` (now by default)."""
+    payload = AccountSegmentedV1(
+        tenant=tenant, account_id=account_id, customer_id=customer_id, segment=segment, dpd_bucket=dpd_bucket,
+        days_past_due=days_past_due, due_date=date.today() - timedelta(days=days_past_due), currency=currency,
+        overdue_minor=overdue_minor, outstanding_minor=overdue_minor * 4, reason="test",
         contact={"name": CIPHER.seal("测试客户", context=tenant),
                  "phone": CIPHER.seal("+8613900000001", context=tenant)})
-    return _delivery(topics.ACCOUNT_OVERDUE, payload, at)
+    return _delivery(topics.ACCOUNT_SEGMENTED, payload, at)
 
 
 def payment_received(tenant: str, account_id: str, payment_id: str, amount_minor: int, *, currency: str = "CNY",
