@@ -87,6 +87,18 @@ def test_a_later_block_blocks() -> None:
     assert "at 2026-05-13 08:00 Asia/Shanghai" in decision.reason
 
 
+@pytest.mark.parametrize("jurisdiction", ["CN", "US", "UK"])
+def test_a_declared_hardship_stops_automated_contact_but_not_a_person(jurisdiction: str) -> None:
+    now = at(SHANGHAI, 2026, 5, 12, 11, 0)
+    hardship = hold(HoldKind.HARDSHIP, account_id="A1")
+    automated = decide(ctx(Channel.SMS, jurisdiction=jurisdiction, holds=(hardship,)), now)
+    house_holds = next(r for r in automated.evaluated if r.rule_id == "HOUSE-HOLDS")
+    assert automated.outcome == "blocked" and house_holds.verdict == "block" and "hardship" in house_holds.reason
+    by_hand = decide(ctx(Channel.CALL, jurisdiction=jurisdiction, holds=(hardship,), automated=False), now)
+    by_hand_holds = next(r for r in by_hand.evaluated if r.rule_id == "HOUSE-HOLDS")
+    assert by_hand_holds.verdict == "allow", by_hand_holds.reason
+
+
 def test_packs_by_jurisdiction_and_policy() -> None:
     now = at(NEW_YORK, 2026, 5, 12, 12, 0)
     us_sms = ctx(Channel.SMS, NEW_YORK, "US")

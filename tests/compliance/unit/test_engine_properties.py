@@ -300,7 +300,8 @@ class Oracle:
         self.debt_calls = self.dates(first_instants(
             e for e in debt if e.direction == "outbound" and e.outcome in PLACED))
         self.debt_talks = self.dates(first_instants(e for e in debt if e.outcome in CONVERSATIONS))
-        kinds = PACK_HOLDS[self.j] | {k: False for k in HOUSE_HOLDS}  # HOUSE-HOLDS binds agents' contacts too
+        # HOUSE-HOLDS binds agents' contacts too; a hardship only automated ones (it routes the case to a person)
+        kinds = {HoldKind.HARDSHIP: True} | PACK_HOLDS[self.j] | {k: False for k in HOUSE_HOLDS}
         self.holds = [h for h in world.holds if (h.tenant, h.customer_id) == (c.tenant, c.customer_id)
                       and (h.account_id is None or h.account_id == r.account_id)
                       and HoldKind(h.kind) in kinds and (r.automated or not kinds[HoldKind(h.kind)])]

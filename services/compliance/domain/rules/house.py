@@ -29,16 +29,20 @@ class HouseHolds(BaseRule):
     pack = PACK
     source = HOUSE_SOURCE
     summary = ("no collection contact while a plan is in good standing, a promise to pay or a dispute or complaint "
-               "is open, or the customer is deceased or bankrupt: defer to the hold's end, block when it has none")
+               "is open, the customer declared hardship (automated contact only: a person reviews the case and lifts "
+               "the hold), or the customer is deceased or bankrupt: defer to the hold's end, block when it has none")
     verify = "the tenant's collections policy"
     KINDS: ClassVar[tuple[HoldKind, ...]] = (HoldKind.PLAN, HoldKind.PROMISE, HoldKind.DISPUTE, HoldKind.COMPLAINT,
                                              HoldKind.DECEASED, HoldKind.BANKRUPT)
+    # a declared hardship (the customer portal) routes the case to a person: it holds automated contact only
+    AUTOMATED_KINDS: ClassVar[tuple[HoldKind, ...]] = (*KINDS, HoldKind.HARDSHIP)
 
     def check(self, ctx: ContactContext, at: datetime, params: Any) -> RuleResult:
-        holds = active_holds(ctx, at, self.KINDS)
+        kinds = self.AUTOMATED_KINDS if ctx.automated else self.KINDS
+        holds = active_holds(ctx, at, kinds)
         if not holds:
-            return self.allow("no plan, promise, dispute, complaint, death or bankruptcy hold")
-        until, endless = until_holds_end(ctx, at, self.KINDS)
+            return self.allow("no plan, promise, dispute, complaint, hardship, death or bankruptcy hold")
+        until, endless = until_holds_end(ctx, at, kinds)
         if until is None:
             hold = endless or holds[0]
             return self.block(f"{hold.kind.value} hold ({hold.reason}) until it is lifted")
