@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from services.compliance import service
-from services.compliance.service import context, records
+from services.compliance.service import context, plans_facts, records
 from shared.contracts import topics
 from shared.kafka.consumer import Delivery, Handler, idempotent
 from shared.runtime import Runtime
@@ -25,6 +25,11 @@ async def on_opt_out(uow: UnitOfWork, deliveries: list[Delivery]) -> None:
     await records.record_opt_outs(uow, opt_outs=[d.payload for d in deliveries])
 
 
+async def on_promise_event(uow: UnitOfWork, deliveries: list[Delivery]) -> None:
+    await plans_facts.record_promise_events(uow, events=[d.payload for d in deliveries],
+                                            causes=[d.event for d in deliveries])
+
+
 def build_handlers(runtime: Runtime[Any]) -> dict[str, Handler]:
     # the keys that turn a request's sealed destination into its contact-point key (service/context.py), and the
     # calendar of tenants that chose none
@@ -35,7 +40,13 @@ def build_handlers(runtime: Runtime[Any]) -> dict[str, Handler]:
         await service.decide_requests(uow, requests=[(d.payload, d.event) for d in deliveries], keys=keys,
                                       default_country=country)
 
+    async def on_customer_request(uow: UnitOfWork, deliveries: list[Delivery]) -> None:
+        await plans_facts.record_customer_requests(uow, requests=[d.payload for d in deliveries],
+                                                   cipher=runtime.cipher, causes=[d.event for d in deliveries])
+
     return {topics.CONTACT_REQUESTED.name: on_contact_requested,
             topics.CONTACT_OUTCOME.name: on_contact_outcome,
             topics.PLAN_EVENT.name: on_plan_event,
-            topics.OPT_OUT.name: on_opt_out}
+            topics.OPT_OUT.name: on_opt_out,
+            topics.PROMISE_EVENT.name: on_promise_event,
+            topics.CUSTOMER_REQUEST.name: on_customer_request}

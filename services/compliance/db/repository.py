@@ -146,6 +146,16 @@ async def add_row(session: AsyncSession, model: type[SQLModel], values: Mapping[
     return (await session.execute(insert(table).values(**values).returning(*table.c))).one()
 
 
+async def add_new_rows(session: AsyncSession, model: type[SQLModel], rows: Sequence[Mapping[str, Any]]) -> set[str]:
+    """Insert rows whose ids are derived from what they record, skipping any already stored (its id or another
+    unique key): one statement. Returns the ids inserted now."""
+    if not rows:
+        return set()
+    table = table_of(model)
+    inserted = await session.execute(insert(table).on_conflict_do_nothing().returning(table.c.id), list(rows))
+    return {r.id for r in inserted}
+
+
 async def get_row(session: AsyncSession, model: type[SQLModel], *, tenant: str, id: str,
                   lock: bool = False) -> Any | None:
     """One row of the tenant by id (locked for update when ``lock``), None when absent or another tenant's."""

@@ -30,6 +30,10 @@ async def on_plan_event(uow: UnitOfWork, deliveries: list[Delivery]) -> None:
     await service.apply_plan_events(uow, plan_events=[d.payload for d in deliveries])
 
 
+async def on_promise_event(uow: UnitOfWork, deliveries: list[Delivery]) -> None:
+    await service.apply_promise_events(uow, events=[d.payload for d in deliveries])
+
+
 async def on_payment_received(uow: UnitOfWork, deliveries: list[Delivery]) -> None:
     await service.apply_payments(uow, payments=[d.payload for d in deliveries])
 
@@ -47,4 +51,5 @@ def build_handlers(runtime: Runtime[Any]) -> dict[str, Handler]:
         topics.PLAN_EVENT.name: on_plan_event,
         topics.PAYMENT_RECEIVED.name: on_payment_received,
         topics.HOLD_CHANGED.name: on_hold_changed,
+        topics.PROMISE_EVENT.name: on_promise_event,
     }

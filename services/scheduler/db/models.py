@@ -194,3 +194,7 @@ class TreatmentPromise(SQLModel, table=True):
     cycle_due_date: date | None = None
     check_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     checked_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    # a promise recorded in plans (plans.promise-event.v1, migration 0006): its own deadline, and plans' last word
+    deadline: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    verdict: str | None = None
+    verdict_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))

@@ -359,6 +359,29 @@ async def save_promises(session: AsyncSession, rows: Sequence[Mapping[str, Any]]
             > tuple_(PROMISES.c.made_at, PROMISES.c.amount_minor, PROMISES.c.due_on)), list(rows))
 
 
+async def save_plans_promises(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Keep promises recorded in plans as the caller decided (each row supersedes what is stored), one
+    statement."""
+    if rows:
+        stmt = insert(PROMISES)
+        await session.execute(stmt.on_conflict_do_update(
+            index_elements=["tenant", "promise_id"],
+            set_={c: stmt.excluded[c] for c in ("amount_minor", "due_on", "made_at", "grace_days", "cycle_due_date",
+                                                "check_at", "checked_at", "deadline", "verdict", "verdict_at")},
+            # never moves a promise to another account or currency
+            where=tuple_(PROMISES.c.account_id, PROMISES.c.currency)
+            == tuple_(stmt.excluded.account_id, stmt.excluded.currency)), list(rows))
+
+
+async def promises_by_id(session: AsyncSession, keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+    """The promises kept under these (tenant, promise_id), one statement."""
+    if not keys:
+        return {}
+    rows = await session.execute(select(PROMISES).where(tuple_(PROMISES.c.tenant, PROMISES.c.promise_id)
+                                                        .in_(sorted(keys))))
+    return {(r.tenant, r.promise_id): r for r in rows}
+
+
 async def promises_of(session: AsyncSession, keys: Collection[AccountKey]) -> dict[AccountKey, list[Any]]:
     """Every promise kept for these accounts, by account."""
     found: dict[AccountKey, list[Any]] = {}

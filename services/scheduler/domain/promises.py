@@ -64,3 +64,35 @@ def status(promise: Promise, *, payments: Iterable[PaymentFact], now: datetime) 
     if paid >= promise.amount_minor:
         return "kept"
     return "open" if now < promise.deadline else "broken"
+
+
+# --- promises recorded in plans (plans.promise-event.v1) ----------------------------------------------------
+
+PLANS_PREFIX = "plans:"  # their ids apart from those of promises made on calls (the call's contact id)
+Verdict = Literal["open", "kept", "partial", "broken", "cancelled"]
+
+
+def verdict_supersedes(*, stored: tuple[str, datetime] | None, incoming: tuple[str, datetime]) -> bool:
+    """Whether plans' word on a promise (status, occurred_at) replaces the stored one: an end (kept, partial,
+    broken, cancelled) beats ``open`` whatever the order; between two ends, or two opens, the later by its own
+    time wins (equal times: by name), so every order ends on the same word."""
+    if stored is None:
+        return True
+    (old, old_at), (new, new_at) = stored, incoming
+    if (old == "open") != (new == "open"):
+        return old == "open"
+    return (new_at, new) > (old_at, old)
+
+
+def judged(promise: Promise, *, verdict: str | None, payments: Iterable[PaymentFact],
+           now: datetime) -> PromiseStatus | None:
+    """A promise's status, trusting plans' verdict when it has one (kept; partial or broken count as broken;
+    cancelled: None, no promise at all), else derived from the payments and the time (:func:`status`), as for a
+    promise made on a call (also a promise plans still calls open: the timer decides it at its deadline)."""
+    if verdict == "cancelled":
+        return None
+    if verdict == "kept":
+        return "kept"
+    if verdict in ("partial", "broken"):
+        return "broken"
+    return status(promise, payments=payments, now=now)

@@ -44,6 +44,7 @@ from shared.contracts.events import (
     ContactRequestV1,
     PaymentReceivedV1,
     PlanEventV1,
+    PromiseEventV1,
 )
 from shared.db import lock_account_keys
 from shared.domain import IllegalTransition, NotFound
@@ -85,9 +86,10 @@ async def _standings(uow: UnitOfWork, treatments: Mapping[AccountKey, dict[str, 
         kept = [(p, _promise(p, t["time_zone"])) for p in promised.get(key, ())]
         retimed += [(p.tenant, p.promise_id, d.deadline) for p, d in kept
                     if p.checked_at is None and d.deadline != p.check_at]
-        promise_status = {p.promise_id: (p, promises.status(d, payments=facts, now=now)) for p, d in kept
-                          if p.currency == t["currency"] and promises.in_cycle(
-                              cycle_due_date=p.cycle_due_date, made_at=p.made_at, due_date=t["due_date"])}
+        judged = {p.promise_id: (p, promises.judged(d, verdict=p.verdict, payments=facts, now=now)) for p, d in kept
+                  if p.currency == t["currency"] and promises.in_cycle(
+                      cycle_due_date=p.cycle_due_date, made_at=p.made_at, due_date=t["due_date"])}
+        promise_status = {pid: (p, state) for pid, (p, state) in judged.items() if state is not None}  # not cancelled
         broken_plans = [p for p in plans.get(key, ()) if p.kind == "broken" and p.occurred_at.date() >= t["due_date"]]
         broken[key] = len(broken_plans) + sum(1 for _, state in promise_status.values() if state == "broken")
         overdue = overdue_now(reported_minor=t["reported_overdue_minor"], currency=t["currency"], as_of=t["as_of"],
@@ -158,8 +160,10 @@ async def _resettle(uow: UnitOfWork, keys: Collection[AccountKey], causes: Mappi
 
 
 def _promise(row: Any, time_zone: str) -> promises.Promise:
+    """A kept promise; one recorded in plans keeps the deadline plans gave it."""
     return promises.Promise(row.promise_id, row.amount_minor, row.currency, row.due_on, row.made_at,
-                            promises.deadline(due_on=row.due_on, grace_days=row.grace_days, time_zone=time_zone))
+                            row.deadline or promises.deadline(due_on=row.due_on, grace_days=row.grace_days,
+                                                              time_zone=time_zone))
 
 
 def _borrower(t: Mapping[str, Any]) -> str:
@@ -427,6 +431,38 @@ async def apply_plan_events(uow: UnitOfWork, *, plan_events: Sequence[PlanEventV
                                          "kind": p.kind, "occurred_at": p.occurred_at} for p in superseding])
     await _resettle(uow, {(p.tenant, p.account_id) for p in superseding}, {},
                     replan={(p.tenant, p.account_id) for p in superseding if p.kind == "broken"})
+
+
+async def apply_promise_events(uow: UnitOfWork, *, events: Sequence[PromiseEventV1]) -> None:
+    """Keep each promise recorded in plans (``plans.promise-event.v1``) with its deadline and plans' last word on it
+    (an end beats ``open`` whatever the order: ``promises.verdict_supersedes``), then derive the treatments again,
+    as for a promise made on a call: an open promise pauses the treatment until its deadline, where the timer checks
+    it; cancelled, it pauses nothing; kept, it is kept; partial or broken, it counts as broken (a strategy's
+    ``broken_promises`` conditions) and its treatment is planned again. Plans' verdict is trusted over the
+    scheduler's own view of the payments, which decides only while plans still calls the promise open. Promises for
+    an account with no treatment yet are kept for when it appears."""
+    accounts = {(e.tenant, e.account_id) for e in events}
+    await lock_account_keys(uow.session, accounts)
+    known = await repo.promises_by_id(uow.session, {(e.tenant, promises.PLANS_PREFIX + e.promise_id) for e in events})
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for e in events:
+        key = (e.tenant, promises.PLANS_PREFIX + e.promise_id)
+        current = rows.get(key) or (dict(known[key]._mapping) if key in known else None)
+        last = (current["verdict"], current["verdict_at"]) if current and current["verdict"] else None
+        if current and (current["account_id"], current["currency"]) != (e.account_id, e.currency):
+            log.warning("a promise event names another account or currency than its promise: ignored",
+                        extra={"tenant": e.tenant, "promise_id": e.promise_id})
+            continue
+        if promises.verdict_supersedes(stored=last, incoming=(e.status, e.occurred_at)):
+            rows[key] = {"tenant": e.tenant, "promise_id": key[1], "account_id": e.account_id,
+                         "amount_minor": e.amount_minor, "currency": e.currency, "due_on": e.due_on,
+                         "made_at": e.made_at, "grace_days": 0, "cycle_due_date": None, "check_at": e.deadline,
+                         "checked_at": current["checked_at"] if current else None, "deadline": e.deadline,
+                         "verdict": e.status, "verdict_at": e.occurred_at}
+    await repo.save_plans_promises(uow.session, list(rows.values()))
+    await _resettle(uow, {(r["tenant"], r["account_id"]) for r in rows.values()}, {},
+                    replan={(r["tenant"], r["account_id"]) for r in rows.values()
+                            if r["verdict"] in ("partial", "broken")})
 
 
 async def apply_payments(uow: UnitOfWork, *, payments: Sequence[PaymentReceivedV1]) -> None:
