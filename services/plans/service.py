@@ -16,9 +16,12 @@ from decimal import Decimal
 
 from sqlalchemy.exc import IntegrityError
 
+from services.plans.db import negotiation as negotiation_repo
 from services.plans.db import repository as repo
 from services.plans.db.models import Plan, PlanInstalment
 from services.plans.domain.accounts import PaymentFact, SnapshotTime, is_newer_snapshot, overdue_now, require_cover
+from services.plans.domain.arithmetic import split
+from services.plans.domain.lenders import lenders_of
 from services.plans.domain.schedule import allocate, build_schedule
 from services.plans.domain.states import (
     INSTALMENT,
@@ -29,7 +32,15 @@ from services.plans.domain.states import (
     payment_event,
 )
 from shared.contracts import CloudEvent, topics
-from shared.contracts.events import AccountOverdueV1, AccountSegmentedV1, Instalment, PaymentReceivedV1, PlanEventV1
+from shared.contracts.events import (
+    AccountOverdueV1,
+    AccountSegmentedV1,
+    Instalment,
+    PaymentReceivedV1,
+    PlanEventV1,
+    WriteOffV1,
+    WrittenOffShare,
+)
 from shared.domain import DomainError, NotFound
 from shared.uow import UnitOfWork
 
@@ -172,13 +183,16 @@ async def agree_plan(uow: UnitOfWork, *, tenant: str, account_id: str, customer_
 
 
 async def cancel_plan(uow: UnitOfWork, *, tenant: str, plan_id: str) -> PlanView:
-    """Cancel an agreed plan and announce it (the scheduler resumes the treatment)."""
+    """Cancel an agreed plan and announce it (the scheduler resumes the treatment); or withdraw one pending
+    approval (never announced as agreed, so nothing is announced)."""
     view = await _view(uow.session, tenant, plan_id, lock=True)
     status = PlanStatus(view.plan.status)
     if not PLAN.allows(status, PlanEvent.CANCEL):
-        raise PlanNotActive(f"Plan {plan_id} is {status.value}; only agreed plans cancel.")
+        raise PlanNotActive(f"Plan {plan_id} is {status.value}; only agreed plans, or plans pending approval, "
+                            "cancel.")
     view.plan.status = PLAN.apply(status, PlanEvent.CANCEL).value
-    _announce(uow, view.plan, view.instalments, "cancelled")
+    if status is PlanStatus.AGREED:
+        _announce(uow, view.plan, view.instalments, "cancelled")
     return view
 
 
@@ -256,4 +270,29 @@ async def apply_payments(uow: UnitOfWork, *, payments: Sequence[PaymentReceivedV
         if plan.paid_minor >= plan.total_minor:
             plan.status = PLAN.apply(PlanStatus(plan.status), PlanEvent.PAID_OFF).value
             _announce(uow, plan, schedule, "completed")
+            await _write_off(uow, plan)
         await uow.session.flush()
+
+
+async def _write_off(uow: UnitOfWork, plan: Plan) -> None:
+    """A settlement or waiver paid off: announce what it writes off (plans.write-off.v1) for core banking, split
+    between the account's lenders by their shares (the servicer holds what the co-lenders do not), approved by
+    those who approved the agreement (its maker when it was within the maker's authority). Once per plan: its id
+    is derived from the plan's."""
+    if plan.kind not in ("settlement", "waiver") or plan.written_off_minor <= 0:
+        return
+    account = await repo.account(uow.session, tenant=plan.tenant, account_id=plan.account_id)
+    shares = lenders_of(plan.tenant, account.co_lenders if account is not None else [])
+    parts = split(plan.written_off_minor, shares)
+    decided = [a for a in await negotiation_repo.approvals(uow.session, plan.plan_id) if a.status == "approved"]
+    approved_by = [a.decided_by if a.decided_tenant == plan.tenant else f"{a.decided_tenant}/{a.decided_by}"
+                   for a in decided if a.decided_by] or ([plan.made_by] if plan.made_by else [])
+    write_off_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"plans:write-off:{plan.tenant}:{plan.plan_id}"))
+    payload = WriteOffV1(
+        tenant=plan.tenant, write_off_id=write_off_id, plan_id=plan.plan_id, account_id=plan.account_id,
+        customer_id=plan.customer_id, kind=plan.kind, currency=plan.currency,  # type: ignore[arg-type]
+        amount_minor=plan.written_off_minor,
+        shares=[WrittenOffShare(lender=lender, share_bp=shares[lender], amount_minor=parts[lender])
+                for lender in sorted(shares)],
+        approved_by=approved_by[:10], occurred_at=datetime.now(UTC))
+    uow.emit(topics.WRITE_OFF, payload, subject=plan.plan_id, event_id=write_off_id)

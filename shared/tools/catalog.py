@@ -43,11 +43,11 @@ CONSUMERS: dict[str, tuple[str, ...]] = {
     "compliance.contact-approved.v1": ("channels",),
     "compliance.contact-rejected.v1": ("scheduler",),
     "channels.contact-outcome.v1": ("scheduler", "compliance"),
-    "plans.plan-event.v1": ("scheduler", "compliance"),
+    "plans.plan-event.v1": ("scheduler", "compliance", "plans"),
     "compliance.hold-changed.v1": ("scheduler", "channels"),
     "channels.opt-out.v1": ("compliance",),
-    "plans.promise-event.v1": ("scheduler", "compliance"),
-    "plans.write-off.v1": (),
+    "plans.promise-event.v1": ("scheduler", "compliance", "plans"),
+    "plans.write-off.v1": ("plans",),
     "plans.customer-request.v1": ("compliance",),
 }
 

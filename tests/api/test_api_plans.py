@@ -428,7 +428,8 @@ async def test_a_plan_below_the_overdue_amount_is_a_422_stating_both_amounts_and
     problem = assert_problem(await plans.client.post("/v1/plans", json=body, headers=tenant_a.headers | key), 422)
     assert problem["title"] == "Plan does not cover the overdue amount"
     assert problem["detail"] == ("a plan must cover the 2,500.00 CNY overdue; this one totals 1.00 CNY; waivers "
-                                 "need an approval, which is not supported yet")
+                                 "need an approval: ask for a quote (POST /v1/accounts/{account_id}/quotes) and agree "
+                                 "one of its offers")
     await assert_nothing_stored(plans, tenant_a, account)
     # one minor unit short is short
     short = plan_body(account, instalments=[{"due_date": in_days(10), "amount": "1000.00"},

@@ -88,7 +88,8 @@ async def agree_plan(uow: UowDep, response: Response, tenant: TenantDep, body: P
     else 404 "Account not known to plans" (retry once the notice has arrived); the plan must be in the
     account's currency, else 422 "Currency mismatch"; and its total must cover what the account owes now
     (the notice's overdue amount less the payments booked after it), else 422 "Plan does not cover the
-    overdue amount": a smaller plan would be a waiver, which needs an approval that is not supported yet.
+    overdue amount": a smaller plan would be a waiver, which is agreed from a quote's offer instead
+    (``POST /v1/accounts/{account_id}/quotes``, then ``POST /v1/quotes/{quote_id}/agreements``).
     A refused request stores nothing.
     """
     view = await service.agree_plan(

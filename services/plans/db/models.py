@@ -22,7 +22,9 @@ class Plan(SQLModel, table=True):
                       UniqueConstraint("tenant", "idempotency_key", name="uq_plans_idempotency"),
                       # at most one agreed plan per account, even under concurrent requests
                       Index("uq_plans_one_agreed", "tenant", "account_id", unique=True,
-                            postgresql_where=text("status = 'agreed'")))
+                            postgresql_where=text("status = 'agreed'")),
+                      # a quote makes at most one plan (migration 0007)
+                      Index("uq_plans_quote", "quote_id", unique=True, postgresql_where=text("quote_id IS NOT NULL")))
 
     plan_id: str = Field(primary_key=True, max_length=64)
     tenant: str
@@ -31,8 +33,15 @@ class Plan(SQLModel, table=True):
     currency: str
     total_minor: int = Field(sa_type=BigInteger)
     paid_minor: int = Field(default=0, sa_type=BigInteger)
-    status: str  # agreed | cancelled | completed
+    status: str  # agreed | cancelled | completed | broken | pending_approval | rejected (domain/states.py)
     reason: str = ""
+    # negotiation (services/plans/negotiation.py, migration 0007): custom (POST /v1/plans) or the kind of the
+    # quote's offer; what it writes off (waiver, settlement); the quote and offer it came from; who made it
+    kind: str = Field(default="custom", max_length=16, sa_column_kwargs={"server_default": "custom"})
+    written_off_minor: int = Field(default=0, sa_type=BigInteger, sa_column_kwargs={"server_default": "0"})
+    quote_id: str | None = Field(default=None, max_length=64)
+    offer_id: str | None = Field(default=None, max_length=64)
+    made_by: str | None = Field(default=None, max_length=128)
     idempotency_key: str | None = None
     # sha256 of the request that created the plan: the same Idempotency-Key with another body is refused
     request_hash: str | None = Field(default=None, max_length=64)
@@ -68,6 +77,8 @@ class PlanAccount(SQLModel, table=True):
     agreed only for an account of the tenant found here, in its currency, covering what is overdue."""
 
     __tablename__ = "plan_accounts"
+    # a co-lender's accounts (co_lenders @> '[{"tenant": ...}]', services/plans/db/co_lending.py)
+    __table_args__ = (Index("ix_plan_accounts_co_lenders", "co_lenders", postgresql_using="gin"),)
 
     tenant: str = Field(primary_key=True, max_length=64)
     account_id: str = Field(primary_key=True, max_length=128)

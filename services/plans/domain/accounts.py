@@ -6,8 +6,8 @@ time ``as_of``) and every payment once (even before the account is known). From 
 - a snapshot replaces the stored one only when it is newer; an older one arriving late changes nothing;
 - the amount overdue now is the snapshot's amount less the payments in its currency booked strictly after
   it (those booked before it are already in it), never below zero;
-- a plan must cover that amount: agreeing less would waive the rest, and waivers need an approval, which
-  is not supported yet.
+- a plan must cover that amount: agreeing less would waive the rest, and waivers need an approval: they are
+  agreed from a quote's offer (services/plans/negotiation.py).
 """
 
 from __future__ import annotations
@@ -31,4 +31,5 @@ def require_cover(*, total_minor: int, overdue_minor: int, currency: str) -> Non
     if total_minor < overdue_minor:
         raise PlanDoesNotCover(
             f"a plan must cover the {format_amount(overdue_minor, currency)} {currency} overdue; this one totals "
-            f"{format_amount(total_minor, currency)} {currency}; waivers need an approval, which is not supported yet")
+            f"{format_amount(total_minor, currency)} {currency}; waivers need an approval: ask for a quote "
+            "(POST /v1/accounts/{account_id}/quotes) and agree one of its offers")

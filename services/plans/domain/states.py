@@ -1,6 +1,8 @@
 """A repayment plan's and an instalment's lifecycles as transition tables.
 
-The plan: agreed until it is cancelled (by a partner or agent), paid off (completed) or broken.
+The plan: agreed until it is cancelled (by a partner or agent), paid off (completed) or broken. A plan agreed
+from a quote beyond its maker's authority waits for its approvals first (pending_approval): approved, it is
+agreed (and only then announced); rejected, it ends there; it may be cancelled while it waits.
 An instalment: due until payments cover it (partly paid on the way); its status is derived from
 what was paid, and moves only forward.
 """
@@ -19,6 +21,8 @@ class PlanStatus(StrEnum):
     CANCELLED = "cancelled"
     COMPLETED = "completed"
     BROKEN = "broken"
+    PENDING_APPROVAL = "pending_approval"  # waits for a supervisor's or a co-lender's approval
+    REJECTED = "rejected"                  # an approver rejected it: never agreed
 
 
 class PlanEvent(StrEnum):
@@ -27,6 +31,8 @@ class PlanEvent(StrEnum):
     CANCEL = "cancel"
     PAID_OFF = "paid_off"
     BREAK = "break"  # missed instalments beyond the grace period (not yet detected automatically)
+    APPROVE = "approve"  # the last approval it waited for came in
+    REJECT = "reject"    # an approver rejected it
 
 
 PLAN = StateMachine[PlanStatus, PlanEvent]("plan", {
@@ -35,6 +41,9 @@ PLAN = StateMachine[PlanStatus, PlanEvent]("plan", {
     PlanStatus.CANCELLED: {},
     PlanStatus.COMPLETED: {},
     PlanStatus.BROKEN: {},
+    PlanStatus.PENDING_APPROVAL: {PlanEvent.APPROVE: PlanStatus.AGREED, PlanEvent.REJECT: PlanStatus.REJECTED,
+                                  PlanEvent.CANCEL: PlanStatus.CANCELLED},
+    PlanStatus.REJECTED: {},
 })
 
 

@@ -84,7 +84,8 @@ def test_a_plan_below_the_overdue_amount_is_refused_saying_both_amounts_in_the_c
     with pytest.raises(PlanDoesNotCover) as refused:
         require_cover(total_minor=100, overdue_minor=250_000, currency="CNY")
     assert str(refused.value) == ("a plan must cover the 2,500.00 CNY overdue; this one totals 1.00 CNY; waivers "
-                                  "need an approval, which is not supported yet")
+                                  "need an approval: ask for a quote (POST /v1/accounts/{account_id}/quotes) and agree "
+                                  "one of its offers")
     assert (PlanDoesNotCover.status, PlanDoesNotCover.title) == (422, "Plan does not cover the overdue amount")
     jpy = "cover the 1,234,567 JPY overdue; this one totals 1,234,566 JPY"
     with pytest.raises(PlanDoesNotCover, match=re.escape(jpy)):

@@ -32,6 +32,10 @@ PLAN_TABLE: dict[tuple[PlanStatus, PlanEvent], PlanStatus] = {
     (PS.AGREED, PE.CANCEL): PS.CANCELLED,
     (PS.AGREED, PE.PAID_OFF): PS.COMPLETED,
     (PS.AGREED, PE.BREAK): PS.BROKEN,
+    # a plan beyond its maker's authority waits for its approvals (services/plans/domain/approvals.py)
+    (PS.PENDING_APPROVAL, PE.APPROVE): PS.AGREED,
+    (PS.PENDING_APPROVAL, PE.REJECT): PS.REJECTED,
+    (PS.PENDING_APPROVAL, PE.CANCEL): PS.CANCELLED,
 }
 # "due until payments cover it (partly paid on the way) ... moves only forward".
 INSTALMENT_TABLE: dict[tuple[InstalmentStatus, InstalmentEvent], InstalmentStatus] = {
@@ -73,7 +77,7 @@ def test_instalment_transition(state: InstalmentStatus, event: InstalmentEvent) 
 
 
 def test_terminal_states() -> None:
-    assert PLAN.terminal() == {PS.CANCELLED, PS.COMPLETED, PS.BROKEN}
+    assert PLAN.terminal() == {PS.CANCELLED, PS.COMPLETED, PS.BROKEN, PS.REJECTED}
     assert INSTALMENT.terminal() == {IS.PAID}
 
 

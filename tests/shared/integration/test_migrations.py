@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import pkgutil
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -19,8 +20,10 @@ pytestmark = pytest.mark.integration
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_migrations_match_the_models(infra, service: str) -> None:  # type: ignore[no-untyped-def]
-    module = importlib.import_module(f"services.{service}.db.models")
-    own = {cls.__tablename__ for cls in vars(module).values()
+    # every table model of the service's db package (db/models.py and any other module beside it)
+    package = importlib.import_module(f"services.{service}.db")
+    modules = [importlib.import_module(f"{package.__name__}.{m.name}") for m in pkgutil.iter_modules(package.__path__)]
+    own = {cls.__tablename__ for module in modules for cls in vars(module).values()
            if isinstance(cls, type) and issubclass(cls, SQLModel) and hasattr(cls, "__table__")}
     own |= {"inbox", "outbox"}
     def belongs(obj, name, type_, reflected, compare_to) -> bool:  # type: ignore[no-untyped-def]

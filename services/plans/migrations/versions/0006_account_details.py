@@ -23,6 +23,8 @@ def upgrade() -> None:
     op.add_column("plan_accounts", sa.Column("co_lenders", JSONB, nullable=False, server_default="[]"))
     op.add_column("plan_accounts", sa.Column("contact", JSONB, nullable=False, server_default="{}"))
     op.add_column("plan_accounts", sa.Column("account_ref", sa.String(6), nullable=True))
+    # a co-lender's accounts: co_lenders @> '[{"tenant": ...}]'
+    op.create_index("ix_plan_accounts_co_lenders", "plan_accounts", ["co_lenders"], postgresql_using="gin")
     op.create_table(
         "plan_account_segments",
         sa.Column("tenant", sa.String(64), primary_key=True),
@@ -37,5 +39,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("audit_log")
     op.drop_table("plan_account_segments")
+    op.drop_index("ix_plan_accounts_co_lenders", table_name="plan_accounts")
     for column in ("account_ref", "contact", "co_lenders", "product"):
         op.drop_column("plan_accounts", column)

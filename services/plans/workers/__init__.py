@@ -1,0 +1,1 @@
+"""Plans' background workers."""
