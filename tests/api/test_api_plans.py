@@ -71,6 +71,8 @@ async def test_agreeing_a_plan_stores_it_and_announces_it_in_the_same_transactio
     assert (body["account_id"], body["customer_id"], body["currency"], body["status"], body["reason"]) == (
         account, "C-77", "CNY", "agreed", "job loss")
     assert (body["total"], body["total_minor"], body["paid_minor"]) == ("800.00", 80_000, 0)
+    assert (body["kind"], body["written_off"], body["written_off_minor"], body["quote_id"], body["made_by"]) == (
+        "custom", "0.00", 0, None, None)
     assert [(i["seq"], i["due_date"], i["amount"], i["amount_minor"], i["paid_minor"], i["status"])
             for i in body["instalments"]] == [(1, in_days(10), "300.00", 30_000, 0, "due"),
                                               (2, in_days(40), "500.00", 50_000, 0, "due")]

@@ -54,11 +54,17 @@ class PlanPublic(BaseModel):
     account_id: str
     customer_id: str
     currency: str
-    status: str
+    status: str = Field(description="agreed, pending_approval, rejected, cancelled, completed or broken")
+    kind: str = Field(description="custom (POST /v1/plans) or the quote's offer: instalments, deferral, waiver or "
+                                  "settlement")
     reason: str
     total: Decimal
     total_minor: int
     paid_minor: int
+    written_off: Decimal = Field(description="What a waiver or settlement forgives once the plan is paid off")
+    written_off_minor: int
+    quote_id: str | None = Field(description="The quote the plan was agreed from (none for POST /v1/plans)")
+    made_by: str | None = Field(description="The principal who agreed it from a quote (none for POST /v1/plans)")
     created_at: datetime
     instalments: list[InstalmentPublic]
 
@@ -67,8 +73,10 @@ def _public(view: service.PlanView) -> PlanPublic:
     plan = view.plan
     return PlanPublic(
         plan_id=plan.plan_id, account_id=plan.account_id, customer_id=plan.customer_id, currency=plan.currency,
-        status=plan.status, reason=plan.reason, total=from_minor(plan.total_minor, plan.currency),
-        total_minor=plan.total_minor, paid_minor=plan.paid_minor, created_at=plan.created_at,  # type: ignore[arg-type]
+        status=plan.status, kind=plan.kind, reason=plan.reason, total=from_minor(plan.total_minor, plan.currency),
+        total_minor=plan.total_minor, paid_minor=plan.paid_minor,
+        written_off=from_minor(plan.written_off_minor, plan.currency), written_off_minor=plan.written_off_minor,
+        quote_id=plan.quote_id, made_by=plan.made_by, created_at=plan.created_at,  # type: ignore[arg-type]
         instalments=[InstalmentPublic(
             seq=i.seq, due_date=i.due_date, amount=from_minor(i.amount_minor, plan.currency),
             amount_minor=i.amount_minor, paid_minor=i.paid_minor,
