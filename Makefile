@@ -5,7 +5,7 @@ PY := .venv/bin/python
 PYTEST_ARGS ?=
 BENCH_N ?= 20000
 
-.PHONY: install promtool run test test-unit lint bench bench-checks demo docs clean
+.PHONY: install promtool chromium run test test-unit lint bench bench-checks demo docs clean
 
 install: .venv/.installed
 
@@ -38,10 +38,20 @@ promtool:  ## Prometheus' promtool (Debian's prometheus package), for the alert-
 	    DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 	@promtool --version 2>&1 | head -1
 
+chromium:  ## Debian's chromium (and a CJK font) for the portal's browser tests (tests/portal); skipped when present
+	@{ [ -x /usr/bin/chromium ] && [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]; } || { \
+	    sudo=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	    $$sudo apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends chromium \
+	        fonts-wqy-microhei >/dev/null; }
+	@/usr/bin/chromium --version 2>/dev/null | head -1
+
 # The alert-rule tests (tests/deploy) fail instead of skipping when promtool is missing.
 test test-unit: export REQUIRE_PROMTOOL := 1
+# The portal's browser tests (tests/portal) fail instead of skipping when chromium is missing.
+test: export REQUIRE_CHROMIUM := 1
 
-test: lint promtool  ## lint, then unit, integration and end-to-end tests (starts its own PostgreSQL and broker)
+test: lint promtool chromium  ## lint, then unit, integration and end-to-end tests (starts its own PostgreSQL and broker)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: install promtool

@@ -1,13 +1,16 @@
 """Plans settings: the shared ones (shared/settings.py) plus its own, prefixed PLANS_."""
 
+import hashlib
+import hmac
 from typing import ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from shared.settings import ServiceSettings, service_config
 
-# Development-only secret that signs the customer portal's links (services/plans/portal/links.py); refused in prod.
-DEV_PORTAL_SECRET = "gentle-collections-dev-portal-link-secret"  # noqa: S105 - refused in prod
+# The portal's link key when PLANS_PORTAL_SECRET is unset: derived from IDENTITY_KEY (so the development default
+# comes from the development identity key, which APP_ENV=prod refuses).
+_PORTAL_KEY_LABEL = b"gentle-collections/plans/portal-link-key/v1"
 
 
 class Settings(ServiceSettings):
@@ -15,9 +18,9 @@ class Settings(ServiceSettings):
     service_name: ClassVar[str] = "plans"
 
     # The customer portal (docs/plans.md, "Customer portal"): the HMAC-SHA256 key of its links (at least 32
-    # characters; replace the development one in production), how long a link works, where customers reach it,
-    # and how many link openings one client address may make per 15 minutes.
-    portal_secret: str = Field(DEV_PORTAL_SECRET, min_length=32, repr=False)
+    # characters; unset: derived from IDENTITY_KEY, see portal_key), how long a link works, where customers reach
+    # it, and how many link openings one client address may make per 15 minutes.
+    portal_secret: str | None = Field(None, min_length=32, max_length=512, repr=False)
     portal_link_ttl_hours: int = Field(72, ge=1, le=720)
     portal_base_url: str | None = Field(None, pattern=r"^https?://[^\s?#]+$", max_length=500)
     portal_openings_per_address: int = Field(60, ge=1, le=100_000)
@@ -46,8 +49,9 @@ class Settings(ServiceSettings):
     # Negotiation (docs/plans.md, "Negotiation"): how long a quote's offers may be accepted.
     quote_ttl_minutes: int = Field(60, ge=1, le=7 * 24 * 60)
 
-    @model_validator(mode="after")
-    def _refuse_dev_portal_secret_outside_dev(self) -> "Settings":
-        if self.app_env == "prod" and self.portal_secret == DEV_PORTAL_SECRET:
-            raise ValueError("PLANS_PORTAL_SECRET is the development secret: set a real one when APP_ENV=prod")
-        return self
+    @property
+    def portal_key(self) -> bytes:
+        """The key that signs the portal's links: PLANS_PORTAL_SECRET, else one derived from IDENTITY_KEY."""
+        if self.portal_secret:
+            return self.portal_secret.encode()
+        return hmac.new(self.identity_secret, _PORTAL_KEY_LABEL, hashlib.sha256).digest()

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field, field_validator
 
 from services.plans import negotiation, service
+from services.plans.api.routes import InstalmentPublic
 from shared.audit import record_change
 from shared.deps import Principal, Role, SessionDep, TenantDep, UowDep, require
 from shared.money import from_minor
@@ -118,15 +119,6 @@ class ApprovalPublic(BaseModel):
     decided_tenant: str | None
     reason: str | None
     decided_at: datetime | None
-
-
-class InstalmentPublic(BaseModel):
-    seq: int
-    due_date: date
-    amount: Decimal
-    amount_minor: int
-    paid_minor: int
-    status: str
 
 
 class AgreementPublic(BaseModel):

@@ -1,0 +1,130 @@
+"""The customer portal's tables and their repository (adds and flushes, never commits): links with their nonce
+used once, sessions, attempts (link openings by client address, second-factor answers by session) and the
+customer's requests (hardship, complaint, opt-out), their text sealed."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Column, DateTime, Identity, Index, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import Field, SQLModel
+
+from shared.db import table_of
+
+
+class PortalLink(SQLModel, table=True):
+    """A link minted for an account: its nonce is exchanged for a session once (``used_at``)."""
+
+    __tablename__ = "portal_links"
+
+    nonce: str = Field(primary_key=True, max_length=32)
+    tenant: str = Field(max_length=64)
+    account_id: str = Field(max_length=128)
+    created_by: str = Field(max_length=200)
+    expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    created_at: datetime | None = Field(default=None, sa_column=Column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False))
+    used_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+
+
+class PortalSession(SQLModel, table=True):
+    """A browser's session, keyed by the SHA-256 of its cookie (the cookie itself is never stored)."""
+
+    __tablename__ = "portal_sessions"
+
+    session_key: str = Field(primary_key=True, max_length=64)
+    nonce: str = Field(max_length=32, unique=True)
+    tenant: str = Field(max_length=64)
+    account_id: str = Field(max_length=128)
+    csrf_token: str = Field(max_length=64)
+    locale: str | None = Field(default=None, max_length=8)
+    failures: int = 0  # wrong second-factor answers since the last lock
+    locked_until: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    verified_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    last_seen_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class PortalAttempt(SQLModel, table=True):
+    """One link opening (``open``, by client address) or second-factor answer (``factor``, by session)."""
+
+    __tablename__ = "portal_attempts"
+    __table_args__ = (Index("ix_portal_attempts_client", "kind", "client_key", "at"),)
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
+    kind: str = Field(max_length=16)
+    # HMAC of the client address with the portal secret: rate limits without storing the address
+    client_key: str = Field(max_length=64)
+    session_key: str | None = Field(default=None, max_length=64)
+    ok: bool
+    at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class PortalRequest(SQLModel, table=True):
+    """Something the customer asked for: ``hardship``, ``complaint`` or ``opt_out`` (of ``channel``)."""
+
+    __tablename__ = "portal_requests"
+    __table_args__ = (Index("ix_portal_requests_account", "tenant", "account_id"),)
+
+    request_id: str = Field(primary_key=True, max_length=64)
+    tenant: str = Field(max_length=64)
+    account_id: str = Field(max_length=128)
+    customer_id: str = Field(max_length=128)
+    kind: str = Field(max_length=16)
+    channel: str | None = Field(default=None, max_length=16)
+    detail: str | None = None  # sealed (shared.crypto, the tenant as context)
+    session_key: str = Field(max_length=64)
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+LINKS = table_of(PortalLink)
+SESSIONS = table_of(PortalSession)
+ATTEMPTS = table_of(PortalAttempt)
+REQUESTS = table_of(PortalRequest)
+
+
+async def add_link(session: AsyncSession, link: PortalLink) -> None:
+    session.add(link)
+    await session.flush()
+
+
+async def use_link(session: AsyncSession, *, nonce: str, tenant: str, account_id: str, now: datetime) -> bool:
+    """Mark the link used; False when it is unknown or was used already (one statement: two concurrent
+    openings cannot both win)."""
+    row = (await session.execute(
+        update(LINKS).where(LINKS.c.nonce == nonce, LINKS.c.tenant == tenant, LINKS.c.account_id == account_id,
+                            LINKS.c.used_at.is_(None)).values(used_at=now).returning(LINKS.c.nonce))).first()
+    return row is not None
+
+
+async def link_used(session: AsyncSession, *, nonce: str) -> bool:
+    return (await session.execute(select(LINKS.c.used_at).where(LINKS.c.nonce == nonce))).scalar() is not None
+
+
+async def add_session(session: AsyncSession, row: PortalSession) -> None:
+    session.add(row)
+    await session.flush()
+
+
+async def get_session(session: AsyncSession, session_key: str, *, lock: bool = False) -> PortalSession | None:
+    query = select(PortalSession).where(PortalSession.session_key == session_key)  # type: ignore[arg-type]
+    return (await session.execute(query.with_for_update() if lock else query)).scalars().first()
+
+
+async def add_attempt(session: AsyncSession, *, kind: str, client_key: str, session_key: str | None, ok: bool,
+                      at: datetime) -> None:
+    await session.execute(insert(ATTEMPTS).values(kind=kind, client_key=client_key, session_key=session_key, ok=ok,
+                                                  at=at))
+
+
+async def openings_since(session: AsyncSession, *, client_key: str, since: datetime) -> int:
+    """Link openings from this client address since ``since``."""
+    return int((await session.execute(select(func.count()).select_from(ATTEMPTS).where(
+        ATTEMPTS.c.kind == "open", ATTEMPTS.c.client_key == client_key, ATTEMPTS.c.at >= since))).scalar() or 0)
+
+
+async def add_request(session: AsyncSession, row: PortalRequest) -> None:
+    session.add(row)
+    await session.flush()
