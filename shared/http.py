@@ -7,11 +7,13 @@ import time
 import uuid
 from typing import Any
 
+from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import iter_route_contexts
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -64,7 +66,13 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem(422, "Invalid request", "The request body or parameters failed validation.",
                        errors=errors)
 
+    # A handler for ``Exception`` runs in Starlette's outermost middleware, which sends the response and then
+    # re-raises, so the server logs a traceback for every outage answered with a 503. The errors an outage or a
+    # refused value raise are registered by their own classes too: those are handled inside the app, once.
     @app.exception_handler(Exception)
+    @app.exception_handler(OSError)  # TimeoutError and ConnectionError included
+    @app.exception_handler(DBAPIError)  # OperationalError, InterfaceError, DataError
+    @app.exception_handler(KafkaError)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         if is_data_error(exc):  # the database refused a value (a NUL character, a number out of range)
             return problem(422, "Invalid request", "A value in the request cannot be stored (for example a NUL "

@@ -29,6 +29,11 @@ async def boom() -> None:
     raise RuntimeError("secret internals: password=hunter2")
 
 
+@router.get("/outage")
+async def outage() -> None:
+    raise ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)")
+
+
 @router.get("/missing")
 async def missing() -> None:
     raise NotFound("No plan 'p-1' in your tenant.")
@@ -39,9 +44,9 @@ async def illegal() -> None:
     raise IllegalTransition("light", Light.OFF, LightEvent.DIM)
 
 
-async def _get(path: str) -> httpx.Response:
+async def _get(path: str, *, raise_app_exceptions: bool = False) -> httpx.Response:
     app = build_app(Settings(app_env="test"), title="t", routers=[router])
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         return await client.get(path)
 
@@ -102,3 +107,11 @@ async def test_a_body_over_the_limit_is_a_413_before_it_is_read() -> None:
     assert streamed.status_code == 413 and streamed.json()["title"] == "Request body too large"
     bad = await _post(b"{}", headers={"content-length": "abc"})
     assert bad.status_code == 400
+
+
+async def test_an_outage_is_a_503_handled_inside_the_app_not_re_raised_to_the_server() -> None:
+    # raise_app_exceptions: an exception the app re-raises after answering (so the server would log its
+    # traceback at ERROR on every request during a database outage) fails the request here
+    response = await _get("/outage", raise_app_exceptions=True)
+    assert (response.status_code, response.headers["Retry-After"]) == (503, "5")
+    assert response.json()["title"] == "Service unavailable" and "5432" not in response.text
