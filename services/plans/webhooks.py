@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.plans.db import co_lending as repo
@@ -62,6 +63,11 @@ async def subscribe(uow: UnitOfWork, *, principal: Principal, cipher: PiiCipher,
     """Create the subscription (with a new secret, returned once) or change its URL and topics (the secret is
     kept); a deleted one is created anew. Refused with every reason, storing nothing."""
     problems = endpoint_problems(url, allow_private=allow_private)
+    if not problems:
+        try:  # what the dispatcher will send to (an invalid international name, for one, it cannot)
+            httpx.URL(url)
+        except (httpx.InvalidURL, ValueError) as exc:
+            problems.append(f"the URL cannot be used: {exc}")
     unknown = sorted(set(wanted) - set(WEBHOOK_TOPICS))
     if unknown:
         problems.append(f"unknown topics {', '.join(unknown)}: choose from {', '.join(WEBHOOK_TOPICS)}")

@@ -106,10 +106,12 @@ async def claim_due(session: AsyncSession, *, now: datetime, limit: int) -> list
         .with_for_update(skip_locked=True))).scalars().all())
 
 
-async def claim_missed_plans(session: AsyncSession, *, unpaid_due_by: date, limit: int) -> list[Any]:
-    """Agreed plans with an instalment unpaid and due on or before ``unpaid_due_by``: each row the plan (``Plan``),
-    its earliest unpaid due date (``earliest``) and the account's time zone (``time_zone``, None when unknown);
-    earliest first, locked (SKIP LOCKED: a plan a payment is being allocated to is claimed on a later tick)."""
+async def claim_missed_plans(session: AsyncSession, *, unpaid_due_by: date, limit: int,
+                             skip: Collection[str] = ()) -> list[Any]:
+    """Agreed plans with an instalment unpaid and due on or before ``unpaid_due_by``, but those in ``skip``: each
+    row the plan (``Plan``), its earliest unpaid due date (``earliest``) and the account's time zone
+    (``time_zone``, None when unknown); earliest first, locked (SKIP LOCKED: a plan a payment is being allocated
+    to is claimed on a later tick)."""
     earliest = (select(func.min(PlanInstalment.due_date))
                 .where(PlanInstalment.plan_id == Plan.plan_id,  # type: ignore[arg-type]
                        PlanInstalment.status != "paid")  # type: ignore[arg-type]
@@ -119,6 +121,7 @@ async def claim_missed_plans(session: AsyncSession, *, unpaid_due_by: date, limi
                  .scalar_subquery())
     return list((await session.execute(
         select(Plan, earliest.label("earliest"), time_zone.label("time_zone"))
-        .where(Plan.status == "agreed", earliest <= unpaid_due_by)  # type: ignore[arg-type]
+        .where(Plan.status == "agreed", earliest <= unpaid_due_by,  # type: ignore[arg-type]
+               Plan.plan_id.not_in(list(skip)))  # type: ignore[attr-defined]
         .order_by(earliest, Plan.plan_id).limit(limit)
         .with_for_update(of=Plan, skip_locked=True))).all())  # type: ignore[arg-type]

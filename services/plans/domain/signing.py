@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import re
 import secrets
 from urllib.parse import urlsplit
 
@@ -67,9 +68,51 @@ def is_public_address(address: str) -> bool:
     """Whether an IP address is one a webhook may be sent to: not private, loopback, link-local, multicast,
     reserved, unspecified or shared (carrier-grade NAT); an IPv4-mapped IPv6 address counts as its IPv4."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(ip)
+        if embedded is not None and not is_public_address(str(embedded)):
+            return False
     return ip.is_global and not ip.is_multicast
+
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one carries (mapped, 6to4, NAT64 or the old IPv4-compatible form), if any."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip in _NAT64 or (ip in _IPV4_COMPATIBLE and int(ip) > 0xFFFF):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
+def _numeric_ipv4(host: str) -> ipaddress.IPv4Address | None:
+    """The IPv4 address a host written the way ``inet_aton`` reads it stands for (``2130706433``, ``0x7f.1``,
+    ``0177.0.0.1``, ``127.1``): resolvers and HTTP clients connect to it, so it is checked like a literal."""
+    parts = host.split(".")
+    if not 1 <= len(parts) <= 4:
+        return None
+    values = []
+    for part in parts:
+        if re.fullmatch(r"0[xX][0-9a-fA-F]*", part):
+            values.append(int(part[2:] or "0", 16))
+        elif re.fullmatch(r"0[0-7]+", part):
+            values.append(int(part, 8))
+        elif re.fullmatch(r"[0-9]+", part):
+            values.append(int(part))
+        else:
+            return None
+    *head, last = values
+    if any(v > 255 for v in head) or last >= 256 ** (4 - len(head)):
+        return None
+    number = last
+    for i, v in enumerate(head):
+        number |= v << (8 * (3 - i))
+    return ipaddress.IPv4Address(number)
 
 
 def endpoint_problems(url: str, *, allow_private: bool) -> list[str]:
@@ -95,12 +138,14 @@ def endpoint_problems(url: str, *, allow_private: bool) -> list[str]:
     if not host:
         problems.append("the URL has no host")
     elif not allow_private:
+        name = host.rstrip(".")  # "localhost." is localhost
         literal: str | None = host
         try:
             ipaddress.ip_address(host.split("%", 1)[0])
         except ValueError:
-            literal = None
-        if host == "localhost" or host.endswith(".localhost") or (literal and not is_public_address(literal)):
+            numeric = _numeric_ipv4(name)
+            literal = None if numeric is None else str(numeric)
+        if name == "localhost" or name.endswith(".localhost") or (literal and not is_public_address(literal)):
             problems.append(f"the host {host!r} is a private or loopback address")
     return problems
 

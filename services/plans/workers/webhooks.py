@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import random
 import socket
 import time
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -28,6 +30,7 @@ from shared.runtime import Runtime
 log = logging.getLogger(__name__)
 
 USER_AGENT = "gentle-collections-webhooks/1"
+ERROR_BYTES = 200  # of a failed answer's body kept as its error
 
 
 class WebhookDispatcher:
@@ -79,34 +82,83 @@ class WebhookDispatcher:
         """POST one delivery; (status code, error) — no status code when no answer came."""
         if attempt.secret is None:
             return None, "the subscription's secret cannot be opened (its PII key was removed): subscribe again"
-        if not self.settings.webhook_allow_private and (refused := await private_host(attempt.url)):
-            return None, refused
+        timeout_s = self.settings.webhook_timeout_s
+        try:
+            # the whole attempt (resolving, connecting, sending, the answer) within the timeout: a receiver that
+            # trickles its answer must not hold the batch past the lease (another replica would send it again)
+            async with asyncio.timeout(timeout_s):
+                return await self._post(attempt)
+        except TimeoutError:
+            return None, f"no answer within {timeout_s:g} s"
+        except Exception as exc:  # one delivery that cannot be sent must not fail its batch's other results
+            log.warning("webhook attempt failed", extra={"delivery_id": attempt.delivery_id, "error": repr(exc)})
+            return None, f"{type(exc).__name__}: {exc}"[:500]
+
+    async def _post(self, attempt: webhooks.Attempt) -> tuple[int | None, str | None]:
+        assert attempt.secret is not None
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
                    HEADER: sign(attempt.secret, attempt.body, timestamp=int(time.time())),
                    "Webhook-Id": attempt.delivery_id, "Webhook-Event-Id": attempt.event_id}
         try:
-            response = await self.client.post(attempt.url, content=attempt.body, headers=headers,
-                                              timeout=self.settings.webhook_timeout_s)
+            target = httpx.URL(attempt.url)
+        except (httpx.InvalidURL, ValueError) as exc:
+            return None, f"the URL cannot be used: {exc}"[:500]
+        extensions: dict[str, Any] = {}
+        if not self.settings.webhook_allow_private:
+            refused, address = await resolve_public(attempt.url)
+            if refused is not None:
+                return None, refused
+            if address is not None:
+                # connect to the address just checked, not to whatever the name resolves to a moment later (DNS
+                # rebinding): the name stays in the Host header and, for TLS, in SNI and the certificate check
+                headers["Host"] = target.netloc.decode("ascii")
+                headers["Connection"] = "close"  # a connection pooled by address is never reused for another name
+                extensions["sni_hostname"] = target.raw_host.decode("ascii")
+                target = target.copy_with(host=address)
+        try:
+            async with self.client.stream("POST", target, content=attempt.body, headers=headers,
+                                          timeout=self.settings.webhook_timeout_s,
+                                          extensions=extensions) as response:
+                if 200 <= response.status_code < 300:
+                    return response.status_code, None  # the body is never read
+                # at most ERROR_BYTES of the answer, as sent (no decompression): a huge one is never read whole
+                head = b""
+                async for chunk in response.aiter_raw():
+                    head += chunk
+                    if len(head) >= ERROR_BYTES:
+                        break
         except httpx.HTTPError as exc:
             return None, f"{type(exc).__name__}: {exc}"[:500]
-        if 200 <= response.status_code < 300:
-            return response.status_code, None
-        return response.status_code, f"HTTP {response.status_code}: {response.text[:200]}"
+        text = head[:ERROR_BYTES].decode("utf-8", errors="replace")
+        return response.status_code, f"HTTP {response.status_code}: {text}"
 
 
 async def private_host(url: str) -> str | None:
     """Why a URL's host may not receive webhooks now (it resolves to a private or loopback address), or None."""
+    return (await resolve_public(url))[0]
+
+
+async def resolve_public(url: str) -> tuple[str | None, str | None]:
+    """Resolve a URL's host now: (why it may not receive webhooks, None), or (None, the public address to connect
+    to; None when the host is an address as written)."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+        literal = True
+    except ValueError:
+        literal = False
+    try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, parts.port or 443, type=socket.SOCK_STREAM)
     except OSError as exc:
-        return f"the host {host!r} does not resolve: {exc}"
+        return f"the host {host!r} does not resolve: {exc}", None
     for info in infos:
         address = str(info[4][0])
         if not is_public_address(address):
-            return f"the host {host!r} resolves to {address}, a private or loopback address"
-    return None
+            return f"the host {host!r} resolves to {address}, a private or loopback address", None
+    if not infos:
+        return f"the host {host!r} does not resolve", None
+    return None, None if literal else str(infos[0][4][0])
 
 
 async def webhook_loop(runtime: Runtime[Settings]) -> None:
