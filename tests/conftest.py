@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
+from sqlalchemy.engine import make_url
 
 from devstack.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
 from devstack.stack import LocalStack, Ports
-from shared.db import create_engine, session_factory
+from shared.db import asyncpg_url, create_engine, session_factory
 from shared.registry import SERVICES
 from shared.tools import migrate
 from shared.tools.topics import ensure_topics
@@ -65,12 +67,32 @@ async def sessions(infra: Infra, request: pytest.FixtureRequest) -> AsyncIterato
     await engine.dispose()
 
 
+def _own_database(database_url: str, name: str) -> str:
+    """A new, empty database ``name`` on the server of ``database_url`` (dropped first if a crashed run left it),
+    migrated; its URL."""
+    async def create() -> None:
+        conn = await asyncpg.connect(asyncpg_url(database_url).replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    url = make_url(database_url).set(database=name).render_as_string(hide_password=False)
+    migrate.upgrade(url)
+    return url
+
+
 @pytest.fixture(scope="session")
 def stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    """The five services, the SMS sandbox and the SMTP sink as real processes."""
+    """The five services, the SMS sandbox and the SMTP sink as real processes, on a database of their own on the
+    session's server: their workers (the scheduler's timer, plans' monitor and webhook dispatcher, channels'
+    dispatcher) would otherwise claim the rows the integration tests that run after them create and check."""
     data_dir: Path = tmp_path_factory.mktemp("stack")
     ports = Ports.free()
-    local = LocalStack(data_dir, ports, database_url=infra.database_url, kafka=infra.kafka,
+    database_url = _own_database(infra.database_url, "stack")
+    local = LocalStack(data_dir, ports, database_url=database_url, kafka=infra.kafka,
                        env={"APP_ENV": "test", "LOG_LEVEL": "INFO", "SCHEDULER_TIMER_INTERVAL_S": "0.5",
                             # the end-to-end tests run on any day: public holidays would defer their contacts
                             "COMPLIANCE_DEFAULT_CALENDAR_COUNTRY": "none",

@@ -20,8 +20,8 @@ pytestmark = pytest.mark.e2e
 
 
 async def test_live_mode_makes_contacts_and_its_payments_reach_the_scheduler(
-        stack, producer, http, infra) -> None:  # type: ignore[no-untyped-def]
-    tenant, headers = await own_tenant(infra)
+        stack, producer, http) -> None:  # type: ignore[no-untyped-def]
+    tenant, headers = await own_tenant(stack)
     sch = stack.url("scheduler")
     document = json.loads((STRATEGIES_DIR / "email-first.json").read_text())
     await put(http, f"{sch}/v1/strategies/email-first", headers, {"document": document, "reason": "simulator e2e"})

@@ -46,9 +46,10 @@ def strategy(*, prime_first: str) -> dict[str, Any]:
     return doc
 
 
-async def own_tenant(infra: Any) -> tuple[str, dict[str, str]]:
+async def own_tenant(stack: Any) -> tuple[str, dict[str, str]]:
+    """A new tenant and a key of it with every role that matters here, issued in the stack's own database."""
     tenant = f"t-strat-{uuid.uuid4().hex[:8]}"
-    key = await issue(infra, tenant, {"strategist", "partner", "agent", "supervisor", "compliance"},
+    key = await issue(stack, tenant, {"strategist", "partner", "agent", "supervisor", "compliance"},
                       principal="strategist-e2e")
     return tenant, bearer(key)
 
@@ -84,8 +85,8 @@ async def mails(stack: LocalStack, address: str) -> list[Any]:
 
 
 async def test_a_challenger_gets_its_share_of_prime_borrowers_and_reminds_them_by_email_first(
-        stack, producer, http, infra) -> None:  # type: ignore[no-untyped-def]
-    tenant, headers = await own_tenant(infra)
+        stack, producer, http) -> None:  # type: ignore[no-untyped-def]
+    tenant, headers = await own_tenant(stack)
     experiment = f"e2e-{uuid.uuid4().hex[:6]}"
     await setup(http, stack, headers, experiment=experiment)
     people = [(phone(), f"p.{uuid.uuid4().hex[:8]}@example.com") for _ in range(8)]
@@ -119,8 +120,8 @@ async def test_a_challenger_gets_its_share_of_prime_borrowers_and_reminds_them_b
             assert await mails(stack, address) == []
 
 
-async def test_a_failed_sms_falls_back_to_email(stack, producer, http, infra) -> None:  # type: ignore[no-untyped-def]
-    tenant, headers = await own_tenant(infra)
+async def test_a_failed_sms_falls_back_to_email(stack, producer, http) -> None:  # type: ignore[no-untyped-def]
+    tenant, headers = await own_tenant(stack)
     await setup(http, stack, headers)
     tel = "+86139" + str(uuid.uuid4().int)[:4] + "0000"  # the sandbox fails delivery to numbers ending 0000
     address = f"f.{uuid.uuid4().hex[:8]}@example.com"
@@ -140,8 +141,8 @@ async def test_a_failed_sms_falls_back_to_email(stack, producer, http, infra) ->
     assert len(await sms_to(http, stack, tel)) == 1  # the one that failed; never sent again by SMS
 
 
-async def test_a_broken_plan_escalates_to_a_field_visit(stack, producer, http, infra) -> None:  # type: ignore[no-untyped-def]
-    tenant, headers = await own_tenant(infra)
+async def test_a_broken_plan_escalates_to_a_field_visit(stack, producer, http) -> None:  # type: ignore[no-untyped-def]
+    tenant, headers = await own_tenant(stack)
     await setup(http, stack, headers)
     p = overdue(tenant=tenant, rating="C", tel=phone(), days_past_due=35)
     p = p.model_copy(update={"contact": p.contact.model_copy(update={"address": p.contact.name})})

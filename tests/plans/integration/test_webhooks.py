@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from devstack.embedded import free_port
 from services.plans import webhooks
@@ -93,6 +93,12 @@ async def runtime(infra: Any) -> AsyncIterator[Runtime[Settings]]:
 
 @pytest.fixture
 async def dispatcher(runtime: Runtime[Settings]) -> AsyncIterator[WebhookDispatcher]:
+    # deliveries other tests left pending (their receivers are gone) would be claimed too and skew the counts
+    # these tests assert: put them off for a day; a test's own deliveries are queued after this
+    async with runtime.sessions() as session:
+        await session.execute(text("UPDATE webhook_deliveries SET next_attempt_at = now() + interval '1 day' "
+                                   "WHERE status = 'pending'"))
+        await session.commit()
     async with httpx.AsyncClient(follow_redirects=False) as client:
         yield WebhookDispatcher(runtime, client)
 
