@@ -106,6 +106,9 @@ class LocalStack:
             "PYTHONUNBUFFERED": "1",
         })
         env.update({f"{s.env_prefix}PORT": str(self.ports.of(s.name)) for s in registry.SERVICES})
+        # customers' portal links (plans' /portal/l/<token>, minted by plans and by channels in its messages)
+        # point at the local plans unless the environment names another address
+        env.setdefault("PORTAL_BASE_URL", self.url("plans"))
         env.update(self.extra_env)
         return env
 

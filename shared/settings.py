@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared import registry
+from shared import portal_links, registry
 
 # The embedded stack (`make run`) listens here; see devstack/stack.py.
 EMBEDDED_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:55432/collections"
@@ -75,6 +75,15 @@ class ServiceSettings(BaseSettings):
     # base64 of at least 16 random bytes: keys borrower and contact-point hashes (shared/identity.py); the
     # same on every service, and stable (changing it splits every borrower's history in two)
     identity_key: str = Field(DEV_IDENTITY_KEY, validation_alias="IDENTITY_KEY", repr=False)
+    # The customer portal's links (shared/portal_links.py), minted by plans over REST and by channels in its
+    # messages, opened by plans: the HMAC-SHA256 key (at least 32 characters; unset: derived from IDENTITY_KEY,
+    # see portal_key), where customers' browsers reach plans' /portal/... (unset: channels puts no link in its
+    # messages, plans answers with the address the request came to), and how long a link works.
+    portal_secret: str | None = Field(None, min_length=32, max_length=512, validation_alias="PORTAL_SECRET",
+                                      repr=False)
+    portal_base_url: str | None = Field(None, pattern=r"^https?://[^\s?#]+$", max_length=500,
+                                        validation_alias="PORTAL_BASE_URL")
+    portal_link_ttl_hours: int = Field(72, ge=1, le=720, validation_alias="PORTAL_LINK_TTL_HOURS")
 
     # Request bodies above this are refused with 413 before they are read (a batch of 1,000 events is ~1 MB).
     http_max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, validation_alias="HTTP_MAX_BODY_BYTES")
@@ -99,6 +108,11 @@ class ServiceSettings(BaseSettings):
         if isinstance(value, str):
             return json.loads(value)
         return value
+
+    @field_validator("portal_secret", "portal_base_url", mode="before")
+    @classmethod
+    def _empty_portal_setting_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="after")
     def _heartbeat_below_session_timeout(self) -> ServiceSettings:
@@ -131,6 +145,17 @@ class ServiceSettings(BaseSettings):
     def identity_secret(self) -> bytes:
         """IDENTITY_KEY's bytes."""
         return base64.b64decode(self.identity_key)
+
+    @property
+    def portal_key(self) -> bytes:
+        """The key that signs the portal's links: PORTAL_SECRET, else one derived from IDENTITY_KEY (the same on
+        every service given the same settings: channels mints links plans opens)."""
+        return portal_links.portal_key(self.identity_secret, self.portal_secret)
+
+    @property
+    def portal_url_base(self) -> str | None:
+        """PORTAL_BASE_URL without a trailing slash; a link is ``<it>/portal/l/<token>``. None when unset."""
+        return self.portal_base_url.rstrip("/") if self.portal_base_url else None
 
     @property
     def spec(self) -> registry.ServiceSpec:

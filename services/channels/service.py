@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -54,7 +55,7 @@ from services.channels.domain.templates import (
     template_locale,
 )
 from services.channels.domain.unsubscribe import Unsubscribe, issue
-from shared import metrics
+from shared import metrics, portal_links
 from shared.cache import TenantCache
 from shared.contracts import topics
 from shared.contracts.events import Channel, ContactApprovedV1, ContactOptOutV1, ContactOutcomeV1, HoldChangedV1
@@ -362,13 +363,35 @@ class UnsubscribeLinks:
         return f"{self.base_url}/v1/unsubscribe/{token}"
 
 
+@dataclass(frozen=True, slots=True)
+class PortalLinks:
+    """Makes each message's ``portal_url``: the customer's one-time link to plans' customer portal for the
+    contact's account, ``<base_url>/portal/l/<token>``, the token (``shared/portal_links.py``) signed with the
+    shared portal key, a random nonce, valid for ``ttl`` from when the message is prepared. Plans stores the
+    nonce when the link is first used. A credential: never logged."""
+
+    base_url: str
+    key: bytes = field(repr=False)
+    ttl: timedelta
+
+    def __call__(self, a: Any, now: datetime | None = None) -> str | None:
+        expires = int(((now or datetime.now(UTC)) + self.ttl).timestamp())
+        try:
+            token = portal_links.mint(self.key, tenant=a.tenant, account_id=a.account_id,
+                                      nonce=secrets.token_bytes(portal_links.NONCE_BYTES), expires_at=expires)
+        except ValueError:  # an id no link can carry: the message goes without one
+            return None
+        return f"{self.base_url}/portal/l/{token}"
+
+
 def prepare_messages(claimed: Sequence[Any], cipher: PiiCipher, *, unsubscribe: UnsubscribeLinks | None = None,
-                     content: Mapping[str, TenantContent] | None = None,
+                     content: Mapping[str, TenantContent] | None = None, portal: PortalLinks | None = None,
                      ) -> tuple[list[OutgoingSms | OutgoingEmail], list[SendResult]]:
     """Open each destination and render its template; a row that can never be sent fails on its own. Each
-    e-mail gets its unsubscribe link (``unsubscribe``; none without it), in its body and its headers. Each
-    tenant's branding and published templates (``content``, from ``tenant_content``) apply to its rows;
-    without any, the built-ins and the default lender."""
+    e-mail gets its unsubscribe link (``unsubscribe``; none without it), in its body and its headers; each SMS
+    and e-mail its ``portal_url`` (``portal``; none without it). Each tenant's branding and published templates
+    (``content``, from ``tenant_content``) apply to its rows; without any, the built-ins and the default
+    lender."""
     ready: list[OutgoingSms | OutgoingEmail] = []
     unusable: list[SendResult] = []
     for a in claimed:
@@ -381,8 +404,10 @@ def prepare_messages(claimed: Sequence[Any], cipher: PiiCipher, *, unsubscribe: 
                 ready.append(OutgoingSms(a.contact_id, to, confirmation_text(a.locale, lender)))
                 continue
             link = unsubscribe(a, to) if unsubscribe is not None and a.channel == "email" else None
+            portal_url = portal(a) if portal is not None else None
             text = render(a.template_id, TemplateContext(a.account_ref, a.days_past_due, a.overdue_minor,
-                                                         a.currency, a.due_date, a.locale, unsubscribe_url=link),
+                                                         a.currency, a.due_date, a.locale, unsubscribe_url=link,
+                                                         portal_url=portal_url),
                           tenant_content_)
             if a.channel == "sms":
                 if not E164.fullmatch(to):

@@ -125,8 +125,9 @@ class LinkState:
 
 
 async def read_link(uow: UnitOfWork, *, token: str, secret: bytes, now: datetime) -> LinkState:
-    """The link's claims if it can still be exchanged: ``links.LinkInvalid`` when it is not ours, else
-    ``LinkExpired`` or ``LinkUsed`` (with the account's locale, for the page saying so)."""
+    """The link's claims if it can still be exchanged: ``links.LinkInvalid`` when it is not ours or names an
+    account plans does not know, else ``LinkExpired`` or ``LinkUsed`` (with the account's locale, for the page
+    saying so). A genuine link whose nonce plans never stored (minted by channels for a message) is unused."""
     try:
         claims = links.verify(token, secret, now=now.timestamp())
     except links.LinkExpired as exc:
@@ -134,7 +135,7 @@ async def read_link(uow: UnitOfWork, *, token: str, secret: bytes, now: datetime
     else:
         expired = False
     account = await accounts.account(uow.session, tenant=claims.tenant, account_id=claims.account_id)
-    if account is None:  # never: a link is minted only for a known account, and accounts are never deleted
+    if account is None:  # plans mints only for a known account; channels may have one plans has not heard of
         raise links.LinkInvalid("unknown account")
     locale = (account.contact or {}).get("locale")
     if expired:
@@ -142,6 +143,14 @@ async def read_link(uow: UnitOfWork, *, token: str, secret: bytes, now: datetime
     if await repo.link_used(uow.session, nonce=claims.nonce):
         raise LinkUsed("used", locale=locale)
     return LinkState(claims, locale)
+
+
+_LATEST = int(datetime(9999, 12, 31, tzinfo=UTC).timestamp())
+
+
+def _when(expires_at: int) -> datetime:
+    """A link's expiry as a datetime (one signed to outlive the calendar is stored as the year 9999)."""
+    return datetime.fromtimestamp(min(expires_at, _LATEST), UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +167,7 @@ async def exchange_link(uow: UnitOfWork, *, token: str, secret: bytes, locale: s
     claims = state.claims
     locale = i18n.locale_of(state.locale, locale)
     if not await repo.use_link(uow.session, nonce=claims.nonce, tenant=claims.tenant, account_id=claims.account_id,
-                               now=now):
+                               expires_at=_when(claims.expires_at), now=now):
         raise LinkUsed("used", locale=state.locale)
     cookie = secrets.token_urlsafe(32)
     row = repo.PortalSession(session_key=session_key(cookie), nonce=claims.nonce, tenant=claims.tenant,

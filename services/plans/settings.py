@@ -1,28 +1,19 @@
 """Plans settings: the shared ones (shared/settings.py) plus its own, prefixed PLANS_."""
 
-import hashlib
-import hmac
 from typing import ClassVar
 
 from pydantic import Field
 
 from shared.settings import ServiceSettings, service_config
 
-# The portal's link key when PLANS_PORTAL_SECRET is unset: derived from IDENTITY_KEY (so the development default
-# comes from the development identity key, which APP_ENV=prod refuses).
-_PORTAL_KEY_LABEL = b"gentle-collections/plans/portal-link-key/v1"
-
 
 class Settings(ServiceSettings):
     model_config = service_config("plans")
     service_name: ClassVar[str] = "plans"
 
-    # The customer portal (docs/plans.md, "Customer portal"): the HMAC-SHA256 key of its links (at least 32
-    # characters; unset: derived from IDENTITY_KEY, see portal_key), how long a link works, where customers reach
-    # it, and how many link openings one client address may make per 15 minutes.
-    portal_secret: str | None = Field(None, min_length=32, max_length=512, repr=False)
-    portal_link_ttl_hours: int = Field(72, ge=1, le=720)
-    portal_base_url: str | None = Field(None, pattern=r"^https?://[^\s?#]+$", max_length=500)
+    # The customer portal (docs/plans.md, "Customer portal"): how many link openings one client address may make
+    # per 15 minutes. Its links' key, base URL and lifetime are shared settings (PORTAL_SECRET, PORTAL_BASE_URL,
+    # PORTAL_LINK_TTL_HOURS in shared/settings.py: channels mints links for its messages too).
     portal_openings_per_address: int = Field(60, ge=1, le=100_000)
 
     # Signed webhooks (docs/partners.md): attempts before a delivery is failed, the backoff (base doubling per
@@ -48,10 +39,3 @@ class Settings(ServiceSettings):
 
     # Negotiation (docs/plans.md, "Negotiation"): how long a quote's offers may be accepted.
     quote_ttl_minutes: int = Field(60, ge=1, le=7 * 24 * 60)
-
-    @property
-    def portal_key(self) -> bytes:
-        """The key that signs the portal's links: PLANS_PORTAL_SECRET, else one derived from IDENTITY_KEY."""
-        if self.portal_secret:
-            return self.portal_secret.encode()
-        return hmac.new(self.identity_secret, _PORTAL_KEY_LABEL, hashlib.sha256).digest()

@@ -108,7 +108,7 @@ async def test_a_tenant_template_is_published_versioned_and_shown_in_force(chann
               (await channels.client.get("/v1/templates", headers=tenant_a.headers)).json()["templates"]}
     assert (listed[("reminder.sms", "zh-CN")]["source"], listed[("reminder.sms", "zh-CN")]["version"]) == ("tenant", 2)
     assert listed[("reminder.sms", "zh-CN")]["body"] == REMINDER_ZH
-    assert listed[("reminder.sms", "zh-CN")]["builtin_version"] == 3
+    assert listed[("reminder.sms", "zh-CN")]["builtin_version"] == 4  # v4: the portal link
     assert listed[("reminder.email", "en")]["source"] == "tenant"
     assert {k for k, t in listed.items() if t["source"] == "tenant"} == {("reminder.sms", "zh-CN"),
                                                                           ("reminder.email", "en")}

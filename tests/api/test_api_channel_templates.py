@@ -34,7 +34,7 @@ async def test_the_builtin_templates_are_listed_with_versions(channels: ServiceA
     body = response.json()
     listed = {(t["id"], t["locale"]): t for t in body["templates"]}
     assert set(listed) == {(i, loc) for i in (*tpl.TEMPLATE_IDS, *tpl.AGENT_TEMPLATE_IDS) for loc in tpl.LOCALES}
-    assert listed[("reminder.sms", "zh-CN")]["version"] == 3
+    assert listed[("reminder.sms", "zh-CN")]["version"] == 4  # v4: the portal link
     assert listed[("reminder.sms", "zh-CN")]["source"] == "builtin"
     assert listed[("reminder.sms", "zh-CN")]["channel"] == "sms"
     assert "{{ lender }}" in listed[("reminder.email", "en")]["body"]

@@ -92,3 +92,20 @@ def test_any_text_is_refused_as_invalid_or_read(text: str) -> None:
     except links.LinkError:
         return
     raise AssertionError("an unsigned text was accepted")
+
+
+def test_plans_links_are_the_shared_links_and_the_key_is_derived_as_before() -> None:
+    import hashlib
+    import hmac
+
+    from shared import portal_links
+
+    assert links.mint is portal_links.mint and links.verify is portal_links.verify
+    assert links.LinkExpired is portal_links.LinkExpired and links.PortalLink is portal_links.PortalLink
+    identity = b"i" * 32
+    # the derivation plans used before the key moved to the shared settings: links already sent keep working
+    assert portal_links.portal_key(identity, None) == hmac.new(
+        identity, b"gentle-collections/plans/portal-link-key/v1", hashlib.sha256).digest()
+    assert portal_links.portal_key(identity, "") == portal_links.portal_key(identity, None)
+    assert portal_links.portal_key(identity, "p" * 32) == b"p" * 32
+    assert portal_links.portal_key(b"j" * 32, None) != portal_links.portal_key(identity, None)

@@ -18,6 +18,11 @@ makes one per e-mail, ``domain/unsubscribe.py``; the same link goes in the ``Lis
 built-in e-mail that does not fails to load. Without a public address (CHANNELS_PUBLIC_BASE_URL in prod) it
 is none, and the e-mails say how to opt out in words.
 
+``portal_url`` is the customer's own one-time link to the customer portal (plans' ``/portal/l/<token>``, a
+signed token bound to the tenant and the contact's account, ``shared/portal_links.py``), made per message by
+the dispatcher when PORTAL_BASE_URL is set, else none: templates write ``{% if portal_url %}...{% endif %}``.
+It is a credential: never logged.
+
 ``pre_due.*`` is the reminder at DPD 0: it says when payment is due and how much, never "overdue".
 A ``reminder.*`` requested at DPD 0 or earlier says the same (there is nothing overdue yet to speak of).
 """
@@ -61,10 +66,15 @@ VARIABLES: dict[str, str] = {
     "currency": "the ISO 4217 currency code",
     "unsubscribe_url": "e-mail: the customer's signed one-click unsubscribe link (every e-mail must print it), "
                        "or none when no public address is configured",
+    "portal_url": "SMS and e-mail: the customer's one-time link to the customer portal for this account (to agree "
+                  "a plan online), or none when PORTAL_BASE_URL is not configured",
 }
 # What an e-mail preview and the load-time check render for ``unsubscribe_url`` (the real link is made per
 # e-mail by the dispatcher: services/channels/domain/unsubscribe.py).
 SAMPLE_UNSUBSCRIBE_URL = "https://collections.example.com/v1/unsubscribe/SAMPLE"
+# What previews and the load-time check render for ``portal_url`` (the real link is minted per message by the
+# dispatcher: services/channels/service.py PortalLinks).
+SAMPLE_PORTAL_URL = "https://portal.example.com/portal/l/SAMPLE"
 _VARIABLE_NAMES = frozenset(VARIABLES)
 _REGION = {"zh-CN": "CN", "en": "US"}
 
@@ -95,6 +105,8 @@ class TemplateContext:
     # e-mail: the signed unsubscribe link of this e-mail (services/channels/domain/unsubscribe.py), or None
     unsubscribe_url: str | None = None
     complaint_line: str | None = None
+    # SMS and e-mail: the customer's one-time portal link for the account (shared/portal_links.py), or None
+    portal_url: str | None = None
 
 
 class ContentRejected(ValueError):
@@ -187,6 +199,7 @@ def values_of(ctx: TemplateContext, *, date_format: str, default_lender: str) ->
         "due_date": _format_date(ctx.due_date, date_format, locale),
         "currency": ctx.currency,
         "unsubscribe_url": ctx.unsubscribe_url or None,
+        "portal_url": ctx.portal_url or None,
     }
 
 
@@ -222,6 +235,8 @@ def _samples(locale: str) -> Iterable[TemplateContext]:
     for dpd in (0, 12):
         yield TemplateContext("8842", dpd, 123456, "CNY", date(2026, 3, 1), locale,
                               unsubscribe_url=SAMPLE_UNSUBSCRIBE_URL)
+        yield TemplateContext("8842", dpd, 123456, "CNY", date(2026, 3, 1), locale,
+                              unsubscribe_url=SAMPLE_UNSUBSCRIBE_URL, portal_url=SAMPLE_PORTAL_URL)
 
 
 def unsubscribe_link_findings(rendered: Rendered, channel: str, url: str | None) -> list[Finding]:
@@ -329,9 +344,11 @@ def _wording(ctx: TemplateContext) -> TemplateContext:
     ref = ctx.account_ref
     if ref is not None and ref.isdigit():
         ref = "0" * len(ref)
-    # the unsubscribe link is a token, not words (and unique per e-mail): the sample link stands for it
+    # the unsubscribe and portal links are tokens, not words (and unique per message): the sample links stand for
+    # them (so the lint's findings never quote a real link either)
     return replace(ctx, account_ref=ref, overdue_minor=0, due_date=_CANONICAL_DAY,
-                   unsubscribe_url=SAMPLE_UNSUBSCRIBE_URL if ctx.unsubscribe_url else None)
+                   unsubscribe_url=SAMPLE_UNSUBSCRIBE_URL if ctx.unsubscribe_url else None,
+                   portal_url=SAMPLE_PORTAL_URL if ctx.portal_url else None)
 
 
 _CANONICAL_DAY = date(2000, 1, 1)
@@ -371,8 +388,9 @@ def preview(*, subject: str, body: str, locale: str, channel: str, sample: Templ
     compiled_subject = compile_source(subject, _VARIABLE_NAMES, name="subject")
     compiled_body = compile_source(body, _VARIABLE_NAMES, name="body")
     link = (sample.unsubscribe_url or SAMPLE_UNSUBSCRIBE_URL) if channel == "email" else None
+    portal = (sample.portal_url or SAMPLE_PORTAL_URL) if channel in ("sms", "email") else None
     try:
-        values = lt.values(replace(sample, locale=lt.locale, unsubscribe_url=link))
+        values = lt.values(replace(sample, locale=lt.locale, unsubscribe_url=link, portal_url=portal))
     except ValueError as exc:
         raise TemplateSourceError(f"sample data: {str(exc)[:200]}") from None
     rendered = Rendered(render_compiled(compiled_subject, values, name="subject").strip(),

@@ -34,6 +34,9 @@ class Dispatcher:
         self.unsubscribe = unsubscribe_links(runtime)
         if self.unsubscribe is None:
             log.warning("e-mails go without an unsubscribe link: set CHANNELS_PUBLIC_BASE_URL")
+        self.portal = portal_links(self.settings)
+        if self.portal is None:
+            log.info("messages go without a customer portal link: set PORTAL_BASE_URL")
         self._wakeup = asyncio.Event()
 
     def wake(self) -> None:
@@ -62,7 +65,7 @@ class Dispatcher:
         if not sendable:
             return len(claimed)
         ready, unusable = service.prepare_messages(sendable, self.runtime.cipher, unsubscribe=self.unsubscribe,
-                                                   content=content)
+                                                   content=content, portal=self.portal)
         sms = [m for m in ready if isinstance(m, OutgoingSms)]
         mail = [m for m in ready if isinstance(m, OutgoingEmail)]
         sms_results, mail_results = await asyncio.gather(
@@ -94,6 +97,14 @@ def unsubscribe_links(runtime: Runtime[Settings]) -> service.UnsubscribeLinks | 
         base_url=s.unsubscribe_base_url, key_id=s.unsubscribe_active_key,
         key=s.unsubscribe_signing_keys[s.unsubscribe_active_key], ttl=timedelta(days=s.unsubscribe_ttl_days),
         destination_key_of=lambda address: identity.contact_point_key(channel="email", destination=address))
+
+
+def portal_links(s: Settings) -> service.PortalLinks | None:
+    """Each message's customer portal link, as the shared settings describe it (None: PORTAL_BASE_URL unset)."""
+    base = s.portal_url_base
+    if base is None:
+        return None
+    return service.PortalLinks(base_url=base, key=s.portal_key, ttl=timedelta(hours=s.portal_link_ttl_hours))
 
 
 def sms_provider(client: httpx.AsyncClient, s: Settings) -> SmsProvider:

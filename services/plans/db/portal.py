@@ -1,12 +1,13 @@
 """The customer portal's tables and their repository (adds and flushes, never commits): links with their nonce
-used once, sessions, attempts (link openings by client address, second-factor answers by session) and the
-customer's requests (hardship, complaint, opt-out), their text sealed."""
+used once (stored at minting over REST, or at first use for a link channels minted in a message), sessions,
+attempts (link openings by client address, second-factor answers by session) and the customer's requests
+(hardship, complaint, opt-out), their text sealed."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, DateTime, Identity, Index, func, select, update
+from sqlalchemy import BigInteger, Column, DateTime, Identity, Index, and_, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel
@@ -90,12 +91,21 @@ async def add_link(session: AsyncSession, link: PortalLink) -> None:
     await session.flush()
 
 
-async def use_link(session: AsyncSession, *, nonce: str, tenant: str, account_id: str, now: datetime) -> bool:
-    """Mark the link used; False when it is unknown or was used already (one statement: two concurrent
-    openings cannot both win)."""
-    row = (await session.execute(
-        update(LINKS).where(LINKS.c.nonce == nonce, LINKS.c.tenant == tenant, LINKS.c.account_id == account_id,
-                            LINKS.c.used_at.is_(None)).values(used_at=now).returning(LINKS.c.nonce))).first()
+# who made a link whose nonce plans first saw when it was used: channels, in a message it sent
+MINTED_ELSEWHERE = "channels:message"
+
+
+async def use_link(session: AsyncSession, *, nonce: str, tenant: str, account_id: str, expires_at: datetime,
+                   now: datetime) -> bool:
+    """Mark the link used; False when it was used already, or its nonce is stored for another account. A
+    genuine link whose nonce plans never stored (channels minted it for a message) is stored here, used. One
+    statement (insert, or update of an unused row): two concurrent openings cannot both win."""
+    inserted = insert(LINKS).values(nonce=nonce, tenant=tenant, account_id=account_id, created_by=MINTED_ELSEWHERE,
+                                    expires_at=expires_at, used_at=now)
+    row = (await session.execute(inserted.on_conflict_do_update(
+        index_elements=[LINKS.c.nonce], set_={"used_at": inserted.excluded.used_at},
+        where=and_(LINKS.c.used_at.is_(None), LINKS.c.tenant == tenant, LINKS.c.account_id == account_id),
+    ).returning(LINKS.c.nonce))).first()
     return row is not None
 
 

@@ -87,7 +87,7 @@ async def create_portal_link(
         uow: UowDep, request: Request, settings: SettingsDep, account_id: AccountIdPath,
         principal: Annotated[Principal, require(Role.PARTNER, Role.AGENT, Role.SUPERVISOR)]) -> PortalLinkPublic:
     """A one-time link to the customer portal for one of your accounts, to send in an SMS or e-mail: it works
-    once, for ``PLANS_PORTAL_LINK_TTL_HOURS`` (72 by default), and shows nothing before the customer gives the
+    once, for ``PORTAL_LINK_TTL_HOURS`` (72 by default), and shows nothing before the customer gives the
     last four characters of their ID number (docs/plans.md, "Customer portal"). 404 for an account plans does
     not know (no overdue notice yet, or another tenant's)."""
     s = _settings(settings)

@@ -309,3 +309,36 @@ async def test_every_email_carries_its_signed_unsubscribe_link_and_the_one_click
         assert row.event.data["destination_key"] == rig.runtime.identity.contact_point_key(
             channel="email", destination="kunde@example.com")
         assert (row.event.data["channel"], row.event.data["customer_id"]) == ("email", zh.request.customer_id)
+
+
+async def test_with_portal_base_url_each_sms_and_email_carries_its_own_portal_link(
+        rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
+    """PORTAL_BASE_URL set: the dispatcher mints each message's portal link for its tenant and account with the
+    shared portal key (plans opens it); the link is in the text sent, never in a log or a stored row."""
+    import logging
+    import re
+
+    from services.channels.workers.dispatcher import portal_links
+    from shared import portal_links as links
+
+    settings = rig.runtime.settings.model_copy(update={"portal_base_url": "https://portal.example.com/"})
+    rig.dispatcher.portal = portal_links(settings)
+    caplog.set_level(logging.DEBUG)
+    sms, mail = rig.approval(Channel.SMS, 6, "+8613812345678"), rig.approval(Channel.EMAIL, 7, "k@example.com",
+                                                                              locale="en")
+    await rig.approve(sms, mail)
+    await rig.drain()
+    [sent] = await rig.sms(sms.request.contact_id)
+    [email] = [m for m in rig.mails() if m["X-Contact-Id"] == mail.request.contact_id]
+    content = email.get_body().get_content()  # type: ignore[union-attr]
+    tokens = []
+    for account_id, body in ((sms.request.account_id, sent["body"]), (mail.request.account_id, content)):
+        [token] = re.findall(r"https://portal\.example\.com/portal/l/([A-Za-z0-9_-]+)", body)
+        claims = links.verify(token, settings.portal_key, now=time.time())
+        assert (claims.tenant, claims.account_id) == (rig.tenant, account_id)
+        tokens.append(token)
+    assert "在线协商：https://portal.example.com/portal/l/" in sent["body"]
+    assert not [t for t in tokens if t in caplog.text]
+    rows = await rig.attempts()
+    assert {rows[a.request.contact_id].status for a in (sms, mail)} == {"sent"}
+    assert not [t for t in tokens for r in rows.values() if t in (r.detail or "")]

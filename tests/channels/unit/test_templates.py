@@ -78,9 +78,10 @@ def test_every_builtin_is_versioned_data() -> None:
         for template_id, t in data["templates"].items():
             assert isinstance(t["version"], int) and t["version"] >= 1, template_id
     assert {(t.id, t.locale) for t in tpl.builtins()} == {(i, loc) for i in ALL_IDS for loc in LOCALES}
-    # v1: the hard-coded texts; v3: the e-mails print their unsubscribe link; +1: the complaint line
+    # v1: the hard-coded texts; v3: the e-mails print their unsubscribe link; +1: the complaint line; +1: the
+    # customer portal link ({{ portal_url }})
     assert {t.id: t.version for t in tpl.builtins() if t.id in TEMPLATE_IDS} == {
-        "pre_due.sms": 3, "reminder.sms": 3, "pre_due.email": 4, "reminder.email": 4}
+        "pre_due.sms": 4, "reminder.sms": 4, "pre_due.email": 5, "reminder.email": 5}
 
 
 @pytest.mark.parametrize("template_id", TEMPLATE_IDS)
