@@ -55,6 +55,11 @@ class QuoteUsed(DomainError):
     title = "Quote already used"
 
 
+class QuoteStale(DomainError):
+    status = 409
+    title = "Quote out of date"
+
+
 class OfferUnknown(DomainError):
     status = 422
     title = "No such offer"
@@ -207,6 +212,15 @@ def _monthly_minor(amount: Decimal | None, currency: str, what: str) -> int | No
         raise AmountInvalid(f"{what}: {exc}") from exc
 
 
+async def _owed_now(session: AsyncSession, *, tenant: str, account: Any) -> tuple[int, int]:
+    """What the account owes now: its overdue amount and its balance, less the payments booked since its snapshot
+    (the balance never below what is overdue)."""
+    payments = await repo.payments_of_account(session, tenant=tenant, account_id=account.account_id)
+    owed = overdue_now(reported_minor=account.overdue_minor, currency=account.currency, as_of=account.as_of,
+                       payments=[PaymentFact(p.amount_minor, p.currency, p.paid_at) for p in payments])
+    return owed, max(owed, account.outstanding_minor - (account.overdue_minor - owed))
+
+
 async def quote(uow: UnitOfWork, *, tenant: str, account_id: str, income: Decimal | None,
                 expenses: Decimal | None, requested_by: str, now: datetime,
                 ttl_minutes: int = DEFAULT_QUOTE_TTL_MINUTES) -> QuoteView:
@@ -221,13 +235,9 @@ async def quote(uow: UnitOfWork, *, tenant: str, account_id: str, income: Decima
             "overdue notice (core.account-overdue.v1) has reached plans.")
     income_minor = _monthly_minor(income, account.currency, "income")
     expenses_minor = _monthly_minor(expenses, account.currency, "expenses")
-    payments = await repo.payments_of_account(uow.session, tenant=tenant, account_id=account_id)
-    owed = overdue_now(reported_minor=account.overdue_minor, currency=account.currency, as_of=account.as_of,
-                       payments=[PaymentFact(p.amount_minor, p.currency, p.paid_at) for p in payments])
+    owed, outstanding = await _owed_now(uow.session, tenant=tenant, account=account)
     if owed == 0:
         raise service.NothingOverdue(f"Account {account_id!r} has nothing overdue now: there is nothing to offer.")
-    # the balance less what was paid since the snapshot, never below what is overdue
-    outstanding = max(owed, account.outstanding_minor - (account.overdue_minor - owed))
     policy, _ = await current_policy(uow.session, tenant)
     segment = await repo.segment_of(uow.session, tenant=tenant, account_id=account_id)
     rule = policy.rule_for(segment=segment.segment if segment is not None else None, product=account.product or None)
@@ -272,7 +282,8 @@ async def accept(uow: UnitOfWork, *, tenant: str, quote_id: str, offer_id: str, 
     """Agree a plan from one of a quote's offers, made by ``maker``: agreed and announced at once when the maker's
     authority covers it (no approval needed, or a supervisor maker for a supervisor-level offer), else
     ``pending_approval`` with the approvals it waits for. Refused: an unknown quote (404), an expired or used
-    one (409), an offer not in it (422), an account with an agreed plan already (409)."""
+    one (409), an offer not in it (422), an account with an agreed plan already (409), nothing overdue any more
+    or a quote out of date: a payment or a newer overdue notice since it was made (409)."""
     row = await neg.quote(uow.session, tenant=tenant, quote_id=quote_id, lock=True)
     if row is None:
         raise QuoteNotFound(f"No quote {quote_id!r} in your tenant.")
@@ -287,6 +298,14 @@ async def accept(uow: UnitOfWork, *, tenant: str, quote_id: str, offer_id: str, 
     active = await repo.agreed_plan(uow.session, tenant=tenant, account_id=row.account_id)
     if active is not None:
         raise service.PlanConflict(f"Account {row.account_id!r} already has plan {active.plan_id}; cancel it first.")
+    account = await repo.account(uow.session, tenant=tenant, account_id=row.account_id)
+    owed, outstanding = (0, 0) if account is None else await _owed_now(uow.session, tenant=tenant, account=account)
+    if owed == 0:
+        raise service.NothingOverdue(f"Account {row.account_id!r} has nothing overdue now: no plan is needed.")
+    if (owed, outstanding) != (row.overdue_minor, row.outstanding_minor):
+        # a payment (or a newer overdue notice) since the quote: its totals and write-offs are no longer right
+        raise QuoteStale(f"Account {row.account_id!r} owes {owed} minor units now, not the {row.overdue_minor} of "
+                         f"quote {quote_id}; ask for a new quote.")
     waiting = approvals.waiting_after_maker(offer.approvals_required, maker_roles)
     status = PlanStatus.PENDING_APPROVAL if waiting else PlanStatus.AGREED
     plan = Plan(plan_id=str(uuid.uuid4()), tenant=tenant, account_id=row.account_id, customer_id=row.customer_id,
@@ -369,13 +388,16 @@ async def decide(uow: UnitOfWork, *, servicer: str, plan_id: str, approver: str,
         if active is not None:
             raise service.PlanConflict(f"Account {plan.account_id!r} already has agreed plan {active.plan_id}: this "
                                        "one cannot be agreed as well; reject it, or cancel the other first.")
-        plan.status = PLAN.apply(PlanStatus(plan.status), PlanEvent.APPROVE).value
-        plan.updated_at = now
+        account_id = plan.account_id
         try:
+            # the change is made inside the savepoint: beginning one flushes what is pending, outside it, where a
+            # unique violation would leave the whole transaction failed (and the caller a 500, not a 409)
             async with uow.session.begin_nested():
+                plan.status = PLAN.apply(PlanStatus(plan.status), PlanEvent.APPROVE).value
+                plan.updated_at = now
                 await uow.session.flush()
         except IntegrityError as exc:  # another plan of the account was agreed concurrently
-            raise service.PlanConflict(f"Account {plan.account_id!r} already has an agreed plan; cancel it "
+            raise service.PlanConflict(f"Account {account_id!r} already has an agreed plan; cancel it "
                                        "first.") from exc
         service._announce(uow, plan, instalments, "agreed")
     return ApprovalsView(service.PlanView(plan, instalments),

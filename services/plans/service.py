@@ -265,21 +265,27 @@ async def apply_payments(uow: UnitOfWork, *, payments: Sequence[PaymentReceivedV
             event = payment_event(owed_minor=instalment.amount_minor - instalment.paid_minor, applied_minor=applied)
             instalment.status = INSTALMENT.apply(InstalmentStatus(instalment.status), event).value
             instalment.paid_minor += applied
-        plan.paid_minor = min(plan.paid_minor + p.amount_minor, plan.total_minor)
+        paid = plan.paid_minor + p.amount_minor
+        plan.paid_minor = min(paid, plan.total_minor)
         plan.updated_at = datetime.now(UTC)
-        if plan.paid_minor >= plan.total_minor:
+        if paid >= plan.total_minor:
             plan.status = PLAN.apply(PlanStatus(plan.status), PlanEvent.PAID_OFF).value
             _announce(uow, plan, schedule, "completed")
-            await _write_off(uow, plan)
+            await _write_off(uow, plan, overpaid_minor=paid - plan.total_minor)
         await uow.session.flush()
 
 
-async def _write_off(uow: UnitOfWork, plan: Plan) -> None:
+async def _write_off(uow: UnitOfWork, plan: Plan, *, overpaid_minor: int = 0) -> None:
     """A settlement or waiver paid off: announce what it writes off (plans.write-off.v1) for core banking, split
     between the account's lenders by their shares (the servicer holds what the co-lenders do not), approved by
-    those who approved the agreement (its maker when it was within the maker's authority). Once per plan: its id
-    is derived from the plan's."""
+    those who approved the agreement (its maker when it was within the maker's authority). What the payments
+    brought beyond the plan's total was not left unpaid: it is written off the less (and the plan's
+    ``written_off_minor`` says so); nothing left, nothing announced. Once per plan: its id is derived from the
+    plan's."""
     if plan.kind not in ("settlement", "waiver") or plan.written_off_minor <= 0:
+        return
+    plan.written_off_minor = max(plan.written_off_minor - max(overpaid_minor, 0), 0)
+    if plan.written_off_minor == 0:
         return
     account = await repo.account(uow.session, tenant=plan.tenant, account_id=plan.account_id)
     shares = lenders_of(plan.tenant, account.co_lenders if account is not None else [])

@@ -155,10 +155,17 @@ def _percent(value: Any, where: str, *, required: bool = False, low: int = 0) ->
         return None, [f"{where} must be a percentage (a number 0 to 100), not {_json(value)}"]
     if not percent.is_finite() or not Decimal(low) / 100 <= percent <= 100:
         return None, [f"{where} must be between {Decimal(low) / 100:g} and 100, not {_json(value)}"]
-    bp = percent * 100
-    if bp != bp.to_integral_value():
+    # exactly, digit by digit: Decimal arithmetic rounds to 28 digits ("4.99999999999999999999999999999" would
+    # become 500 bp) and underflows to 0 ("1e-999999999999999999")
+    _, digits, exponent = percent.as_tuple()
+    if not any(digits):
+        return 0, []
+    shift = int(exponent) + 2  # at most 4: the value is at most 100
+    if shift >= 0:
+        return int("".join(map(str, digits))) * 10**shift, []
+    if -shift >= len(digits) or any(digits[shift:]):
         return None, [f"{where} has more than two decimals: {_json(value)}"]
-    return int(bp), []
+    return int("".join(map(str, digits[:shift]))), []
 
 
 def _names(value: Any, where: str, *, known: tuple[str, ...] | None) -> tuple[frozenset[str] | None, list[str]]:
@@ -281,6 +288,11 @@ def _rule(raw: Any, where: str) -> tuple[Rule | None, list[str]]:
                 5_000 if share is None else share), []
 
 
+def _unconditional(when: Any) -> bool:
+    """Whether a rule's ``when`` matches every account: absent, empty, or every condition null."""
+    return not when or (isinstance(when, Mapping) and all(when.get(k) is None for k in _WHEN_KEYS))
+
+
 def parse_policy(document: Any, *, version: int) -> tuple[PlanPolicy | None, list[str]]:
     """The policy a document describes and every reason it cannot be used (then the policy is None)."""
     if not isinstance(document, Mapping):
@@ -310,7 +322,7 @@ def parse_policy(document: Any, *, version: int) -> tuple[PlanPolicy | None, lis
             names[name] = i
         if catch_all is not None:
             errors.append(f"rules[{i}] can never match: rules[{catch_all}] before it has no conditions")
-        elif isinstance(raw, Mapping) and not raw.get("when"):
+        elif isinstance(raw, Mapping) and _unconditional(raw.get("when")):
             catch_all = i
         if rule is not None:
             rules.append(rule)
