@@ -122,7 +122,8 @@ async def _settle(uow: UnitOfWork, row: PlanPromise, *, now: datetime) -> bool:
 
 async def make_promise(uow: UnitOfWork, *, tenant: str, account_id: str, amount_minor: int, currency: str,
                        due_on: date, source: str, made_by: str, now: datetime, reason: str = "",
-                       grace_days: int = GRACE_DAYS, max_days: int = MAX_DAYS) -> PromiseView:
+                       grace_days: int = GRACE_DAYS, max_days: int = MAX_DAYS,
+                       amount_error: str | None = None) -> PromiseView:
     """Record a promise to pay and announce it (``open``). The account must be known to plans for the tenant
     (``AccountUnknown``, 404); the amount positive and in the account's currency, ``due_on`` today or up to
     ``max_days`` ahead in the account's time zone (``PromiseRefused``, 422, with every reason); no other promise
@@ -134,8 +135,10 @@ async def make_promise(uow: UnitOfWork, *, tenant: str, account_id: str, amount_
                              "recorded once the account's overdue notice (core.account-overdue.v1) has reached plans.")
     contact: dict[str, Any] = account.contact or {}
     time_zone = str(contact.get("time_zone") or "Asia/Shanghai")
-    errors = refusals(amount_minor=amount_minor, currency=currency, account_currency=account.currency,
-                      due_on=due_on, today=local_day(now, time_zone), max_days=max_days, source=source)
+    # ``amount_error``: the amount could not be read (finer than the currency allows): listed with the others
+    errors = ([f"amount: {amount_error}"] if amount_error else []) + refusals(
+        amount_minor=1 if amount_error else amount_minor, currency=currency, account_currency=account.currency,
+        due_on=due_on, today=local_day(now, time_zone), max_days=max_days, source=source)
     if errors:
         raise PromiseRefused(errors)
     if (existing := await promise_repo.open_of_account(uow.session, tenant=tenant, account_id=account_id)):

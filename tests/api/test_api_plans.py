@@ -14,9 +14,12 @@ import pytest
 from sqlalchemy import select
 
 from services.plans.db.models import Plan, PlanInstalment
+from shared.audit import AuditEntry
 from shared.contracts import topics
 from shared.contracts.events import PlanEventV1
+from shared.db import table_of
 from tests.api.support import ServiceApi, Tenant, assert_problem, unique
+from tests.api.test_api_compliance_attempts import issue
 from tests.plans.support import consume, overdue_notice, payment_received
 
 pytestmark = pytest.mark.integration
@@ -508,3 +511,28 @@ async def test_a_plan_for_an_account_paid_since_its_notice_is_a_409_and_stores_n
                                                      headers=tenant_a.headers), 409)
     assert problem["title"] == "Nothing overdue" and "no plan is needed" in problem["detail"]
     await assert_nothing_stored(plans, tenant_a, account)
+
+
+async def test_agreeing_and_cancelling_need_a_writer_role_and_are_audited_with_the_reason(
+        plans: ServiceApi, infra: Any, tenant_a: Tenant) -> None:
+    account = unique("ACC")
+    await known(plans, tenant_a, account)
+    strategist = await issue(infra, tenant_a.id, {"strategist"}, principal="strategist-x")
+    assert_problem(await plans.client.post("/v1/plans", json=plan_body(account), headers=strategist), 403)
+    agent = await issue(infra, tenant_a.id, {"agent"}, principal="agent-zhou")
+    made = await plans.client.post("/v1/plans", json=plan_body(account), headers=agent)
+    assert made.status_code == 201, made.text
+    plan_id = made.json()["plan_id"]
+    assert_problem(await plans.client.post(f"/v1/plans/{plan_id}/cancel", json={"reason": "x"}, headers=strategist),
+                   403)
+    assert_problem(await plans.client.post(f"/v1/plans/{plan_id}/cancel", json={"reason": "x", "extra": 1},
+                                           headers=agent), 422)
+    cancelled = await plans.client.post(f"/v1/plans/{plan_id}/cancel", json={"reason": "customer paid in full"},
+                                        headers=agent)
+    assert (cancelled.status_code, cancelled.json()["status"]) == (200, "cancelled")
+    audit = table_of(AuditEntry)
+    async with plans.runtime.sessions() as session:
+        rows = (await session.execute(select(audit.c.principal, audit.c.action, audit.c.reason).where(
+            audit.c.tenant == tenant_a.id, audit.c.subject == f"plan:{plan_id}").order_by(audit.c.id))).all()
+    assert [tuple(r) for r in rows] == [("agent-zhou", "plan.agree", "job loss"),
+                                       ("agent-zhou", "plan.cancel", "customer paid in full")]

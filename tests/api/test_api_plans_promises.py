@@ -218,3 +218,15 @@ async def test_the_monitor_loop_decides_a_promise_past_its_deadline(open_api: An
     assert [r.status for r in await stored(plans, tenant_a)] == ["broken"]
     assert [(e.subject, PromiseEventV1.model_validate(e.data).status) for e in
             (r.event for r in await plans.outbox(tenant_a))] == [(view.promise_id, "open"), (view.promise_id, "broken")]
+
+
+async def test_a_refused_promise_lists_every_reason_the_unreadable_amount_included(
+        plans: ServiceApi, tenant_a: Tenant) -> None:
+    account = await known(plans, tenant_a)
+    past = (local_today() - timedelta(days=5)).isoformat()
+    problem = assert_problem(await plans.client.post(
+        f"/v1/accounts/{account}/promises", json=body(amount="0.001", currency="USD", due_on=past),
+        headers=tenant_a.headers), 422)
+    reasons = [e["msg"] for e in problem["errors"]]
+    assert [r.split(":")[0] for r in reasons] == ["amount", "currency", "due_on"], reasons
+    assert await stored(plans, tenant_a) == []

@@ -122,14 +122,15 @@ async def make_promise(uow: UowDep, principal: Writer, request: Request, account
     an open promise. A refused request stores nothing."""
     settings = _settings(request)
     source = _source(principal, body.source)
+    amount_error = None
     try:
         amount_minor = to_minor(Decimal(body.amount), body.currency)
-    except ValueError as exc:
-        raise promises.PromiseRefused([f"amount: {exc}"]) from None
+    except ValueError as exc:  # refused with the other reasons, once the account is found
+        amount_minor, amount_error = 0, str(exc)
     view = await promises.make_promise(
         uow, tenant=principal.tenant, account_id=account_id, amount_minor=amount_minor, currency=body.currency,
         due_on=body.due_on, source=source, made_by=principal.name, now=datetime.now(UTC), reason=body.reason,
-        grace_days=settings.promise_grace_days, max_days=settings.promise_max_days)
+        grace_days=settings.promise_grace_days, max_days=settings.promise_max_days, amount_error=amount_error)
     await record_change(uow, principal, action="promise.make", subject=f"promise:{view.promise_id}",
                         reason=body.reason or "promise to pay recorded")
     await uow.commit()

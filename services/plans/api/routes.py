@@ -5,17 +5,27 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Response
-from pydantic import BaseModel, Field, field_validator
+from fastapi import APIRouter, Body, Header, Response
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.plans import service
+from shared.audit import record_change
 from shared.contracts.events import Currency, Ident
-from shared.deps import SessionDep, TenantDep, UowDep
+from shared.deps import Principal, Role, SessionDep, TenantDep, UowDep, require
 from shared.money import from_minor
 
 router = APIRouter(prefix="/v1/plans", tags=["plans"])
+# who agrees and cancels plans: a partner's or core banking's integration, an agent, a supervisor
+Writer = Annotated[Principal, require(Role.PARTNER, Role.AGENT, Role.SUPERVISOR)]
+
+
+class PlanCancel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(default="", max_length=500, pattern=r"^[^\x00]*$",
+                        description="Why the plan is cancelled (kept in the audit log)")
 
 
 class InstalmentIn(BaseModel):
@@ -85,7 +95,7 @@ def _public(view: service.PlanView) -> PlanPublic:
 
 
 @router.post("", status_code=201, response_model=PlanPublic)
-async def agree_plan(uow: UowDep, response: Response, tenant: TenantDep, body: PlanCreate,
+async def agree_plan(uow: UowDep, response: Response, principal: Writer, body: PlanCreate,
                      idempotency_key: str | None = Header(default=None, max_length=200)) -> PlanPublic:
     """Record an agreed plan and announce it; the scheduler pauses the account's treatment.
 
@@ -101,10 +111,14 @@ async def agree_plan(uow: UowDep, response: Response, tenant: TenantDep, body: P
     A refused request stores nothing.
     """
     view = await service.agree_plan(
-        uow, tenant=tenant, account_id=body.account_id, customer_id=body.customer_id, currency=body.currency,
-        reason=body.reason, instalments=[(i.due_date, Decimal(i.amount)) for i in body.instalments],
+        uow, tenant=principal.tenant, account_id=body.account_id, customer_id=body.customer_id,
+        currency=body.currency, reason=body.reason,
+        instalments=[(i.due_date, Decimal(i.amount)) for i in body.instalments],
         idempotency_key=idempotency_key, today=datetime.now(UTC).date(),
         request_hash=hashlib.sha256(body.model_dump_json().encode()).hexdigest())
+    if not view.replayed:
+        await record_change(uow, principal, action="plan.agree", subject=f"plan:{view.plan.plan_id}",
+                            reason=body.reason or "plan agreed")
     await uow.commit()
     if view.replayed:
         response.status_code = 200
@@ -123,8 +137,12 @@ async def get_plan(session: SessionDep, tenant: TenantDep, plan_id: str) -> Plan
 
 
 @router.post("/{plan_id}/cancel", response_model=PlanPublic)
-async def cancel_plan(uow: UowDep, tenant: TenantDep, plan_id: str) -> PlanPublic:
-    """Cancel an agreed plan; the scheduler resumes the account's treatment."""
-    view = await service.cancel_plan(uow, tenant=tenant, plan_id=plan_id)
+async def cancel_plan(uow: UowDep, principal: Writer, plan_id: str,
+                      body: Annotated[PlanCancel | None, Body()] = None) -> PlanPublic:
+    """Cancel an agreed plan (the scheduler resumes the account's treatment) or withdraw one pending approval.
+    The body ``{"reason": "..."}`` is optional; the cancellation is audited with it."""
+    view = await service.cancel_plan(uow, tenant=principal.tenant, plan_id=plan_id)
+    await record_change(uow, principal, action="plan.cancel", subject=f"plan:{plan_id}",
+                        reason=(body.reason if body else "") or "plan cancelled")
     await uow.commit()
     return _public(view)
