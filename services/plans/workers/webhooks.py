@@ -25,12 +25,14 @@ import httpx
 from services.plans import webhooks
 from services.plans.domain.signing import HEADER, is_public_address, sign
 from services.plans.settings import Settings
+from shared.errors import is_transient
 from shared.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 USER_AGENT = "gentle-collections-webhooks/1"
 ERROR_BYTES = 200  # of a failed answer's body kept as its error
+OUTAGE_PAUSE_MAX_S = 30.0  # the longest wait between passes while the database is away
 
 
 class WebhookDispatcher:
@@ -47,15 +49,24 @@ class WebhookDispatcher:
         self._wakeup.set()
 
     async def run(self) -> None:
+        pause = self.settings.webhook_poll_interval_s
         while not self.runtime.stopping.is_set():
             self._wakeup.clear()  # before the pass, so a wake during it is not lost
             try:
                 while await self.deliver_once() > 0:
                     pass
-            except Exception:
-                log.exception("webhook pass failed")
+                pause = self.settings.webhook_poll_interval_s
+            except Exception as exc:
+                # the database away: one line, and wait longer each time (up to OUTAGE_PAUSE_MAX_S), not a
+                # traceback every poll; anything else is a bug worth its traceback
+                pause = min(max(pause * 2, 1.0), OUTAGE_PAUSE_MAX_S)
+                if is_transient(exc):
+                    log.warning("webhook pass failed: a dependency is unavailable; trying again",
+                                extra={"error": type(exc).__name__, "retry_in_s": pause})
+                else:
+                    log.exception("webhook pass failed", extra={"retry_in_s": pause})
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self.settings.webhook_poll_interval_s)
+                await asyncio.wait_for(self._wakeup.wait(), pause)
 
     async def deliver_once(self) -> int:
         """Claim, POST and record one batch of due deliveries; returns how many it attempted."""
