@@ -258,7 +258,13 @@ MODEL_RULES: dict[str, tuple[str, ...]] = {
     "AccountOverdueV1": (
         "At least one of `credit_rating` and `credit_score`; when both are given, the worse one counts.",
         "`overdue_minor` must not exceed `outstanding_minor`.",
-        "The `co_lenders` shares add up to at most 1.",
+        "Each co-lender gives `share_bp` (basis points) or `share` (a fraction that is a whole number of basis "
+        "points), or both agreeing; the co-lenders' shares add up to at most 10,000 basis points (the servicer, "
+        "the event's tenant, holds the rest); each co-lender is listed once, and never the servicer itself.",
+    ),
+    "InstalmentDueV1": (
+        "The same rules for `credit_rating`/`credit_score` and `co_lenders` as `AccountOverdueV1`; "
+        "`amount_due_minor` must not exceed `outstanding_minor`.",
     ),
     "ContactApprovedV1": (
         "No top-level `tenant`: the tenant is `request.tenant`, the same as the envelope's.",

@@ -280,7 +280,7 @@ async def test_an_account_is_shown_to_its_servicer_and_co_lenders_only_with_cont
         "due_date": seeded.due_date.isoformat(), "segment": expected.segment.value, "dpd_bucket": expected.dpd_bucket,
         "status": "overdue", "phone_masked": "*" * (len(number) - 4) + number[-4:],
         "email_masked": "l***@example.com", "time_zone": "Asia/Shanghai",
-        "co_lenders": [{"tenant": tenant_b.id, "share": "0.3"}], "access": "servicer",
+        "co_lenders": [{"tenant": tenant_b.id, "share": "0.3", "share_bp": 3000}], "access": "servicer",
         "score": {"scorecard": "sim-2025.1", "points": scored.points, "probability": f"{scored.probability:.4f}",
                   "reasons": [{"code": r.code, "text": r.text} for r in scored.reasons]}}
     assert number.encode() not in response.content and "李四".encode() not in response.content

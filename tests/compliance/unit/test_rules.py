@@ -339,7 +339,11 @@ def test_house_holds(kind: HoldKind) -> None:
     assert (ending.verdict, ending.retry_at) == ("defer", now + timedelta(days=2))
     assert verdict(house.HouseHolds(), ctx(holds=(hold(kind, starts=now + timedelta(days=1)),)), now).verdict == \
         "allow"
-    assert verdict(house.HouseHolds(), ctx(holds=(hold(HoldKind.HARDSHIP),)), now).verdict == "allow"
+    # a declared hardship holds automated contact only (the case goes to a person): an agent's call is allowed
+    assert verdict(house.HouseHolds(), ctx(holds=(hold(HoldKind.HARDSHIP),)), now).verdict == "block"
+    assert verdict(house.HouseHolds(), ctx(Channel.CALL, holds=(hold(HoldKind.HARDSHIP),), automated=False),
+                   now).verdict == "allow"
+    assert verdict(house.HouseHolds(), ctx(holds=(hold(HoldKind.VULNERABILITY),)), now).verdict == "allow"
 
 
 def test_house_dup() -> None:
