@@ -30,8 +30,13 @@ from shared.crypto import PiiCipher, PiiCryptoError
 from shared.uow import UnitOfWork
 
 SESSION_IDLE = timedelta(minutes=30)
+SESSION_MAX = timedelta(hours=2)  # however active, a session ends two hours after its link was used
 FACTOR_MAX_FAILURES = 5
 FACTOR_LOCK = timedelta(minutes=15)
+# at most this many wrong answers on an account's links per FACTOR_DAY: then they all wait until a day after the
+# first of them (five per 15 minutes alone would allow ~1,400 guesses over a link's 72 hours)
+FACTOR_DAILY_MAX = 10
+FACTOR_DAY = timedelta(hours=24)
 OPENINGS_WINDOW = timedelta(minutes=15)
 MAX_DETAIL_CHARS = 2000
 OPT_OUT_CHANNELS: dict[str, Channel] = {"sms": Channel.SMS, "email": Channel.EMAIL, "voice": Channel.CALL}
@@ -178,12 +183,12 @@ async def exchange_link(uow: UnitOfWork, *, token: str, secret: bytes, locale: s
 
 
 async def current_session(uow: UnitOfWork, *, cookie: str | None, now: datetime) -> repo.PortalSession:
-    """The session of this cookie, its idle clock restarted; ``SessionEnded`` when there is none or it was idle
-    for 30 minutes."""
+    """The session of this cookie, its idle clock restarted; ``SessionEnded`` when there is none, it was idle
+    for 30 minutes, or it began two hours ago."""
     if not cookie or len(cookie) > 200:
         raise SessionEnded("no session")
     row = await repo.get_session(uow.session, session_key(cookie), lock=True)
-    if row is None or now - row.last_seen_at >= SESSION_IDLE:
+    if row is None or now - row.last_seen_at >= SESSION_IDLE or now - row.created_at >= SESSION_MAX:
         raise SessionEnded("ended")
     row.last_seen_at = now
     return row
@@ -213,30 +218,56 @@ async def _national_id(uow: UnitOfWork, row: repo.PortalSession, cipher: PiiCiph
     return national_id
 
 
+async def _account_lock(uow: UnitOfWork, row: repo.PortalSession) -> tuple[int, datetime | None]:
+    """The wrong answers of the account's other sessions, and the account's lock: the latest of its sessions'
+    (and this one's own, not yet flushed)."""
+    others, locked = await repo.account_factor_state(uow.session, tenant=row.tenant, account_id=row.account_id,
+                                                     other_than=row.session_key)
+    if row.locked_until is not None and (locked is None or row.locked_until > locked):
+        locked = row.locked_until
+    return others, locked
+
+
 async def require_factor_possible(uow: UnitOfWork, row: repo.PortalSession, cipher: PiiCipher,
                                   now: datetime) -> None:
-    """``NoNationalId`` when the second factor cannot be asked, ``Locked`` while the session is locked."""
+    """``NoNationalId`` when the second factor cannot be asked, ``Locked`` while the account is locked (by the
+    wrong answers of any of its links: five lock them all for 15 minutes, ten within a day until a day after the
+    first of those)."""
     await _national_id(uow, row, cipher)
-    if row.locked_until is not None and now < row.locked_until:
-        raise Locked(row.locked_until)
+    _, locked = await _account_lock(uow, row)
+    if locked is not None and now < locked:
+        raise Locked(locked)
+    wrong, earliest = await repo.wrong_answers_since(uow.session, tenant=row.tenant, account_id=row.account_id,
+                                                     since=now - FACTOR_DAY)
+    if wrong >= FACTOR_DAILY_MAX and earliest is not None:
+        raise Locked(earliest + FACTOR_DAY)
 
 
 async def check_factor(uow: UnitOfWork, *, row: repo.PortalSession, answer: str, cipher: PiiCipher,
                        client: str, now: datetime) -> int | None:
     """Check four normalised characters against the national ID's last four (constant time). None when right
-    (the session is verified); else the tries left before the lock (``Locked`` when this answer locked it)."""
+    (the session is verified); else the tries left before the lock (``Locked`` when this answer locked it).
+
+    The wrong answers are counted across every link of the account (their sessions' sum), so more links do not
+    give more guesses: each fifth wrong answer locks them all for ``FACTOR_LOCK``; a right answer starts the
+    count again. The account's answers are checked one at a time."""
+    await repo.serialise_factor(uow.session, tenant=row.tenant, account_id=row.account_id)
     await require_factor_possible(uow, row, cipher, now)
     expected = (await _national_id(uow, row, cipher))[-4:]
     ok = hmac.compare_digest(expected.encode(), answer.encode())
     await repo.add_attempt(uow.session, kind="factor", client_key=client, session_key=row.session_key, ok=ok, at=now)
+    others, _ = await _account_lock(uow, row)
     if ok:
-        row.verified_at, row.failures, row.locked_until = now, 0, None
+        # the count starts again: this session takes back the account's wrong answers since the last lock
+        row.failures -= (others + row.failures) % FACTOR_MAX_FAILURES
+        row.verified_at, row.locked_until = now, None
         return None
     row.failures += 1
-    if row.failures >= FACTOR_MAX_FAILURES:
-        row.failures, row.locked_until = 0, now + FACTOR_LOCK
+    wrong = (others + row.failures) % FACTOR_MAX_FAILURES
+    if wrong == 0:
+        row.locked_until = now + FACTOR_LOCK
         raise Locked(row.locked_until)
-    return FACTOR_MAX_FAILURES - row.failures
+    return FACTOR_MAX_FAILURES - wrong
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,8 @@ class PortalSession(SQLModel, table=True):
     """A browser's session, keyed by the SHA-256 of its cookie (the cookie itself is never stored)."""
 
     __tablename__ = "portal_sessions"
+    # the second factor counts and locks across an account's sessions
+    __table_args__ = (Index("ix_portal_sessions_account", "tenant", "account_id"),)
 
     session_key: str = Field(primary_key=True, max_length=64)
     nonce: str = Field(max_length=32, unique=True)
@@ -41,7 +43,9 @@ class PortalSession(SQLModel, table=True):
     account_id: str = Field(max_length=128)
     csrf_token: str = Field(max_length=64)
     locale: str | None = Field(default=None, max_length=8)
-    failures: int = 0  # wrong second-factor answers since the last lock
+    # this session's share of the account's wrong second-factor answers (their sum, modulo five, is the count
+    # since the last lock or right answer: portal_service.check_factor); negative after a right answer
+    failures: int = 0
     locked_until: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
     verified_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
@@ -52,7 +56,8 @@ class PortalAttempt(SQLModel, table=True):
     """One link opening (``open``, by client address) or second-factor answer (``factor``, by session)."""
 
     __tablename__ = "portal_attempts"
-    __table_args__ = (Index("ix_portal_attempts_client", "kind", "client_key", "at"),)
+    __table_args__ = (Index("ix_portal_attempts_client", "kind", "client_key", "at"),
+                      Index("ix_portal_attempts_session", "session_key", "at"))
 
     id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
     kind: str = Field(max_length=16)
@@ -121,6 +126,35 @@ async def add_session(session: AsyncSession, row: PortalSession) -> None:
 async def get_session(session: AsyncSession, session_key: str, *, lock: bool = False) -> PortalSession | None:
     query = select(PortalSession).where(PortalSession.session_key == session_key)  # type: ignore[arg-type]
     return (await session.execute(query.with_for_update() if lock else query)).scalars().first()
+
+
+async def serialise_factor(session: AsyncSession, *, tenant: str, account_id: str) -> None:
+    """Hold the account's second-factor lock until the transaction ends: the answers given on several links of
+    one account are checked one at a time (only ever taken while holding no other session's row)."""
+    await session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(
+        f"portal-factor/{tenant}/{account_id}", 0))))
+
+
+async def account_factor_state(session: AsyncSession, *, tenant: str, account_id: str,
+                               other_than: str) -> tuple[int, datetime | None]:
+    """The wrong answers given in the account's sessions but ``other_than``, and the latest lock of any of them."""
+    row = (await session.execute(select(
+        func.coalesce(func.sum(SESSIONS.c.failures).filter(SESSIONS.c.session_key != other_than), 0),
+        func.max(SESSIONS.c.locked_until)).where(SESSIONS.c.tenant == tenant,
+                                                 SESSIONS.c.account_id == account_id))).one()
+    return int(row[0]), row[1]
+
+
+async def wrong_answers_since(session: AsyncSession, *, tenant: str, account_id: str,
+                              since: datetime) -> tuple[int, datetime | None]:
+    """How many wrong second-factor answers were given on any link of the account since ``since``, and the
+    earliest of them."""
+    row = (await session.execute(
+        select(func.count(), func.min(ATTEMPTS.c.at)).select_from(
+            ATTEMPTS.join(SESSIONS, SESSIONS.c.session_key == ATTEMPTS.c.session_key))
+        .where(ATTEMPTS.c.kind == "factor", ATTEMPTS.c.ok.is_(False), ATTEMPTS.c.at >= since,
+               SESSIONS.c.tenant == tenant, SESSIONS.c.account_id == account_id))).one()
+    return int(row[0]), row[1]
 
 
 async def add_attempt(session: AsyncSession, *, kind: str, client_key: str, session_key: str | None, ok: bool,

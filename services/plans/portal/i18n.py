@@ -37,6 +37,16 @@ _EN: dict[str, str] = {
     "session_title": "Your session has ended",
     "session_text": "For your safety a session ends after 30 minutes without activity, or when it was not "
                     "started from a link. Open the link in our message again, or ask for a new one.",
+    "unavailable_title": "Temporarily unavailable",
+    "unavailable_text": "This page cannot be shown right now. Nothing was changed. Please try again in a few "
+                        "minutes.",
+    "error_title": "Something went wrong",
+    "error_text": "This page cannot be shown. Nothing was changed. Go back to the link in your message and try "
+                  "again, or call customer service.",
+    "invalid_input_title": "This request cannot be handled",
+    "invalid_input_text": "Nothing was changed. Open the link in your message again and use the page's buttons.",
+    "notfound_title": "Page not found",
+    "notfound_text": "There is no such page. Open the link in your message again.",
     "forbidden_title": "The form has expired",
     "forbidden_text": "This form is no longer valid. Go back to your account page and try again.",
     # the second factor
@@ -159,6 +169,14 @@ _ZH: dict[str, str] = {
     "busy_text": "您的网络打开链接的次数过多。请等待 15 分钟后再试。",
     "session_title": "您的会话已结束",
     "session_text": "为保障安全，会话在 30 分钟无操作后结束，或未从链接开始。请重新打开短信中的链接，或申请新链接。",
+    "unavailable_title": "暂时无法使用",
+    "unavailable_text": "此页面暂时无法显示，未做任何更改。请几分钟后再试。",
+    "error_title": "出现问题",
+    "error_text": "此页面无法显示，未做任何更改。请重新打开短信中的链接再试，或联系客服。",
+    "invalid_input_title": "无法处理此请求",
+    "invalid_input_text": "未做任何更改。请重新打开短信中的链接，并使用页面上的按钮。",
+    "notfound_title": "页面不存在",
+    "notfound_text": "没有此页面。请重新打开短信中的链接。",
     "forbidden_title": "表单已失效",
     "forbidden_text": "此表单已失效。请返回账户页面重试。",
     "verify_title": "验证身份",

@@ -11,8 +11,10 @@ button POSTs the token, which then is used. Nothing about the debt or the custom
 from __future__ import annotations
 
 import functools
+import logging
 import re
-from collections.abc import Mapping
+import traceback
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -21,9 +23,12 @@ from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request, Response
 from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.plans import portal_service as svc
 from services.plans.db.portal import PortalSession
@@ -32,11 +37,51 @@ from services.plans.settings import Settings
 from shared.audit import record_change
 from shared.deps import CipherDep, Principal, Role, SettingsDep, UowDep, require
 from shared.domain import DomainError
-from shared.http import ProblemError
+from shared.errors import is_data_error, is_transient
+from shared.http import RETRY_AFTER_S, ProblemError
 from shared.money import format_amount, to_minor
 from shared.uow import UnitOfWork
 
-router = APIRouter(prefix="/portal", include_in_schema=False)
+log = logging.getLogger(__name__)
+
+
+class _PortalRoute(APIRoute):
+    """A portal page's route: whatever goes wrong (PostgreSQL down, a body over the size limit, a bug) is a page
+    with the portal's headers in the customer's language, never problem+json, a traceback or internals. A failure
+    is logged by its class and frames only: an exception's message may quote SQL parameters (the debt, the
+    customer's words)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except Exception as exc:  # every failure becomes a page
+                return _failure(request, exc)
+
+        return guarded
+
+
+def _failure(request: Request, exc: Exception) -> HTMLResponse:
+    locale = _lang(request.query_params.get("lang")) or i18n.DEFAULT_LOCALE
+    if isinstance(exc, StarletteHTTPException):  # e.g. a body streamed past HTTP_MAX_BODY_BYTES: 413
+        return _message(locale, "notfound" if exc.status_code == 404 else "invalid_input", status=exc.status_code)
+    if isinstance(exc, svc.PortalError):  # e.g. the session's account gone while a page is shown
+        return _refused(exc, locale)
+    if isinstance(exc, RequestValidationError) or is_data_error(exc):
+        return _message(locale, "invalid_input", status=400)
+    if is_transient(exc):
+        log.warning("portal: dependency unavailable", extra={"error": type(exc).__name__})
+        response = _message(locale, "unavailable", status=503)
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return response
+    log.error("portal: unhandled error", extra={
+        "error": type(exc).__name__, "frames": "".join(traceback.format_tb(exc.__traceback__))[-4000:]})
+    return _message(locale, "error", status=500)
+
+
+router = APIRouter(prefix="/portal", include_in_schema=False, route_class=_PortalRoute)
 links_router = APIRouter(prefix="/v1", tags=["portal"])
 
 COOKIE = "gc_portal"
@@ -136,9 +181,17 @@ async def _form(request: Request) -> dict[str, str]:
     CSRF check)."""
     if request.headers.get("content-type", "").split(";")[0].strip() != "application/x-www-form-urlencoded":
         return {}
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
         return {}
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():  # read no further than the limit (not the app's 4 MiB)
+        size += len(chunk)
+        if size > MAX_FORM_BYTES:
+            return {}
+        chunks.append(chunk)
+    body = b"".join(chunks)
     try:
         fields = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True, max_num_fields=20)
     except ValueError:
@@ -513,3 +566,20 @@ async def opt_out(request: Request, uow: UowDep, cipher: CipherDep, settings: Se
     await uow.commit()
     return _done(row, "optout_done", channel=i18n.text(locale, f"optout_{name}"))
 
+
+_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
+
+
+@router.api_route("/{rest:path}", methods=_METHODS)
+async def not_a_page(request: Request, rest: str) -> Response:
+    """Any other path under ``/portal`` (404), or a page's path with another method (405): a page with the
+    portal's headers, as every page (this route is the router's last)."""
+    path = request.scope["path"].removeprefix(request.scope.get("root_path", ""))
+    allowed = sorted({m for r in router.routes if isinstance(r, APIRoute) and r.endpoint is not not_a_page
+                      and r.path_regex.match(path) for m in r.methods or ()})
+    locale = _lang(request.query_params.get("lang")) or i18n.DEFAULT_LOCALE
+    if not allowed:
+        return _message(locale, "notfound", status=404)
+    response = _message(locale, "invalid_input", status=405)
+    response.headers["Allow"] = ", ".join(allowed)
+    return response

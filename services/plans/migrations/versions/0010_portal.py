@@ -52,6 +52,8 @@ def upgrade() -> None:
         _at("at"),
     )
     op.create_index("ix_portal_attempts_client", "portal_attempts", ["kind", "client_key", "at"])
+    op.create_index("ix_portal_attempts_session", "portal_attempts", ["session_key", "at"])
+    op.create_index("ix_portal_sessions_account", "portal_sessions", ["tenant", "account_id"])
     op.create_table(
         "portal_requests",
         sa.Column("request_id", sa.String(64), primary_key=True),
