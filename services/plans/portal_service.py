@@ -229,11 +229,11 @@ async def _account_lock(uow: UnitOfWork, row: repo.PortalSession) -> tuple[int, 
 
 
 async def require_factor_possible(uow: UnitOfWork, row: repo.PortalSession, cipher: PiiCipher,
-                                  now: datetime) -> None:
+                                  now: datetime) -> str:
     """``NoNationalId`` when the second factor cannot be asked, ``Locked`` while the account is locked (by the
     wrong answers of any of its links: five lock them all for 15 minutes, ten within a day until a day after the
-    first of those)."""
-    await _national_id(uow, row, cipher)
+    first of those); else the national ID the answer is checked against."""
+    national_id = await _national_id(uow, row, cipher)
     _, locked = await _account_lock(uow, row)
     if locked is not None and now < locked:
         raise Locked(locked)
@@ -241,6 +241,7 @@ async def require_factor_possible(uow: UnitOfWork, row: repo.PortalSession, ciph
                                                      since=now - FACTOR_DAY)
     if wrong >= FACTOR_DAILY_MAX and earliest is not None:
         raise Locked(earliest + FACTOR_DAY)
+    return national_id
 
 
 async def check_factor(uow: UnitOfWork, *, row: repo.PortalSession, answer: str, cipher: PiiCipher,
@@ -252,8 +253,7 @@ async def check_factor(uow: UnitOfWork, *, row: repo.PortalSession, answer: str,
     give more guesses: each fifth wrong answer locks them all for ``FACTOR_LOCK``; a right answer starts the
     count again. The account's answers are checked one at a time."""
     await repo.serialise_factor(uow.session, tenant=row.tenant, account_id=row.account_id)
-    await require_factor_possible(uow, row, cipher, now)
-    expected = (await _national_id(uow, row, cipher))[-4:]
+    expected = (await require_factor_possible(uow, row, cipher, now))[-4:]
     ok = hmac.compare_digest(expected.encode(), answer.encode())
     await repo.add_attempt(uow.session, kind="factor", client_key=client, session_key=row.session_key, ok=ok, at=now)
     others, _ = await _account_lock(uow, row)

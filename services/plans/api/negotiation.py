@@ -14,7 +14,7 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field, field_validator
 
 from services.plans import negotiation, service
-from services.plans.api.routes import InstalmentPublic
+from services.plans.api.routes import InstalmentPublic, Writer
 from shared.audit import record_change
 from shared.deps import Principal, Role, SessionDep, TenantDep, UowDep, require
 from shared.money import from_minor
@@ -22,7 +22,7 @@ from shared.money import from_minor
 router = APIRouter(prefix="/v1", tags=["negotiation"])
 
 PolicyWriter = Annotated[Principal, require(Role.STRATEGIST, Role.COMPLIANCE)]
-Maker = Annotated[Principal, require(Role.AGENT, Role.SUPERVISOR, Role.PARTNER)]
+Maker = Writer  # who agrees plans with customers (api/routes.py)
 Supervisor = Annotated[Principal, require(Role.SUPERVISOR)]
 CoLender = Annotated[Principal, require(Role.SUPERVISOR, Role.PARTNER)]
 _NO_CONTROL = r"^[^\x00-\x1f\x7f]+$"

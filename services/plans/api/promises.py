@@ -13,16 +13,16 @@ from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, BeforeValidator, Field, field_validator
 
 from services.plans import promises
+from services.plans.api.routes import Writer
 from services.plans.settings import Settings
 from shared.audit import record_change
 from shared.contracts.events import Currency
-from shared.deps import Principal, Role, SessionDep, TenantDep, UowDep, require
+from shared.deps import Principal, Role, SessionDep, TenantDep, UowDep
 from shared.http import ProblemError
 from shared.money import from_minor, to_minor
 
 router = APIRouter(prefix="/v1", tags=["promises to pay"])
 
-Writer = Annotated[Principal, require(Role.AGENT, Role.SUPERVISOR, Role.PARTNER)]
 _NO_CONTROL = r"^[^\x00-\x1f\x7f]+$"
 AccountId = Annotated[str, Path(min_length=1, max_length=128, pattern=_NO_CONTROL)]
 PromiseId = Annotated[str, Path(min_length=1, max_length=64, pattern=_NO_CONTROL)]

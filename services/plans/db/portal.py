@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel
 
-from shared.db import table_of
+from shared.db import lock_key, table_of
 
 
 class PortalLink(SQLModel, table=True):
@@ -131,8 +131,7 @@ async def get_session(session: AsyncSession, session_key: str, *, lock: bool = F
 async def serialise_factor(session: AsyncSession, *, tenant: str, account_id: str) -> None:
     """Hold the account's second-factor lock until the transaction ends: the answers given on several links of
     one account are checked one at a time (only ever taken while holding no other session's row)."""
-    await session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(
-        f"portal-factor/{tenant}/{account_id}", 0))))
+    await lock_key(session, "portal-factor", tenant, account_id)
 
 
 async def account_factor_state(session: AsyncSession, *, tenant: str, account_id: str,

@@ -30,6 +30,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from shared.contracts.events import MAX_MINOR, Segment
+from shared.documents import RuleOrder, compact_size
 from shared.domain import Refused
 
 SEGMENTS = tuple(s.value for s in Segment)
@@ -298,7 +299,7 @@ def parse_policy(document: Any, *, version: int) -> tuple[PlanPolicy | None, lis
     if not isinstance(document, Mapping):
         return None, ["the document must be a JSON object with 'rules'"]
     try:
-        size = len(json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode())
+        size = compact_size(document)
     except (RecursionError, TypeError, ValueError):
         return None, ["the document is nested too deep or is not JSON"]
     if size > MAX_DOCUMENT_BYTES:
@@ -310,20 +311,15 @@ def parse_policy(document: Any, *, version: int) -> tuple[PlanPolicy | None, lis
     if len(raw_rules) > MAX_RULES:
         return None, [*errors, f"{len(raw_rules)} rules, over the limit of {MAX_RULES}"]
     rules: list[Rule] = []
-    names: dict[str, int] = {}
-    catch_all: int | None = None
+    order = RuleOrder()
     for i, raw in enumerate(raw_rules):
         rule, wrong = _rule(raw, f"rules[{i}]")
         errors += wrong
-        name = raw.get("name") if isinstance(raw, Mapping) else None
-        if isinstance(name, str) and name in names:
-            errors.append(f"rules[{i}]: the name {name!r} is already the name of rules[{names[name]}]")
-        elif isinstance(name, str):
-            names[name] = i
-        if catch_all is not None:
-            errors.append(f"rules[{i}] can never match: rules[{catch_all}] before it has no conditions")
-        elif isinstance(raw, Mapping) and _unconditional(raw.get("when")):
-            catch_all = i
+        repeated, shadowed_by = order.see(i, raw, unconditional=isinstance(raw, Mapping)
+                                          and _unconditional(raw.get("when")))
+        errors += repeated
+        if shadowed_by is not None:
+            errors.append(f"rules[{i}] can never match: rules[{shadowed_by}] before it has no conditions")
         if rule is not None:
             rules.append(rule)
     if errors:

@@ -10,7 +10,6 @@ within ``ttl`` seconds). A tenant that published no assignment follows the built
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,6 +29,7 @@ from services.scheduler.domain.strategies.experiments import (
     parse_assignment,
 )
 from shared.cache import TenantCache
+from shared.documents import compact_size
 from shared.domain import DomainError, NotFound, Refused
 
 BUILTIN_REF = StrategyRef(builtin.NAME, builtin.VERSION)
@@ -150,10 +150,10 @@ def _has_control(value: Any) -> bool:
 def _size_and_text(document: Mapping[str, Any]) -> list[str]:
     """A document over ``MAX_DOCUMENT_BYTES`` as compact UTF-8 JSON, or holding a control character, is refused."""
     try:
-        text = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+        size = compact_size(document)
     except (RecursionError, ValueError):
         return ["the document is nested too deep"]
-    if len(text.encode()) > MAX_DOCUMENT_BYTES:
+    if size > MAX_DOCUMENT_BYTES:
         return [f"the document is larger than {MAX_DOCUMENT_BYTES // 1024} KB (as compact UTF-8 JSON)"]
     if _has_control(document):
         return ["the document holds a control character (such as NUL)"]

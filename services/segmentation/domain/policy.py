@@ -27,6 +27,7 @@ from typing import Any
 
 from services.segmentation.domain.segments import Classification, dpd_bucket
 from shared.contracts.events import MAX_MINOR, Segment
+from shared.documents import RuleOrder, compact_size
 
 RATINGS = ("A", "B", "C", "D", "E")
 SEGMENTS = tuple(s.value for s in Segment)
@@ -229,11 +230,6 @@ def classify_with(policy: SegmentationPolicy, features: Features) -> Classificat
 # --- parsing and validation ----------------------------------------------------------------------------------------
 
 
-def document_size(document: Any) -> int:
-    """The document's size as compact UTF-8 JSON, in bytes."""
-    return len(json.dumps(document, ensure_ascii=False, separators=(",", ":"), default=str).encode())
-
-
 def parse_document(document: Any, *, version: int) -> tuple[SegmentationPolicy | None, list[str]]:
     """The policy a document describes and every reason it cannot be used (then the policy is None).
 
@@ -244,7 +240,7 @@ def parse_document(document: Any, *, version: int) -> tuple[SegmentationPolicy |
     no conditions."""
     if not isinstance(document, Mapping):
         return None, ["the document must be a JSON object with 'rules' and 'default'"]
-    size = document_size(document)
+    size = compact_size(document)
     if size > MAX_DOCUMENT_BYTES:
         return None, [f"the document is {size} bytes, over the limit of {MAX_DOCUMENT_BYTES} bytes (64 KB)"]
     errors = [f"unknown field {k!r} (one of: default, rules)" for k in sorted(map(str, document))
@@ -256,21 +252,16 @@ def parse_document(document: Any, *, version: int) -> tuple[SegmentationPolicy |
         raw_rules = []
     if len(raw_rules) > MAX_RULES:
         errors.append(f"{len(raw_rules)} rules, over the limit of {MAX_RULES}")
-    names: dict[str, int] = {}
-    catch_all: int | None = None  # the first rule without conditions
+    order = RuleOrder()
     for i, raw in enumerate(raw_rules):
         rule, wrong = _rule(raw, f"rules[{i}]")
         errors += wrong
-        name = raw.get("name") if isinstance(raw, Mapping) else None
-        if isinstance(name, str) and name in names:
-            errors.append(f"rules[{i}]: the name {name!r} is already the name of rules[{names[name]}]")
-        elif isinstance(name, str):
-            names[name] = i
-        if catch_all is not None:
-            errors.append(f"{_named(raw_rules, i)} can never match: {_named(raw_rules, catch_all)} before it has no "
-                          f"conditions and matches every account")
-        elif isinstance(raw, Mapping) and raw.get("when", {}) == {}:
-            catch_all = i
+        repeated, shadowed_by = order.see(i, raw, unconditional=isinstance(raw, Mapping)
+                                          and raw.get("when", {}) == {})
+        errors += repeated
+        if shadowed_by is not None:
+            errors.append(f"{_named(raw_rules, i)} can never match: {_named(raw_rules, shadowed_by)} before it has "
+                          f"no conditions and matches every account")
         if rule is not None:
             rules.append(rule)
     default, default_why, wrong = _default(document.get("default"))

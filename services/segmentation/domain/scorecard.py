@@ -31,6 +31,8 @@ from functools import cached_property
 from importlib import resources
 from typing import Any
 
+from shared.documents import compact_size
+
 FORMAT = "gentle-collections/scorecard"
 FEATURES = ("rating", "credit_score", "days_past_due", "overdue_ratio", "overdue_minor", "product",
             "payments_last_30d", "payments_last_90d", "previous_cures", "tenure_days")
@@ -223,11 +225,6 @@ def _feature(doc: Any, errors: list[str]) -> _Feature | None:
                     missing_text, max(candidates))
 
 
-def document_size(doc: Any) -> int:
-    """The document's size as compact UTF-8 JSON, in bytes."""
-    return len(json.dumps(doc, ensure_ascii=False, separators=(",", ":"), default=str).encode())
-
-
 MAX_DEPTH = 32  # a scorecard document is a few levels deep: anything deeper is refused, never walked recursively
 
 
@@ -251,7 +248,7 @@ def problems(doc: Any) -> tuple[Scorecard | None, list[str]]:
     """The scorecard a document describes and every reason it cannot be used (then the scorecard is None)."""
     if not isinstance(doc, Mapping):
         return None, ["a scorecard document must be a JSON object"]
-    size = document_size(doc)
+    size = compact_size(doc)
     if size > MAX_DOCUMENT_BYTES:
         return None, [f"the document is {size} bytes, over the limit of {MAX_DOCUMENT_BYTES} bytes"]
     if doc.get("format") != FORMAT:
